@@ -1,0 +1,144 @@
+"""The one extractor interface and its registry.
+
+An extractor turns a decoded :class:`Media` into one Arrow table (one row per word or per frame). Every stream
+has a ``features`` column, a fixed-size list of float32 of length ``feature_dim`` that the model consumes, named
+column by column in ``feature_names``. Models are loaded lazily, once per extractor instance, so a Dask worker
+that keeps one instance per configuration loads each model once.
+"""
+from __future__ import annotations
+
+import abc
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+import pyarrow as pa
+
+
+@dataclass
+class Media:
+    """A video (or audio file) decoded once: 16 kHz mono audio and frames sampled at a fixed rate.
+
+    ``audio`` is (S,) float32 in [-1, 1] (empty when the file has no audio track); ``frames`` is (N, H, W, 3) uint8
+    RGB with ``frame_times`` (N,) seconds (N = 0 when the file has no video track). ``warnings`` collects what the
+    decoder wants a user to know (a missing stream, say).
+    """
+
+    path: str
+    duration: float
+    audio: np.ndarray
+    sample_rate: int
+    frames: np.ndarray
+    frame_times: np.ndarray
+    native_fps: float | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def has_audio(self) -> bool:
+        return self.audio.size > 0
+
+    @property
+    def has_video(self) -> bool:
+        return len(self.frame_times) > 0
+
+    def crop(self, start: float, end: float | None) -> "Media":
+        """The part of this media in [start, end) seconds; times stay relative to the original video."""
+        end = self.duration if end is None else min(end, self.duration)
+        a, b = int(round(start * self.sample_rate)), int(round(end * self.sample_rate))
+        keep = (self.frame_times >= start) & (self.frame_times < end)
+        return Media(self.path, end - start, self.audio[a:b], self.sample_rate, self.frames[keep],
+                     self.frame_times[keep], self.native_fps, list(self.warnings))
+
+
+@dataclass(frozen=True)
+class ExtractorConfig:
+    """Base of every extractor's options; subclasses are frozen dataclasses with documented fields."""
+
+
+class Extractor(abc.ABC):
+    """One modality's feature extractor: ``name``, a config dataclass, ``extract()``, frame shift, feature dim."""
+
+    name: ClassVar[str]
+    modality: ClassVar[str]  # "language" | "acoustic" | "visual"
+    config_class: ClassVar[type[ExtractorConfig]] = ExtractorConfig
+
+    def __init__(self, config: ExtractorConfig | None = None, **overrides: Any):
+        config = config or self.config_class()
+        assert isinstance(config, self.config_class), f"{self.name} takes {self.config_class.__name__}"
+        self.config = type(config)(**{**asdict(config), **overrides}) if overrides else config
+
+    @property
+    @abc.abstractmethod
+    def frame_shift(self) -> float | None:
+        """Seconds between consecutive rows, or None for event streams (words)."""
+
+    @property
+    @abc.abstractmethod
+    def feature_names(self) -> list[str]:
+        """The name of each entry of the ``features`` vector."""
+
+    @property
+    def feature_dim(self) -> int:
+        return len(self.feature_names)
+
+    @abc.abstractmethod
+    def schema(self) -> pa.Schema:
+        """The Arrow schema of ``extract()``'s table, with :meth:`metadata` attached."""
+
+    @abc.abstractmethod
+    def extract(self, media: Media) -> pa.Table:
+        """Features of one decoded media; an empty table (same schema) when the modality is missing."""
+
+    def model_identity(self) -> dict[str, str]:
+        """Names, versions and hashes of the models and libraries behind the features (for provenance)."""
+        return {}
+
+    def metadata(self) -> dict[str, str]:
+        """Schema metadata: extractor, config, feature names, frame shift, model identities."""
+        return {
+            "extractor": self.name,
+            "modality": self.modality,
+            "config": json.dumps(asdict(self.config), sort_keys=True, default=str),
+            "config_hash": self.config_hash(),
+            "feature_names": json.dumps(self.feature_names),
+            "frame_shift": json.dumps(self.frame_shift),
+            "models": json.dumps(self.model_identity(), sort_keys=True),
+        }
+
+    def config_hash(self) -> str:
+        """Stable hash of what determines the output: extractor name and config."""
+        blob = json.dumps({"name": self.name, "config": asdict(self.config)}, sort_keys=True, default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+EXTRACTORS: dict[str, type[Extractor]] = {}
+
+
+def register(cls: type[Extractor]) -> type[Extractor]:
+    """Class decorator: make an extractor available by name to the CLI and the workflows."""
+    assert cls.name not in EXTRACTORS, f"extractor {cls.name!r} registered twice"
+    EXTRACTORS[cls.name] = cls
+    return cls
+
+
+def available(modality: str | None = None) -> list[str]:
+    """Registered extractor names, optionally of one modality."""
+    import extractors  # noqa: F401  (importing the package registers the built-in extractors)
+
+    return sorted(n for n, c in EXTRACTORS.items() if modality in (None, c.modality))
+
+
+def create(name: str, config: ExtractorConfig | None = None, **overrides: Any) -> Extractor:
+    """Instantiate a registered extractor by name."""
+    names = available()
+    if name not in EXTRACTORS:
+        raise KeyError(f"unknown extractor {name!r}; choose one of {names}")
+    return EXTRACTORS[name](config, **overrides)
+
+
+def features_column(vectors: np.ndarray, dim: int) -> pa.FixedSizeListArray:
+    """(N, dim) float array -> Arrow fixed-size list column (zero-copy where possible)."""
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1, dim)
+    return pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1)), dim)

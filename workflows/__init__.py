@@ -1,0 +1,1 @@
+"""Dask workflows and the ``mcr`` command line."""
