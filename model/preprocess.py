@@ -1,0 +1,47 @@
+"""Pre-processing of each modality (section 3.2): temporal Conv1d to the common size d, positional embedding,
+dropout.
+
+Z_m = Dropout(Conv1d_m(X_m) + PE), X_m (B, T_m, d_m) -> Z_m (B, T_m, d). Padded steps are zeroed before the
+convolution, so the last real step sees the same zero neighbour whether or not padding follows it.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from .attention import sinusoidal_positions, zero_padded
+
+
+class ModalityPreprocess(nn.Module):
+    """Conv1d(d_m -> d, kernel k, 'same' padding) + sinusoidal positions (+ optional sqrt(d) scale) + dropout."""
+
+    def __init__(self, d_in: int, d_model: int, kernel_size: int, *, dropout: float, bias: bool = False,
+                 scale_embedding: bool = False):
+        super().__init__()
+        assert kernel_size % 2 == 1, f"kernel size {kernel_size} must be odd so the output keeps the input length"
+        self.conv = nn.Conv1d(d_in, d_model, kernel_size, padding=kernel_size // 2, bias=bias)
+        self.scale = math.sqrt(d_model) if scale_embedding else 1.0
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        """x (B, T, d_in), mask (B, T) -> (B, T, d)."""
+        z = self.conv(zero_padded(x, mask).transpose(1, 2)).transpose(1, 2)  # (B, T, d)
+        pe = sinusoidal_positions(z.shape[1], z.shape[2], device=z.device, dtype=z.dtype)  # (T, d)
+        return self.dropout(self.scale * z + pe)
+
+
+class Preprocess(nn.Module):
+    """One :class:`ModalityPreprocess` per modality of ``modalities`` (kernel sizes from Table 1)."""
+
+    def __init__(self, modalities: tuple[str, ...], input_dims: dict[str, int], kernels: dict[str, int],
+                 d_model: int, *, dropout: float, bias: bool = False, scale_embedding: bool = False):
+        super().__init__()
+        self.per_modality = nn.ModuleDict({
+            m: ModalityPreprocess(input_dims[m], d_model, kernels[m], dropout=dropout, bias=bias,
+                                  scale_embedding=scale_embedding) for m in modalities})
+
+    def forward(self, xs: dict[str, torch.Tensor], masks: dict[str, torch.Tensor | None]) -> dict[str, torch.Tensor]:
+        """{m: (B, T_m, d_m)} -> {m: (B, T_m, d)}."""
+        return {m: layer(xs[m], masks[m]) for m, layer in self.per_modality.items()}

@@ -1,0 +1,260 @@
+"""The Parquet feature store: one narrow reader/writer over a local path or an fsspec URL.
+
+Layout (see docs/store.md)::
+
+    ROOT/
+      videos.parquet                                   one row per video: source, hash, status, provenance
+      segments.parquet                                 one row per segment: video_id, segment_id, start, end, split, labels
+      language/video_id=<id>/part.parquet              one file per video and modality (hive partitioning)
+      acoustic/video_id=<id>/part.parquet
+      visual/video_id=<id>/part.parquet
+
+Every write goes to a hidden temporary file (``.name.<uuid>.tmp``) in the target's folder and is then renamed onto
+the target, so a reader (or a process killed at any moment) sees either the old file or the new one, never half a
+file. Readers skip hidden files: ``pyarrow.dataset``, pandas and dask ignore names starting with ``.`` or ``_``.
+The ``video_id`` column of a stream lives in its folder name (hive style), not in the file.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import uuid
+from typing import Any, Iterable
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+
+MODALITIES = ("language", "acoustic", "visual")
+VIDEO_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+PARTITIONING = ds.partitioning(pa.schema([("video_id", pa.string())]), flavor="hive")
+
+# videos.parquet: per-modality provenance columns are added for each modality in MODALITIES.
+VIDEO_COLUMNS = ["video_id", "path", "size", "sha256", "duration", "fps", "status", "error_stage", "error_message",
+                 *[f"{m}_{c}" for m in MODALITIES for c in ("extractor", "config_hash", "rows")],
+                 "models", "versions", "seconds", "updated"]
+SEGMENT_COLUMNS = ["video_id", "segment_id", "start", "end", "split"]
+
+
+def check_video_id(video_id: str) -> str:
+    """A video id names a folder: letters, digits, '.', '_' and '-' only, not starting with '.', '_' or '-'."""
+    if not isinstance(video_id, str) or not VIDEO_ID_PATTERN.match(video_id):
+        raise ValueError(f"invalid video_id {video_id!r}: use letters, digits, '.', '_' and '-', "
+                         "starting with a letter or digit")
+    return video_id
+
+
+class FeatureStore:
+    """Per-modality Parquet datasets plus ``videos.parquet`` and ``segments.parquet`` under ``root``.
+
+    ``root`` is a local path or an fsspec URL (``file://``, ``memory://``, ``s3://`` with s3fs installed, ...);
+    ``storage_options`` go to the fsspec filesystem. The object is cheap to pickle (it sends its URL, not a
+    connection), so Dask tasks can take it as an argument.
+    """
+
+    def __init__(self, root: str | os.PathLike, *, storage_options: dict[str, Any] | None = None):
+        self.url = os.fspath(root)
+        self.storage_options = dict(storage_options or {})
+        self._fs = None
+        self._root: str | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"url": self.url, "storage_options": self.storage_options}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["url"], storage_options=state["storage_options"])
+
+    def __repr__(self) -> str:
+        return f"FeatureStore({self.url!r})"
+
+    @property
+    def fs(self):
+        if self._fs is None:
+            from fsspec.core import url_to_fs
+
+            self._fs, root = url_to_fs(self.url, **self.storage_options)
+            self._root = root.rstrip("/") or "/"
+        return self._fs
+
+    @property
+    def root(self) -> str:
+        """The store's path inside :attr:`fs`."""
+        self.fs  # noqa: B018  (resolves the URL)
+        return self._root
+
+    @property
+    def is_local(self) -> bool:
+        from fsspec.implementations.local import LocalFileSystem
+
+        return isinstance(self.fs, LocalFileSystem)
+
+    def path(self, *parts: str) -> str:
+        return "/".join([self.root, *parts])
+
+    # ----------------------------------------------------------------------------------------- atomic writes
+    def _write_atomic(self, table: pa.Table, path: str) -> None:
+        parent, name = path.rsplit("/", 1)
+        tmp = f"{parent}/.{name}.{uuid.uuid4().hex}.tmp"
+        self.fs.makedirs(parent, exist_ok=True)
+        try:
+            if self.is_local:
+                with open(tmp, "wb") as f:
+                    pq.write_table(table, f)
+                    f.flush()
+                    os.fsync(f.fileno())
+                os.replace(tmp, path)  # atomic on POSIX and Windows
+            else:
+                with self.fs.open(tmp, "wb") as f:
+                    pq.write_table(table, f)
+                self.fs.mv(tmp, path)  # object stores: one server-side copy, the target appears whole
+        except BaseException:
+            if self.fs.exists(tmp):
+                self.fs.rm(tmp)
+            raise
+
+    def _read_file(self, path: str) -> pa.Table:
+        with self.fs.open(path, "rb") as f:
+            return pq.read_table(f)
+
+    def cleanup_temporary(self) -> int:
+        """Remove temporary files left by killed writers; call it only while no one writes. Returns the count."""
+        if not self.fs.exists(self.root):
+            return 0
+        stale = [p for p in self.fs.find(self.root) if p.rsplit("/", 1)[-1].startswith(".")
+                 and p.endswith(".tmp")]
+        for p in stale:
+            self.fs.rm(p)
+        return len(stale)
+
+    # ------------------------------------------------------------------------------------------------ streams
+    def stream_path(self, modality: str, video_id: str) -> str:
+        assert modality in MODALITIES, f"unknown modality {modality!r}; one of {MODALITIES}"
+        return self.path(modality, f"video_id={check_video_id(video_id)}", "part.parquet")
+
+    def write_stream(self, modality: str, video_id: str, table: pa.Table,
+                     metadata: dict[str, str] | None = None) -> str:
+        """Write (or replace) one video's stream atomically; ``metadata`` is merged into the schema metadata."""
+        assert "video_id" not in table.column_names, "video_id lives in the partition folder, not in the file"
+        if metadata:
+            merged = {**(table.schema.metadata or {}), **{k.encode(): str(v).encode() for k, v in metadata.items()}}
+            table = table.replace_schema_metadata(merged)
+        path = self.stream_path(modality, video_id)
+        self._write_atomic(table, path)
+        return path
+
+    def has_stream(self, modality: str, video_id: str) -> bool:
+        return self.fs.exists(self.stream_path(modality, video_id))
+
+    def delete_stream(self, modality: str, video_id: str) -> None:
+        path = self.stream_path(modality, video_id)
+        if self.fs.exists(path):
+            self.fs.rm(path)
+
+    def stream_video_ids(self, modality: str) -> list[str]:
+        """Ids of the videos that have a ``modality`` file, sorted."""
+        folder = self.path(modality)
+        if not self.fs.exists(folder):
+            return []
+        ids = []
+        for entry in self.fs.ls(folder, detail=False):
+            name = entry.rstrip("/").rsplit("/", 1)[-1]
+            if name.startswith("video_id=") and self.fs.exists(f"{entry.rstrip('/')}/part.parquet"):
+                ids.append(name[len("video_id="):])
+        return sorted(ids)
+
+    def stream_metadata(self, modality: str, video_id: str | None = None) -> dict[str, str]:
+        """Schema metadata of one video's ``modality`` file (the first video's when ``video_id`` is None)."""
+        if video_id is None:
+            ids = self.stream_video_ids(modality)
+            if not ids:
+                return {}
+            video_id = ids[0]
+        with self.fs.open(self.stream_path(modality, video_id), "rb") as f:
+            meta = pq.read_schema(f).metadata or {}
+        return {k.decode(): v.decode() for k, v in meta.items()}
+
+    def read_stream(self, modality: str, video_ids: Iterable[str] | None = None,
+                    columns: list[str] | None = None) -> pa.Table:
+        """One modality's rows, ``video_id`` (string) first, videos in sorted order, rows in stored order.
+
+        ``video_ids=None`` reads every video; an id without a file contributes no rows.
+        """
+        ids = self.stream_video_ids(modality) if video_ids is None else sorted(set(video_ids))
+        tables = []
+        for vid in ids:
+            path = self.stream_path(modality, vid)
+            if not self.fs.exists(path):
+                continue
+            t = self._read_file(path)
+            if columns is not None:
+                t = t.select(columns)
+            tables.append(t.add_column(0, "video_id", pa.array([vid] * t.num_rows, pa.string())))
+        if not tables:
+            return pa.table({"video_id": pa.array([], pa.string())})
+        return pa.concat_tables(tables, promote_options="default")
+
+    def dataset(self, modality: str) -> ds.Dataset:
+        """The ``modality`` folder as a ``pyarrow.dataset`` with ``video_id`` as a string partition column."""
+        return ds.dataset(self.path(modality), filesystem=self.fs, format="parquet", partitioning=PARTITIONING)
+
+    # ------------------------------------------------------------------------------------ videos and segments
+    def _read_frame(self, name: str, columns: list[str]) -> pd.DataFrame:
+        path = self.path(name)
+        if not self.fs.exists(path):
+            return pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
+        return self._read_file(path).to_pandas()
+
+    def _write_frame(self, name: str, frame: pd.DataFrame) -> None:
+        self._write_atomic(pa.Table.from_pandas(frame.reset_index(drop=True), preserve_index=False), self.path(name))
+
+    def videos(self) -> pd.DataFrame:
+        """``videos.parquet`` as a DataFrame (empty, with the documented columns, when there is none yet)."""
+        return self._read_frame("videos.parquet", VIDEO_COLUMNS)
+
+    def segments(self) -> pd.DataFrame:
+        """``segments.parquet`` as a DataFrame: the fixed columns, then one column per label."""
+        return self._read_frame("segments.parquet", SEGMENT_COLUMNS)
+
+    def write_videos(self, frame: pd.DataFrame) -> None:
+        assert frame["video_id"].is_unique, "videos.parquet holds one row per video"
+        for c in VIDEO_COLUMNS:
+            if c not in frame.columns:
+                frame[c] = None
+        frame = frame[VIDEO_COLUMNS + [c for c in frame.columns if c not in VIDEO_COLUMNS]]
+        for c in ("models", "versions"):
+            frame[c] = frame[c].map(lambda v: v if v is None or isinstance(v, str) else json.dumps(v, sort_keys=True))
+        self._write_frame("videos.parquet", frame.sort_values("video_id"))
+
+    def upsert_videos(self, records: list[dict[str, Any]], current: pd.DataFrame | None = None) -> pd.DataFrame:
+        """Replace (or add) the rows of ``records``' videos and rewrite ``videos.parquet``; returns the new table."""
+        current = self.videos() if current is None else current
+        new = pd.DataFrame.from_records(records)
+        keep = current[~current["video_id"].isin(new["video_id"])]
+        frame = new if keep.empty else pd.concat([keep, new], ignore_index=True)
+        self.write_videos(frame)
+        return frame
+
+    def write_segments(self, frame: pd.DataFrame, *, replace_videos: Iterable[str] | None = None) -> None:
+        """Rewrite ``segments.parquet``: rows of ``replace_videos`` (default: ``frame``'s videos) are replaced."""
+        assert not frame.duplicated(["video_id", "segment_id"]).any(), "duplicate (video_id, segment_id)"
+        replace = set(frame["video_id"]) if replace_videos is None else set(replace_videos)
+        current = self.segments()
+        keep = current[~current["video_id"].isin(replace)]
+        merged = frame if keep.empty else pd.concat([keep, frame], ignore_index=True)
+        merged = merged[SEGMENT_COLUMNS + [c for c in merged.columns if c not in SEGMENT_COLUMNS]]
+        self._write_frame("segments.parquet", merged.sort_values(["video_id", "start", "segment_id"]))
+
+
+def feature_matrix(table: pa.Table, column: str = "features"):
+    """A fixed-size-list column -> (N, d) float32 numpy array (zero-copy when there are no nulls)."""
+    import numpy as np
+
+    col = table.column(column).combine_chunks()
+    dim = col.type.list_size
+    if len(col) == 0:
+        return np.zeros((0, dim), np.float32)
+    values = pc.list_flatten(col).to_numpy(zero_copy_only=False)
+    return np.asarray(values, dtype=np.float32).reshape(len(col), dim)

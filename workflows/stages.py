@@ -1,0 +1,96 @@
+"""Skip pipeline stages whose inputs have not changed.
+
+A stage's fingerprint hashes its own options, the fingerprints of the stages it reads from and the identity
+(size, mtime) of the input files it names. ``<workdir>/stages.json`` records the fingerprint of each stage that
+finished; a stage whose fingerprint matches the record, and whose outputs still exist, is skipped. The record is
+written atomically after each stage, so a killed run reruns only the stage it was in and those after it.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+def file_identity(paths: Iterable[str | Path]) -> list[list]:
+    """(path, size, mtime_ns) of every file under ``paths`` (folders walked), so edits change the fingerprint."""
+    out = []
+    for root in paths:
+        root = Path(root)
+        files = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else [root]
+        for p in files:
+            st = p.stat() if p.exists() else None
+            out.append([str(p), st.st_size if st else None, st.st_mtime_ns if st else None])
+    return out
+
+
+@dataclass
+class Stage:
+    """One step of the pipeline: ``run()`` does the work; ``outputs`` must exist afterwards."""
+
+    name: str
+    options: dict
+    run: Callable[[], object]
+    after: tuple[str, ...] = ()
+    input_files: tuple[str, ...] = ()
+    outputs: tuple[str, ...] = ()
+    always: bool = False  # stages that are idempotent by themselves (extraction) run every time
+    fingerprint: str = field(default="", init=False)
+
+
+class StageRunner:
+    """Runs stages in order, skipping those that are up to date; ``log`` receives one line per stage."""
+
+    def __init__(self, workdir: str | Path, *, force: bool = False, log: Callable[[str], None] = print):
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.state_path = self.workdir / "stages.json"
+        self.state: dict = json.loads(self.state_path.read_text()) if self.state_path.exists() else {}
+        self.force = force
+        self.log = log
+        self.fingerprints: dict[str, str] = {}
+
+    def _fingerprint(self, stage: Stage) -> str:
+        missing = [a for a in stage.after if a not in self.fingerprints]
+        assert not missing, f"stage {stage.name!r} runs after {missing}, which have not run yet"
+        blob = json.dumps({
+            "options": stage.options,
+            "after": {a: self.fingerprints[a] for a in stage.after},
+            "files": file_identity(stage.input_files),
+        }, sort_keys=True, default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    def is_current(self, stage: Stage) -> bool:
+        recorded = self.state.get(stage.name, {}).get("fingerprint")
+        return (not self.force and not stage.always and recorded == stage.fingerprint
+                and all(Path(o).exists() for o in stage.outputs))
+
+    def run(self, stages: list[Stage]) -> dict[str, str]:
+        """Run ``stages`` in order; returns {stage name: "ran" | "skipped"}."""
+        result = {}
+        for stage in stages:
+            stage.fingerprint = self._fingerprint(stage)
+            self.fingerprints[stage.name] = stage.fingerprint
+            if self.is_current(stage):
+                self.log(f"[{stage.name}] up to date, skipped")
+                result[stage.name] = "skipped"
+                continue
+            self.log(f"[{stage.name}] running")
+            t0 = time.perf_counter()
+            stage.run()
+            missing = [o for o in stage.outputs if not Path(o).exists()]
+            assert not missing, f"stage {stage.name!r} finished without writing {missing}"
+            self.state[stage.name] = {"fingerprint": stage.fingerprint, "seconds": round(time.perf_counter() - t0, 2),
+                                      "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}
+            self._save()
+            result[stage.name] = "ran"
+        return result
+
+    def _save(self) -> None:
+        tmp = self.state_path.with_suffix(f".tmp{os.getpid()}")
+        tmp.write_text(json.dumps(self.state, indent=2))
+        tmp.replace(self.state_path)
