@@ -136,7 +136,7 @@ class CMU(nn.Module):
                 keys = ks[j]
                 if self.mutual_attention:  # eqs. 4-5 folded into the keys: K_j + alpha_j (.) P_{j<-other} K_other
                     moved = self.exchange[j](ks[j], ks[1 - j], masks[1 - j])  # (B, T_j, d)
-                    keys = keys + alphas[j][..., None] * moved
+                    keys = (keys + alphas[j][..., None] * moved).to(q.dtype)  # alpha is float32 under autocast
                 out, w = attend(q[:, None], keys[:, None], vs[j][:, None], masks[j], dropout_p=dropout_p,
                                 need_weights=need_weights)  # (B, 1, T_t, d)
                 outs.append(out[:, 0])

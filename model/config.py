@@ -49,9 +49,11 @@ class MCRConfig:
     """Hidden size of every position-wise feed-forward layer, as a multiple of d_model."""
     pooling: str = "last"
     """How the encoder output becomes one vector per modality: its last real step (as MulT) or the masked mean."""
-    # Dropouts (MulT's defaults; the paper gives none).
+    # Dropouts (MulT's reference defaults, except attention-weight dropout; the paper gives none).
     embed_dropout: float = 0.25
-    attn_dropout: float = 0.1
+    attn_dropout: float = 0.0
+    """Dropout on attention weights. 0 by default: any other value makes PyTorch leave its fused attention kernel
+    for one that materialises every (B, h, T_t, T_s) map (3x the memory on CPU at MOSI shapes)."""
     relu_dropout: float = 0.1
     res_dropout: float = 0.1
     out_dropout: float = 0.0

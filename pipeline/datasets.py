@@ -46,6 +46,7 @@ class ArraySplit:
     ids: list[str]
     task: str = "regression"
     video_ids: list[str] | None = None  # groups for splits that keep a speaker's segments together
+    classes: list[str] | None = None  # names of the classification labels 0..C-1
 
     def __post_init__(self):
         assert self.task in TASKS, f"task {self.task!r} not in {TASKS}"
@@ -154,15 +155,19 @@ def group_folds(groups: list[str], n_folds: int) -> list[np.ndarray]:
 
 
 def ensure_splits(splits: dict[str, ArraySplit]) -> dict[str, ArraySplit]:
-    """``splits`` if it has train and valid; otherwise one split cut into train/valid/test (3/5, 1/5, 1/5) by video."""
+    """``splits`` if it has train and valid; otherwise its one split cut into train/valid/test (3/5, 1/5, 1/5).
+
+    The cut never splits a video (fewer than 3 videos: segments are cut instead), so no speaker is in two splits.
+    """
     if "train" in splits and "valid" in splits:
         return splits
     assert len(splits) == 1, f"cannot make train/valid splits out of {sorted(splits)}"
     (whole,) = splits.values()
-    groups = whole.video_ids or whole.ids
-    folds = group_folds(groups, 5)
-    return {"train": whole.subset(np.concatenate(folds[:3])), "valid": whole.subset(folds[3]),
-            "test": whole.subset(folds[4])}
+    groups = whole.video_ids if whole.video_ids and len(set(whole.video_ids)) >= 3 else whole.ids
+    assert len(set(groups)) >= 3, f"{len(whole)} samples cannot make train, valid and test splits"
+    folds = group_folds(groups, min(5, len(set(groups))))
+    return {"train": whole.subset(np.concatenate(folds[:-2])), "valid": whole.subset(folds[-2]),
+            "test": whole.subset(folds[-1])}
 
 
 # ---------------------------------------------------------------------------------------------------- loaders

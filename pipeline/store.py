@@ -32,10 +32,15 @@ MODALITIES = ("language", "acoustic", "visual")
 VIDEO_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 PARTITIONING = ds.partitioning(pa.schema([("video_id", pa.string())]), flavor="hive")
 
-# videos.parquet: per-modality provenance columns are added for each modality in MODALITIES.
-VIDEO_COLUMNS = ["video_id", "path", "size", "sha256", "duration", "fps", "status", "error_stage", "error_message",
-                 *[f"{m}_{c}" for m in MODALITIES for c in ("extractor", "config_hash", "rows")],
-                 "models", "versions", "seconds", "updated"]
+# videos.parquet: one row per video; per-modality provenance columns for each modality in MODALITIES.
+VIDEO_SCHEMA = pa.schema(
+    [("video_id", pa.string()), ("path", pa.string()), ("size", pa.int64()), ("sha256", pa.string()),
+     ("duration", pa.float64()), ("fps", pa.float64()), ("status", pa.string()), ("error_stage", pa.string()),
+     ("error_message", pa.string())]
+    + [(f"{m}_{c}", pa.int64() if c == "rows" else pa.string()) for m in MODALITIES
+       for c in ("extractor", "config_hash", "rows")]
+    + [("models", pa.string()), ("versions", pa.string()), ("seconds", pa.float64()), ("updated", pa.string())])
+VIDEO_COLUMNS = VIDEO_SCHEMA.names
 SEGMENT_COLUMNS = ["video_id", "segment_id", "start", "end", "split"]
 
 
@@ -219,14 +224,22 @@ class FeatureStore:
         return self._read_frame("segments.parquet", SEGMENT_COLUMNS)
 
     def write_videos(self, frame: pd.DataFrame) -> None:
+        """Rewrite ``videos.parquet`` atomically, with the fixed column types of :data:`VIDEO_SCHEMA`."""
         assert frame["video_id"].is_unique, "videos.parquet holds one row per video"
-        for c in VIDEO_COLUMNS:
-            if c not in frame.columns:
-                frame[c] = None
-        frame = frame[VIDEO_COLUMNS + [c for c in frame.columns if c not in VIDEO_COLUMNS]]
-        for c in ("models", "versions"):
-            frame[c] = frame[c].map(lambda v: v if v is None or isinstance(v, str) else json.dumps(v, sort_keys=True))
-        self._write_frame("videos.parquet", frame.sort_values("video_id"))
+        extra = [c for c in frame.columns if c not in VIDEO_SCHEMA.names]
+        records = frame.sort_values("video_id").to_dict("records")
+        columns = {}
+        for f in VIDEO_SCHEMA:
+            values = [_plain(r.get(f.name)) for r in records]
+            if f.name in ("models", "versions"):
+                values = [v if v is None or isinstance(v, str) else json.dumps(v, sort_keys=True) for v in values]
+            if pa.types.is_integer(f.type):
+                values = [None if v is None else int(v) for v in values]
+            columns[f.name] = pa.array(values, f.type)
+        table = pa.table(columns, schema=VIDEO_SCHEMA)
+        for c in extra:
+            table = table.append_column(c, pa.array([_plain(r.get(c)) for r in records]))
+        self._write_atomic(table, self.path("videos.parquet"))
 
     def upsert_videos(self, records: list[dict[str, Any]], current: pd.DataFrame | None = None) -> pd.DataFrame:
         """Replace (or add) the rows of ``records``' videos and rewrite ``videos.parquet``; returns the new table."""
@@ -246,6 +259,13 @@ class FeatureStore:
         merged = frame if keep.empty else pd.concat([keep, frame], ignore_index=True)
         merged = merged[SEGMENT_COLUMNS + [c for c in merged.columns if c not in SEGMENT_COLUMNS]]
         self._write_frame("segments.parquet", merged.sort_values(["video_id", "start", "segment_id"]))
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars -> Python, NaN/NaT/None -> None (pandas' stand-ins for missing values)."""
+    if value is None or (not isinstance(value, (str, bytes, list, dict)) and pd.isna(value)):
+        return None
+    return value.item() if hasattr(value, "item") and not isinstance(value, (str, bytes)) else value
 
 
 def feature_matrix(table: pa.Table, column: str = "features"):

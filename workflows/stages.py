@@ -33,7 +33,7 @@ class Stage:
     """One step of the pipeline: ``run()`` does the work; ``outputs`` must exist afterwards."""
 
     name: str
-    options: dict
+    options: dict | Callable[[], dict]  # a callable is evaluated when the stage's turn comes (after upstream ran)
     run: Callable[[], object]
     after: tuple[str, ...] = ()
     input_files: tuple[str, ...] = ()
@@ -58,7 +58,7 @@ class StageRunner:
         missing = [a for a in stage.after if a not in self.fingerprints]
         assert not missing, f"stage {stage.name!r} runs after {missing}, which have not run yet"
         blob = json.dumps({
-            "options": stage.options,
+            "options": stage.options() if callable(stage.options) else stage.options,
             "after": {a: self.fingerprints[a] for a in stage.after},
             "files": file_identity(stage.input_files),
         }, sort_keys=True, default=str)

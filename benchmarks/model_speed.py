@@ -1,0 +1,154 @@
+"""Training-step time and inference throughput of MCR and of the MulT baseline, in one run, at unaligned CMU-MOSI
+shapes (batch 64; L/V/A lengths 50/500/375; input sizes 300/35/74; Table 1's MOSI preset for both models).
+
+    python benchmarks/model_speed.py                     # CPU, writes its section of docs/benchmarks.md
+    python benchmarks/model_speed.py --quick --json      # one JSON object on stdout
+    python benchmarks/model_speed.py --device cuda --amp bf16
+
+The two models are timed alternately, step by step, so that load from other processes hits both alike; the
+medians are reported and ``ratio`` = MCR / MulT training-step time (target: <= 1.5).
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
+
+from benchmarks.report import machine, write_section  # noqa: E402
+from model import PRESETS, build_model, count_parameters  # noqa: E402
+
+LENGTHS = {"l": 50, "v": 500, "a": 375}
+TARGET_RATIO = 1.5
+
+
+def make_inputs(cfg, batch: int, device: str, *, ragged: bool, seed: int = 0) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    out = {f"x_{m}": torch.randn(batch, T, cfg.input_dim(m), generator=g).to(device) for m, T in LENGTHS.items()}
+    if ragged:  # real batches are padded: every sample keeps between half and all of its steps
+        for m, T in LENGTHS.items():
+            keep = torch.randint(T // 2, T + 1, (batch, 1), generator=g)
+            out[f"mask_{m}"] = (torch.arange(T)[None, :] < keep).to(device)
+    return out
+
+
+def _sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def _autocast(device: str, amp: str):
+    if amp == "none":
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.split(":")[0], dtype={"bf16": torch.bfloat16, "fp16": torch.float16}[amp])
+
+
+def measure(names: list[str], *, batch: int, device: str, amp: str, steps: int, warmup: int, ragged: bool
+            ) -> dict[str, dict[str, float]]:
+    """Alternate one training step (forward, L1 loss, backward, Adam) of each model; then inference passes."""
+    models, opts, inputs = {}, {}, {}
+    for name in names:
+        cfg = PRESETS["mosi"].model.replace(arch=name)
+        torch.manual_seed(0)
+        models[name] = build_model(cfg).to(device)
+        opts[name] = torch.optim.Adam(models[name].parameters(), lr=1e-3)
+        inputs[name] = make_inputs(cfg, batch, device, ragged=ragged)
+    target = torch.randn(batch, 1, device=device)
+    train_times: dict[str, list[float]] = {n: [] for n in names}
+    infer_times: dict[str, list[float]] = {n: [] for n in names}
+    for i in range(warmup + steps):
+        for name in names:
+            model, opt = models[name].train(), opts[name]
+            _sync(device)
+            start = time.perf_counter()
+            opt.zero_grad(set_to_none=True)
+            with _autocast(device, amp):
+                out = model(**inputs[name]).output
+            loss = (out.float() - target).abs().mean()
+            loss.backward()
+            opt.step()
+            _sync(device)
+            if i >= warmup:
+                train_times[name].append(time.perf_counter() - start)
+    for i in range(warmup + steps):
+        for name in names:
+            model = models[name].eval()
+            _sync(device)
+            start = time.perf_counter()
+            with torch.inference_mode(), _autocast(device, amp):
+                model(**inputs[name])
+            _sync(device)
+            if i >= warmup:
+                infer_times[name].append(time.perf_counter() - start)
+    results = {}
+    for name in names:
+        step = statistics.median(train_times[name])
+        fwd = statistics.median(infer_times[name])
+        results[name] = {"train_step_s": step, "train_step_all_s": train_times[name],
+                         "infer_samples_per_s": batch / fwd, "params": count_parameters(models[name])}
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default="cpu", help="torch device (cpu, cuda, cuda:1, ...)")
+    parser.add_argument("--amp", default="none", choices=["none", "bf16", "fp16"], help="autocast dtype")
+    parser.add_argument("--batch", type=int, default=64, help="batch size (MOSI's Table 1 value: 64)")
+    parser.add_argument("--steps", type=int, default=5, help="timed steps per model")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed steps per model before timing")
+    parser.add_argument("--ragged", action="store_true", help="pad each sample to the batch length and mask it")
+    parser.add_argument("--quick", action="store_true", help="2 timed steps after 1 warm-up (same shapes)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    parser.add_argument("--no-write", action="store_true", help="do not write docs/benchmarks.md")
+    args = parser.parse_args(argv)
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        parser.error("--device cuda: no CUDA device here")
+    steps, warmup = (2, 1) if args.quick else (args.steps, args.warmup)
+    res = measure(["mcr", "mult"], batch=args.batch, device=args.device, amp=args.amp, steps=steps,
+                  warmup=warmup, ragged=args.ragged)
+    mcr, mult = res["mcr"], res["mult"]
+    summary = {
+        "mcr_train_step_s": round(mcr["train_step_s"], 4), "mult_train_step_s": round(mult["train_step_s"], 4),
+        "ratio": round(mcr["train_step_s"] / mult["train_step_s"], 3), "target_ratio": TARGET_RATIO,
+        "mcr_infer_samples_per_s": round(mcr["infer_samples_per_s"], 1),
+        "mult_infer_samples_per_s": round(mult["infer_samples_per_s"], 1),
+        "mcr_params": mcr["params"], "mult_params": mult["params"],
+        "batch": args.batch, "lengths": LENGTHS, "device": args.device, "amp": args.amp, "ragged": args.ragged,
+        "steps": steps, "torch_threads": torch.get_num_threads(), "machine": machine(),
+        "mcr_train_steps_s": [round(t, 4) for t in mcr["train_step_all_s"]],
+        "mult_train_steps_s": [round(t, 4) for t in mult["train_step_all_s"]],
+    }
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print(json.dumps(summary, indent=2))
+    if not args.no_write:
+        device = f"{args.device}" + (f", autocast {args.amp}" if args.amp != "none" else "")
+        write_section("model_speed", "\n".join([
+            "## Model speed: MCR vs MulT (benchmarks/model_speed.py)",
+            "",
+            f"Machine: {machine()}; device {device}; {summary['torch_threads']} torch threads.",
+            f"Unaligned MOSI shapes: batch {args.batch}, L/V/A lengths 50/500/375, input sizes 300/35/74, "
+            f"MOSI preset (d = 40, 10 heads; MCR 3 layers, MulT 5 crossmodal + 3 memory layers)"
+            f"{', ragged masks' if args.ragged else ''}; median of {steps} steps after {warmup} warm-up, "
+            f"models timed alternately.",
+            "",
+            "| model | parameters | training step (s) | inference (samples/s) |",
+            "|---|---:|---:|---:|",
+            f"| MCR | {mcr['params']:,} | {mcr['train_step_s']:.3f} | {mcr['infer_samples_per_s']:.1f} |",
+            f"| MulT | {mult['params']:,} | {mult['train_step_s']:.3f} | {mult['infer_samples_per_s']:.1f} |",
+            "",
+            f"MCR / MulT training-step time: **{summary['ratio']:.2f}x** (target <= {TARGET_RATIO}x).",
+        ]))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,167 @@
+"""Acoustic descriptors with librosa at a fixed hop (10 ms, as COVAREP), as one named float32 vector per frame.
+
+The vector (``AcousticExtractor.feature_names``, D = 18 + n_mfcc = 43 by default) is documented column by column,
+with its COVAREP counterpart, in docs/features.md:
+
+* ``f0`` Hz (``librosa.yin``; 0 when unvoiced), ``voiced`` {0, 1}, ``periodicity`` [0, 1] (peak of the normalised
+  autocorrelation over the F0 lag range), ``h1_h2`` dB (first minus second harmonic, 0 when unvoiced),
+  ``peak_slope`` dB/octave (regression slope of octave-band spectral peaks, 250 Hz - 8 kHz);
+* ``mfcc_00 .. mfcc_{n-1}`` (25 by default, like COVAREP's MCEP_0..24);
+* ``rms_db`` dBFS, ``zcr``, ``spectral_centroid`` / ``_bandwidth`` / ``_rolloff`` Hz, ``spectral_flatness``,
+  ``spectral_contrast_0..6`` dB.
+
+Row ``k`` is the frame *centred* at ``time = k * hop`` s (librosa's ``center=True``), so a clip of S samples has
+``1 + S // hop_samples`` rows. Nothing is ever NaN: an unvoiced frame has ``f0 = 0`` and ``voiced = 0``.
+YIN plus an autocorrelation voicing measure costs ~10 ms per second of audio; ``librosa.pyin`` costs ~100 ms and,
+on CREMA-D's low-bitrate mp3 audio, called almost every frame unvoiced, so it is not used.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import librosa
+import numpy as np
+import pyarrow as pa
+
+from extractors.base import Extractor, ExtractorConfig, Media, features_column, register
+
+_SILENCE = 1e-5  # amplitude floor (-100 dBFS) that keeps every log finite
+_PEAK_SLOPE_BANDS = (250.0, 500.0, 1000.0, 2000.0, 4000.0, 8000.0)  # octave band edges, Hz
+
+
+@dataclass(frozen=True)
+class AcousticConfig(ExtractorConfig):
+    """Options of the librosa acoustic extractor."""
+
+    hop: float = 0.01
+    """Seconds between frames (COVAREP: 10 ms)."""
+    window: float = 0.025
+    """Analysis window of the spectral features (MFCC, energy, spectral shape), seconds."""
+    pitch_window: float = 0.064
+    """Frame of the F0 / voicing / harmonic analysis, seconds; must hold two periods of ``fmin``."""
+    n_mfcc: int = 25
+    """Number of MFCCs (COVAREP has 25 MCEPs)."""
+    n_mels: int = 40
+    """Mel bands under the MFCCs."""
+    fmin: float = 60.0
+    """Lowest F0 searched, Hz."""
+    fmax: float = 500.0
+    """Highest F0 searched, Hz."""
+    voicing_threshold: float = 0.4
+    """A frame is voiced when its periodicity reaches this ..."""
+    voicing_floor_db: float = 10.0
+    """... and its ``rms_db`` this many dB above the clip's noise floor (10th percentile) or, if lower, this many
+    dB below its loud frames (95th percentile), so that a clip that is all voice is voiced."""
+
+
+@register
+class AcousticExtractor(Extractor):
+    """librosa descriptors of ``Media.audio``: one row per hop, ``features`` (N, D) float32."""
+
+    name = "librosa"
+    modality = "acoustic"
+    config_class = AcousticConfig
+
+    @property
+    def frame_shift(self) -> float:
+        return self.config.hop
+
+    @property
+    def feature_names(self) -> list[str]:
+        return (["f0", "voiced", "periodicity", "h1_h2", "peak_slope"]
+                + [f"mfcc_{i:02d}" for i in range(self.config.n_mfcc)]
+                + ["rms_db", "zcr", "spectral_centroid", "spectral_bandwidth", "spectral_rolloff",
+                   "spectral_flatness"]
+                + [f"spectral_contrast_{i}" for i in range(7)])
+
+    def schema(self) -> pa.Schema:
+        fields = [pa.field("time", pa.float64()), pa.field("features", pa.list_(pa.float32(), self.feature_dim))]
+        return pa.schema(fields, metadata=self.metadata())
+
+    def model_identity(self) -> dict[str, str]:
+        return {"librosa": librosa.__version__}
+
+    def extract(self, media: Media) -> pa.Table:
+        """(N, D) features at times ``k * hop`` (frame centres); an empty table when there is no audio."""
+        if not media.has_audio:
+            return self.schema().empty_table()
+        features = self.compute(media.audio, media.sample_rate)  # (N, D)
+        times = np.arange(len(features), dtype=np.float64) * self.config.hop
+        table = pa.table([pa.array(times), features_column(features, self.feature_dim)], schema=self.schema())
+        return table
+
+    def compute(self, audio: np.ndarray, sample_rate: int) -> np.ndarray:
+        """(S,) float audio -> (1 + S // hop_samples, D) float32, finite."""
+        c = self.config
+        hop = int(round(c.hop * sample_rate))
+        n_frames = 1 + len(audio) // hop
+        pitch_frame = int(2 ** np.ceil(np.log2(c.pitch_window * sample_rate)))
+        assert pitch_frame // 2 > sample_rate / c.fmin, f"pitch_window too short for fmin={c.fmin} Hz"
+        # pad short clips so every analysis frame fits; the extra frames are cut below
+        y = np.pad(np.asarray(audio, np.float32), (0, max(0, pitch_frame - len(audio))))
+
+        win = int(round(c.window * sample_rate))
+        n_fft = int(2 ** np.ceil(np.log2(win)))
+        spec = np.abs(librosa.stft(y, n_fft=n_fft, hop_length=hop, win_length=win))  # (n_fft/2+1, N)
+        mel = librosa.feature.melspectrogram(S=spec ** 2, sr=sample_rate, n_mels=c.n_mels)
+        mfcc = librosa.feature.mfcc(S=librosa.power_to_db(mel, amin=_SILENCE ** 2), n_mfcc=c.n_mfcc)  # (n_mfcc, N)
+        rms = librosa.feature.rms(y=y, frame_length=win, hop_length=hop)[0]
+        rms_db = 20 * np.log10(np.maximum(rms, _SILENCE))
+        zcr = librosa.feature.zero_crossing_rate(y, frame_length=win, hop_length=hop)[0]
+        shape = [librosa.feature.spectral_centroid(S=spec, sr=sample_rate)[0],
+                 librosa.feature.spectral_bandwidth(S=spec, sr=sample_rate)[0],
+                 librosa.feature.spectral_rolloff(S=spec, sr=sample_rate)[0],
+                 librosa.feature.spectral_flatness(S=spec, amin=_SILENCE ** 2)[0]]
+        contrast = librosa.feature.spectral_contrast(S=spec, sr=sample_rate, fmin=100.0, n_bands=6)  # (7, N)
+
+        f0 = librosa.yin(y, fmin=c.fmin, fmax=c.fmax, sr=sample_rate, frame_length=pitch_frame, hop_length=hop)
+        pitch_spec = np.abs(librosa.stft(y, n_fft=pitch_frame, hop_length=hop))  # (pitch_frame/2+1, N)
+        periodicity = _periodicity(y, pitch_frame, hop, int(sample_rate / c.fmax), int(sample_rate / c.fmin))
+        # loud enough: above the noise floor, or (a clip that is all voice) not far below its loud frames
+        quiet, loud = np.percentile(rms_db[:n_frames], [10, 95])
+        gate = min(quiet + c.voicing_floor_db, loud - c.voicing_floor_db)
+        voiced = (periodicity >= c.voicing_threshold) & (rms_db >= gate)
+        freqs = librosa.fft_frequencies(sr=sample_rate, n_fft=pitch_frame)
+        h1_h2 = np.where(voiced, _h1_h2(pitch_spec, freqs, f0), 0.0)
+        peak_slope = _peak_slope(pitch_spec, freqs)
+
+        columns = [np.where(voiced, f0, 0.0)[None], voiced[None], periodicity[None], h1_h2[None], peak_slope[None],
+                   mfcc, rms_db[None], zcr[None], np.stack(shape), contrast]
+        n = min(col.shape[1] for col in columns)
+        assert n >= n_frames, f"analyses gave {n} frames, expected {n_frames}"
+        features = np.concatenate([col[:, :n_frames].astype(np.float32) for col in columns]).T  # (N, D)
+        assert features.shape[1] == self.feature_dim, f"{features.shape[1]} columns for {self.feature_dim} names"
+        assert np.isfinite(features).all(), "acoustic features must be finite"
+        return np.ascontiguousarray(features)
+
+
+def _periodicity(y: np.ndarray, frame: int, hop: int, min_lag: int, max_lag: int) -> np.ndarray:
+    """(N,) peak of the normalised, unbiased autocorrelation over lags [min_lag, max_lag], clipped to [0, 1]."""
+    frames = librosa.util.frame(np.pad(y, frame // 2), frame_length=frame, hop_length=hop)  # (frame, N)
+    frames = frames - frames.mean(axis=0, keepdims=True)
+    power = np.abs(np.fft.rfft(frames, n=2 * frame, axis=0)) ** 2
+    acf = np.fft.irfft(power, axis=0)[: max_lag + 1]  # (max_lag+1, N)
+    unbias = frame / (frame - np.arange(max_lag + 1))  # a lag-tau product has frame - tau terms
+    normalised = acf * unbias[:, None] / np.maximum(acf[:1], 1e-12)
+    return np.clip(normalised[min_lag:].max(axis=0), 0.0, 1.0)
+
+
+def _h1_h2(spec: np.ndarray, freqs: np.ndarray, f0: np.ndarray) -> np.ndarray:
+    """(N,) dB level of the strongest bin within half an F0 of F0 minus that of 2 F0 (speech spectrum)."""
+    level = 20 * np.log10(np.maximum(spec, _SILENCE))  # (F, N)
+    f = freqs[:, None]
+    near_h1 = (f >= 0.5 * f0) & (f < 1.5 * f0)
+    near_h2 = (f >= 1.5 * f0) & (f < 2.5 * f0)
+    h1 = np.where(near_h1, level, -np.inf).max(axis=0)
+    h2 = np.where(near_h2, level, -np.inf).max(axis=0)
+    return np.nan_to_num(h1 - h2, nan=0.0, posinf=0.0, neginf=0.0)
+
+
+def _peak_slope(spec: np.ndarray, freqs: np.ndarray) -> np.ndarray:
+    """(N,) slope, dB per octave, of a line fitted to the peak level of each octave band (250 Hz - 8 kHz)."""
+    level = 20 * np.log10(np.maximum(spec, _SILENCE))  # (F, N)
+    bands = [(lo, hi) for lo, hi in zip(_PEAK_SLOPE_BANDS, _PEAK_SLOPE_BANDS[1:]) if lo < freqs[-1]]
+    assert len(bands) >= 2, "peak_slope needs a sample rate of at least 2 kHz"
+    peaks = np.stack([level[(freqs >= lo) & (freqs <= hi)].max(axis=0) for lo, hi in bands])  # (B, N)
+    octave = np.arange(len(bands), dtype=np.float64) - (len(bands) - 1) / 2  # centred band index
+    return (octave[:, None] * (peaks - peaks.mean(axis=0))).sum(axis=0) / (octave ** 2).sum()

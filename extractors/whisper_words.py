@@ -1,0 +1,275 @@
+"""Words with timings from openai-whisper, without encoding 30 seconds of padding for a 2-second clip.
+
+openai-whisper pads every window to 30 s (3000 mel frames -> 1500 encoder positions) and, for word timestamps,
+runs the encoder a second time inside ``find_alignment``. On short clips almost all of that is padding: the
+encoder is ~80 % of the work. Here the encoder runs on the window's content plus ``pad_seconds`` of the same
+zero padding (log-mel 0, as ``pad_or_trim`` pads), with the positional embedding sliced to match -- whisper.cpp's
+``audio_ctx``. The audio features are computed once per window and shared by the decoder and the word timing.
+
+Why this and not the alternatives: packing several clips into one 30-s window changes what the decoder sees
+(another clip's words as context) and needs a batch API an extractor does not have; batching does not remove
+the padding work. With a 30-s window (``pad_seconds=None``) the output is openai-whisper's ``transcribe(...,
+word_timestamps=True, condition_on_previous_text=False)``; with the default pad the transcripts of the CREMA-D
+clips are unchanged word for word (tests/extractors/test_language.py checks it against the full window) and word
+times move by at most a few 20-ms steps; docs/benchmarks.md has the measured speed-up.
+
+Word timing is apart from decoding (:func:`word_timings`: tokens + audio features -> timings, the DTW over
+alignment-head cross-attention of openai-whisper's ``timing.find_alignment``); it reads only the frames of the
+content (``num_frames // 2`` encoder positions), whatever the encoded window length.
+"""
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+import whisper
+from whisper.audio import HOP_LENGTH, N_FRAMES, N_SAMPLES, SAMPLE_RATE, log_mel_spectrogram
+from whisper.decoding import DecodingOptions, DecodingResult, DecodingTask
+from whisper.model import ModelDimensions, Whisper, disable_sdpa
+from whisper.timing import TOKENS_PER_SECOND, WordTiming as _Timing, dtw, median_filter, merge_punctuations
+from whisper.tokenizer import Tokenizer, get_tokenizer
+
+from pipeline.manifest import WordTiming
+
+FRAMES_PER_SECOND = SAMPLE_RATE // HOP_LENGTH  # 100 mel frames per second, 2 per encoder position
+PREPEND_PUNCTUATIONS = "\"'“¿([{-"
+APPEND_PUNCTUATIONS = "\"'.。,，!！?？:：”)]}、"
+
+
+def load_whisper(checkpoint: str | Path, *, device: str = "cpu") -> Whisper:
+    """An openai-whisper model from a checkpoint (``torch.load(weights_only=True)``), alignment heads set.
+
+    Heads come from the checkpoint's ``alignment_heads`` (written by :mod:`extractors.whisper_ct2`), else from
+    openai-whisper's table when the file is named after a model (``base.pt``), else whisper's default.
+    """
+    checkpoint = Path(checkpoint)
+    state = torch.load(checkpoint, map_location=device, weights_only=True)
+    model = Whisper(ModelDimensions(**state["dims"]))
+    model.load_state_dict(state["model_state_dict"])
+    if "alignment_heads" in state:
+        heads = torch.as_tensor(state["alignment_heads"], dtype=torch.bool)
+        assert heads.shape == (model.dims.n_text_layer, model.dims.n_text_head), f"alignment heads {heads.shape}"
+        model.register_buffer("alignment_heads", heads.to_sparse(), persistent=False)
+    elif checkpoint.stem in whisper._ALIGNMENT_HEADS:
+        model.set_alignment_heads(whisper._ALIGNMENT_HEADS[checkpoint.stem])
+    return model.to(device).eval()
+
+
+@dataclass(frozen=True)
+class TranscribeOptions:
+    """How :func:`transcribe_words` decodes. Defaults are openai-whisper ``transcribe``'s."""
+
+    language: str | None = "en"
+    """Spoken language code; None detects it per window."""
+    pad_seconds: float | None = 1.0
+    """Padding encoded after a window's content; None encodes the full 30-s window, exactly as openai-whisper."""
+    temperatures: tuple[float, ...] = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+    """Decoding temperatures, tried in order while the result looks like a failure (fallback)."""
+    compression_ratio_threshold: float = 2.4
+    """A decode whose text compresses (gzip) better than this is too repetitive: fall back."""
+    logprob_threshold: float = -1.0
+    """A decode with a lower average token log-probability falls back."""
+    no_speech_threshold: float = 0.6
+    """A window whose no-speech probability is above this (and log-probability below the threshold) is silence."""
+
+
+def log_mel(audio: np.ndarray, n_mels: int) -> torch.Tensor:
+    """(S,) float32 16-kHz audio -> (n_mels, S // 160) log-mel, computed as openai-whisper's ``transcribe`` does."""
+    mel = log_mel_spectrogram(torch.from_numpy(np.ascontiguousarray(audio, np.float32)), n_mels, padding=N_SAMPLES)
+    return mel[:, : mel.shape[-1] - N_FRAMES]
+
+
+@torch.no_grad()
+def encode(model: Whisper, mel: torch.Tensor) -> torch.Tensor:
+    """(B, n_mels, T) log-mel, T even and <= 3000 -> (B, T // 2, d) audio features.
+
+    openai-whisper's ``AudioEncoder.forward`` with the positional embedding sliced to the input length; for
+    T = 3000 it is that function.
+    """
+    enc = model.encoder
+    assert mel.shape[-1] % 2 == 0 and mel.shape[-1] <= 2 * enc.positional_embedding.shape[0], f"mel {mel.shape}"
+    x = F.gelu(enc.conv1(mel))
+    x = F.gelu(enc.conv2(x)).permute(0, 2, 1)  # (B, T/2, d)
+    x = (x + enc.positional_embedding[: x.shape[1]]).to(x.dtype)
+    for block in enc.blocks:
+        x = block(x)
+    return enc.ln_post(x)
+
+
+class _FeaturesDecodingTask(DecodingTask):
+    """openai-whisper's decoding, fed audio features of any length (it re-encodes anything not 1500 long)."""
+
+    def _get_audio_features(self, audio_features: torch.Tensor) -> torch.Tensor:
+        return audio_features
+
+
+def decode(model: Whisper, audio_features: torch.Tensor, options: TranscribeOptions) -> DecodingResult:
+    """Decode one window's (1, T', d) features with temperature fallback, as openai-whisper's transcribe."""
+    result = None
+    for t in options.temperatures:
+        decoding = DecodingOptions(task="transcribe", language=options.language, temperature=t, fp16=False)
+        result = _FeaturesDecodingTask(model, decoding).run(audio_features)[0]
+        too_repetitive = result.compression_ratio > options.compression_ratio_threshold
+        too_unlikely = result.avg_logprob < options.logprob_threshold
+        silence = result.no_speech_prob > options.no_speech_threshold and too_unlikely
+        if silence or not (too_repetitive or too_unlikely):
+            break
+    return result
+
+
+@torch.no_grad()
+def word_timings(model: Whisper, tokenizer: Tokenizer, text_tokens: list[int], audio_features: torch.Tensor,
+                 num_frames: int, *, medfilt_width: int = 7, qk_scale: float = 1.0) -> list[_Timing]:
+    """Align text tokens to (1, T', d) audio features: one timing (seconds from the window start) per word.
+
+    openai-whisper's ``find_alignment`` on precomputed features: the decoder is run once over the tokens with
+    the alignment heads' cross-attention kept, restricted to the ``num_frames // 2`` positions that hold audio,
+    normalised, median-filtered and aligned to the tokens by DTW.
+    """
+    if not text_tokens:
+        return []
+    assert num_frames // 2 <= audio_features.shape[1], f"{num_frames} frames, {audio_features.shape[1]} positions"
+    tokens = torch.tensor([*tokenizer.sot_sequence, tokenizer.no_timestamps, *text_tokens, tokenizer.eot])
+    qks: list[torch.Tensor | None] = [None] * model.dims.n_text_layer
+    hooks = [block.cross_attn.register_forward_hook(lambda _, ins, outs, i=i: qks.__setitem__(i, outs[-1][0]))
+             for i, block in enumerate(model.decoder.blocks)]
+    try:
+        with disable_sdpa():
+            logits = model.decoder(tokens[None].to(audio_features.device), audio_features)[0]
+    finally:
+        for hook in hooks:
+            hook.remove()
+    token_probs = logits[len(tokenizer.sot_sequence):, : tokenizer.eot].softmax(dim=-1)
+    text_token_probs = token_probs[np.arange(len(text_tokens)), text_tokens].tolist()
+
+    weights = torch.stack([qks[layer][head] for layer, head in model.alignment_heads.indices().T])  # (H, N, T')
+    weights = weights[:, :, : num_frames // 2]
+    weights = (weights * qk_scale).softmax(dim=-1)
+    std, mean = torch.std_mean(weights, dim=-2, keepdim=True, unbiased=False)
+    weights = median_filter((weights - mean) / std, medfilt_width)
+    matrix = weights.mean(dim=0)[len(tokenizer.sot_sequence): -1]  # (text tokens + 1, frames)
+    text_indices, time_indices = dtw(-matrix)
+
+    words, word_tokens = tokenizer.split_to_word_tokens(text_tokens + [tokenizer.eot])
+    if len(word_tokens) <= 1:
+        return []
+    boundaries = np.pad(np.cumsum([len(t) for t in word_tokens[:-1]]), (1, 0))
+    jumps = np.pad(np.diff(text_indices), (1, 0), constant_values=1).astype(bool)
+    jump_times = time_indices[jumps] / TOKENS_PER_SECOND
+    return [_Timing(word, toks, float(start), float(end), float(np.mean(text_token_probs[i:j])))
+            for word, toks, start, end, i, j in zip(words, word_tokens, jump_times[boundaries[:-1]],
+                                                    jump_times[boundaries[1:]], boundaries[:-1], boundaries[1:])]
+
+
+def _segments(tokens: list[int], tokenizer: Tokenizer, offset: float, duration: float
+              ) -> tuple[list[list[int]], list[tuple[float, float]], bool, int]:
+    """Split a window's tokens at consecutive timestamps, as openai-whisper's transcribe.
+
+    Returns the text tokens and (start, end) seconds of each segment, whether the window ended on a single
+    timestamp (no speech after it), and how many frames to advance (to the last timestamp when the last segment
+    is unfinished, else the whole window).
+    """
+    stamps = [t >= tokenizer.timestamp_begin for t in tokens]
+    single_ending = stamps[-2:] == [False, True]
+    window_frames = round(duration * FRAMES_PER_SECOND)
+    cuts = [i + 1 for i in range(len(tokens) - 1) if stamps[i] and stamps[i + 1]]
+    if not cuts:
+        times = [t - tokenizer.timestamp_begin for t, s in zip(tokens, stamps) if s]
+        if times and times[-1] > 0:
+            duration = times[-1] * 0.02
+        return [[t for t in tokens if t < tokenizer.eot]], [(offset, offset + duration)], single_ending, window_frames
+    if single_ending:
+        cuts.append(len(tokens))
+    pieces = [tokens[a:b] for a, b in zip([0, *cuts[:-1]], cuts)]
+    texts = [[t for t in p if t < tokenizer.eot] for p in pieces]
+    spans = [(offset + (p[0] - tokenizer.timestamp_begin) * 0.02, offset + (p[-1] - tokenizer.timestamp_begin) * 0.02)
+             for p in pieces]
+    advance = window_frames if single_ending else (tokens[cuts[-1] - 1] - tokenizer.timestamp_begin) * 2
+    return texts, spans, single_ending, advance
+
+
+def _assign(timings: list[_Timing], texts: list[list[int]], spans: list[tuple[float, float]], offset: float,
+            last_speech: float) -> list[list[_Timing]]:
+    """openai-whisper's ``add_word_timestamps`` heuristics: cap words at sentence and pause boundaries, merge
+    punctuation into words, and hand the words to their segments (times in seconds from the audio start)."""
+    durations = np.array([t.end - t.start for t in timings])
+    durations = durations[durations.nonzero()]
+    median = min(0.7, float(np.median(durations))) if len(durations) else 0.0
+    longest = median * 2
+    if len(durations):
+        for prev, cur in zip(timings, timings[1:]):
+            if cur.end - cur.start > longest:
+                if cur.word in ".。!！?？":
+                    cur.end = cur.start + longest
+                elif prev.word in ".。!！?？":
+                    cur.start = cur.end - longest
+    merge_punctuations(timings, PREPEND_PUNCTUATIONS, APPEND_PUNCTUATIONS)
+    out, index = [], 0
+    for text, (seg_start, seg_end) in zip(texts, spans):
+        words, saved = [], 0
+        while index < len(timings) and saved < len(text):
+            timing = timings[index]
+            if timing.word:
+                words.append(replace(timing, start=round(offset + timing.start, 2), end=round(offset + timing.end, 2)))
+            saved += len(timing.tokens)
+            index += 1
+        if words:
+            first = words[0]
+            if first.end - last_speech > median * 4 and (first.end - first.start > longest or (
+                    len(words) > 1 and words[1].end - first.start > longest * 2)):
+                if len(words) > 1 and words[1].end - words[1].start > longest:
+                    words[0].end = words[1].start = max(words[1].end / 2, words[1].end - longest)
+                words[0].start = max(0.0, words[0].end - longest)
+            if seg_start < words[0].end and seg_start - 0.5 > words[0].start:
+                words[0].start = max(0.0, min(words[0].end - median, seg_start))
+            if seg_end > words[-1].start and seg_end + 0.5 < words[-1].end:
+                words[-1].end = max(words[-1].start + median, seg_end)
+            last_speech = words[-1].end
+        out.append(words)
+    return out
+
+
+def transcribe_words(model: Whisper, audio: np.ndarray, options: TranscribeOptions = TranscribeOptions()
+                     ) -> list[WordTiming]:
+    """(S,) float32 16-kHz mono audio -> recognised words, in order, with times in seconds from the audio start.
+
+    Windows of at most 30 s are decoded one after another, seeking as openai-whisper's transcribe does (no
+    prompt carried between windows); each timestamp-delimited segment with words is an utterance, numbered
+    from 0. Silence gives no words.
+    """
+    tokenizer = get_tokenizer(model.is_multilingual, num_languages=model.num_languages,
+                              language=options.language, task="transcribe")
+    mel = log_mel(audio, model.dims.n_mels)  # (n_mels, F)
+    content_frames = mel.shape[-1]
+    seek, utterance, last_speech, out = 0, 0, 0.0, []
+    while seek < content_frames:
+        segment_size = min(N_FRAMES, content_frames - seek)
+        window = N_FRAMES if options.pad_seconds is None else \
+            min(N_FRAMES, segment_size + round(options.pad_seconds * FRAMES_PER_SECOND))
+        window += window % 2
+        mel_window = F.pad(mel[:, seek: seek + segment_size], (0, window - segment_size))  # zeros, as pad_or_trim
+        features = encode(model, mel_window[None])  # (1, window/2, d)
+        result = decode(model, features, options)
+        if result.no_speech_prob > options.no_speech_threshold and result.avg_logprob <= options.logprob_threshold:
+            seek += segment_size
+            continue
+        offset = seek / FRAMES_PER_SECOND
+        texts, spans, single_ending, advance = _segments(result.tokens, tokenizer, offset,
+                                                         segment_size / FRAMES_PER_SECOND)
+        timings = word_timings(model, tokenizer, list(itertools.chain(*texts)), features, segment_size)
+        window_words = []
+        for words in _assign(timings, texts, spans, offset, last_speech):
+            if words:
+                window_words += [WordTiming(w.word.strip(), w.start, w.end, w.probability, utterance) for w in words]
+                utterance += 1
+        previous_seek, seek = seek, seek + advance
+        if not single_ending and window_words and window_words[-1].end > offset:
+            seek = round(window_words[-1].end * FRAMES_PER_SECOND)
+        seek = max(seek, previous_seek + 1)  # always progress
+        out.extend(window_words)
+        last_speech = window_words[-1].end if window_words else last_speech
+    return out

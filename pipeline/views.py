@@ -1,0 +1,236 @@
+"""Model-facing views of a feature store: the word-aligned table and unaligned per-segment sequences.
+
+Both select by time: a word belongs to a segment when its midpoint lies in the segment's [start, end); a frame
+when its ``time`` does. Stream times are relative to the video, so segments of one video share its streams.
+"""
+from __future__ import annotations
+
+import json
+import math
+from collections import OrderedDict
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import torch
+from torch.utils.data import Dataset
+
+from pipeline.store import MODALITIES, FeatureStore, feature_matrix
+
+FRAME_MODALITIES = ("acoustic", "visual")
+DEFAULT_MAX_LEN = {"language": 50, "acoustic": 375, "visual": 500}
+
+
+def _segments(store: FeatureStore, video_ids: Iterable[str] | None, split: str | None) -> pd.DataFrame:
+    segs = store.segments()
+    if video_ids is not None:
+        segs = segs[segs["video_id"].isin(set(video_ids))]
+    if split is not None:
+        segs = segs[segs["split"] == split]
+    return segs.reset_index(drop=True)
+
+
+def _window(times: np.ndarray, start: float, end: float | None) -> np.ndarray:
+    """Boolean mask of ``times`` in [start, end) (end None or NaN: to the end)."""
+    end = math.inf if end is None or (isinstance(end, float) and math.isnan(end)) else end
+    return (times >= start) & (times < end)
+
+
+def _frame_weights(table: pa.Table) -> np.ndarray:
+    """1 for frames that count in averages: all of them, or those with a face when the stream has ``face``."""
+    if "face" in table.column_names:
+        return np.asarray(table.column("face").to_numpy(zero_copy_only=False), dtype=bool)
+    return np.ones(table.num_rows, dtype=bool)
+
+
+def average_frames(times: np.ndarray, features: np.ndarray, valid: np.ndarray, starts: np.ndarray,
+                   ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean of the frames with ``time`` in each [start, end], as P2FA-aligned benchmarks average per word.
+
+    times (T,) sorted, features (T, d), valid (T,) bool, starts/ends (W,). A word with no frame inside takes
+    the frame nearest its midpoint. Only ``valid`` frames with finite values count; a word without any gets
+    zeros. Returns means (W, d) float32 and the number of frames averaged (W,) int.
+    """
+    assert times.ndim == 1 and features.shape[0] == times.shape[0], f"{times.shape} vs {features.shape}"
+    W, d = len(starts), features.shape[1]
+    if len(times) == 0:
+        return np.zeros((W, d), np.float32), np.zeros(W, np.int64)
+    lo = np.searchsorted(times, starts, side="left")
+    hi = np.searchsorted(times, ends, side="right")
+    empty = hi <= lo
+    if empty.any():  # nearest frame to the midpoint
+        mid = (starts[empty] + ends[empty]) / 2
+        j = np.clip(np.searchsorted(times, mid), 1, len(times) - 1)
+        nearest = np.where(np.abs(times[j - 1] - mid) <= np.abs(times[j] - mid), j - 1, j)
+        nearest = np.where(len(times) == 1, 0, nearest)
+        lo[empty], hi[empty] = nearest, nearest + 1
+    ok = valid[:, None] & np.isfinite(features)                               # (T, d)
+    x = np.where(ok, features, 0.0).astype(np.float64)
+    csum = np.concatenate([np.zeros((1, d)), np.cumsum(x, axis=0)])         # (T+1, d)
+    ccount = np.concatenate([np.zeros((1, d)), np.cumsum(ok, axis=0)])      # (T+1, d)
+    total, count = csum[hi] - csum[lo], ccount[hi] - ccount[lo]              # (W, d)
+    means = np.divide(total, count, out=np.zeros_like(total), where=count > 0)
+    frames = np.concatenate([[0], np.cumsum(valid)])
+    return means.astype(np.float32), (frames[hi] - frames[lo]).astype(np.int64)
+
+
+def word_aligned(store: FeatureStore, *, modalities: Sequence[str] = FRAME_MODALITIES,
+                 video_ids: Iterable[str] | None = None, split: str | None = None) -> pa.Table:
+    """The word-aligned setting: one row per word of each segment, frames averaged over the word's [start, end].
+
+    Columns: video_id, segment_id, split, word_index (in the segment), word, start, end, ``language`` (the
+    word's vector), then per frame modality ``<m>`` (the mean, fixed-size list) and ``<m>_frames`` (how many
+    frames were averaged). With the default whole-video segments this is one row per recognised word.
+    """
+    segs = _segments(store, video_ids, split)
+    columns: dict[str, list] = {k: [] for k in ("video_id", "segment_id", "split", "word_index", "word", "start",
+                                                "end", "language", *modalities,
+                                                *[f"{m}_frames" for m in modalities])}
+    dims = {m: _feature_dim(store, m) for m in ("language", *modalities)}
+    for vid, vsegs in segs.groupby("video_id", sort=True):
+        words = store.read_stream("language", [vid])
+        if words.num_rows == 0:
+            continue
+        w_start = words.column("start").to_numpy().astype(np.float64)
+        w_end = words.column("end").to_numpy().astype(np.float64)
+        w_feat = feature_matrix(words)
+        means = {}
+        for m in modalities:
+            frames = store.read_stream(m, [vid])
+            if frames.num_rows:
+                times = frames.column("time").to_numpy().astype(np.float64)
+                order = np.argsort(times, kind="stable")
+                means[m] = average_frames(times[order], feature_matrix(frames)[order], _frame_weights(frames)[order],
+                                          w_start, w_end)
+            else:
+                means[m] = (np.zeros((len(w_start), dims[m]), np.float32), np.zeros(len(w_start), np.int64))
+        text = words.column("word").to_pylist()
+        for seg in vsegs.itertuples(index=False):
+            idx = np.flatnonzero(_window((w_start + w_end) / 2, seg.start, seg.end))
+            for k, i in enumerate(idx):
+                columns["video_id"].append(vid)
+                columns["segment_id"].append(seg.segment_id)
+                columns["split"].append(seg.split)
+                columns["word_index"].append(k)
+                columns["word"].append(text[i])
+                columns["start"].append(w_start[i])
+                columns["end"].append(w_end[i])
+                columns["language"].append(w_feat[i])
+                for m in modalities:
+                    columns[m].append(means[m][0][i])
+                    columns[f"{m}_frames"].append(int(means[m][1][i]))
+    arrays = {}
+    for name, values in columns.items():
+        if name in dims:
+            matrix = np.stack(values) if values else np.zeros((0, dims[name]), np.float32)
+            flat = pa.array(matrix.astype(np.float32).reshape(-1))
+            arrays[name] = pa.FixedSizeListArray.from_arrays(flat, dims[name])
+        else:
+            arrays[name] = pa.array(values, type={"split": pa.string(), "word": pa.string(), "video_id": pa.string(),
+                                                  "segment_id": pa.string()}.get(name))
+    meta = {f"{m}_feature_names": store.stream_metadata(m).get("feature_names", "[]") for m in dims}
+    return pa.table(arrays).replace_schema_metadata(meta)
+
+
+def _feature_dim(store: FeatureStore, modality: str) -> int:
+    names = store.stream_metadata(modality).get("feature_names")
+    return len(json.loads(names)) if names else 0
+
+
+class SegmentDataset(Dataset):
+    """Model-ready unaligned sequences, one item per segment of the store (a ``torch.utils.data.Dataset``).
+
+    Each item is a dict: ``<m>`` float32 (max_len[m], d_m) and ``<m>_mask`` bool (max_len[m],) for each stored
+    modality (True where a real word/frame is; sequences longer than ``max_len`` keep their first rows), and
+    ``<m>_length``; ``label``, ``segment_id``, ``video_id``, ``start``, ``end``, ``split``, ``transcript``.
+    Streams are read per video on demand and the last ``cache_videos`` videos are kept in memory.
+    """
+
+    def __init__(self, store: FeatureStore | str, *, max_len: dict[str, int] | None = None, split: str | None = None,
+                 label: str | None = "label", modalities: Sequence[str] | None = None,
+                 video_ids: Iterable[str] | None = None, cache_videos: int = 8):
+        """
+        Args:
+            store: the feature store (or its path/URL).
+            max_len: per-modality maximum sequence length (defaults: language 50, acoustic 375, visual 500).
+            split: keep only the segments of this split (None: all).
+            label: the segments' label column to serve as ``label`` (float tensor when numeric; NaN if absent).
+            modalities: which streams to serve (default: those present in the store).
+            video_ids: restrict to these videos.
+            cache_videos: how many videos' streams to keep in memory.
+        """
+        self.store = store if isinstance(store, FeatureStore) else FeatureStore(store)
+        self.max_len = {**DEFAULT_MAX_LEN, **(max_len or {})}
+        self.label = label
+        self.modalities = tuple(modalities or [m for m in MODALITIES if self.store.stream_video_ids(m)])
+        assert all(m in MODALITIES for m in self.modalities), f"unknown modality in {self.modalities}"
+        self.dims = {m: _feature_dim(self.store, m) for m in self.modalities}
+        self.segments = _segments(self.store, video_ids, split)
+        self.cache_videos = cache_videos
+        self._cache: OrderedDict[str, dict[str, tuple]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self.segments)
+
+    def _video(self, video_id: str) -> dict[str, tuple]:
+        if video_id in self._cache:
+            self._cache.move_to_end(video_id)
+            return self._cache[video_id]
+        streams = {}
+        for m in self.modalities:
+            t = self.store.read_stream(m, [video_id])
+            if t.num_rows == 0:
+                streams[m] = (np.zeros(0), np.zeros((0, self.dims[m]), np.float32), [])
+            elif m == "language":
+                times = (t.column("start").to_numpy() + t.column("end").to_numpy()) / 2
+                streams[m] = (times.astype(np.float64), feature_matrix(t), t.column("word").to_pylist())
+            else:
+                streams[m] = (t.column("time").to_numpy().astype(np.float64), feature_matrix(t), [])
+        self._cache[video_id] = streams
+        while len(self._cache) > self.cache_videos:
+            self._cache.popitem(last=False)
+        return streams
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        seg = self.segments.iloc[index]
+        end = None if pd.isna(seg["end"]) else float(seg["end"])
+        streams = self._video(seg["video_id"])
+        item: dict[str, Any] = {}
+        for m in self.modalities:
+            times, feats, words = streams[m]
+            keep = np.flatnonzero(_window(times, float(seg["start"]), end))
+            n, limit = min(len(keep), self.max_len[m]), self.max_len[m]
+            x = np.zeros((limit, self.dims[m]), np.float32)                   # (T, d)
+            x[:n] = feats[keep[:n]]
+            mask = np.zeros(limit, bool)
+            mask[:n] = True
+            item[m], item[f"{m}_mask"], item[f"{m}_length"] = torch.from_numpy(x), torch.from_numpy(mask), n
+            if m == "language":
+                item["transcript"] = " ".join(words[i] for i in keep).strip()
+        value = seg.get(self.label) if self.label else None
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            item["label"] = torch.tensor(float("nan"))
+        elif isinstance(value, (int, float, np.number)):
+            item["label"] = torch.tensor(float(value), dtype=torch.float32)
+        else:
+            item["label"] = value
+        item.update(segment_id=seg["segment_id"], video_id=seg["video_id"], start=float(seg["start"]), end=end,
+                    split=seg["split"] if isinstance(seg["split"], str) else None)
+        item.setdefault("transcript", "")
+        return item
+
+
+def collate_segments(items: list[dict[str, Any]]) -> dict[str, Any]:
+    """Batch items of :class:`SegmentDataset`: tensors stacked to (B, ...), lengths as a (B,) tensor, rest as lists."""
+    assert items, "empty batch"
+    batch: dict[str, Any] = {}
+    for key in items[0]:
+        values = [it[key] for it in items]
+        if isinstance(values[0], torch.Tensor):
+            batch[key] = torch.stack(values)
+        elif key.endswith("_length"):
+            batch[key] = torch.tensor(values)
+        else:
+            batch[key] = values
+    return batch

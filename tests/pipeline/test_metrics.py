@@ -1,0 +1,98 @@
+"""The metrics against values computed by hand (and against scikit-learn where it is installed)."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from pipeline import metrics as M
+
+# Labels ending in .5 and predictions on .5: numpy rounds half to even (0.5 -> 0, -1.5 -> -2, 2.5 -> 2).
+LABELS = np.array([1.0, 2.0, 0.5, -2.0, 0.0, 2.0])
+PREDS = np.array([0.3, 1.0, -0.2, -1.5, -0.1, 2.5])
+
+
+def test_sentiment_metrics_by_hand():
+    m = M.sentiment_metrics(PREDS, LABELS)
+    assert m["mae"] == pytest.approx(3.5 / 6)
+    # rounded preds [0, 1, 0, -2, 0, 2] vs rounded labels [1, 2, 0, -2, 0, 2]
+    assert m["acc7"] == pytest.approx(4 / 6)
+    assert m["acc5"] == pytest.approx(4 / 6)
+    # non-0: truth>0 [T,T,T,F,T], pred>0 [T,T,F,F,T]; F1(T)=6/7 (support 4), F1(F)=2/3 (support 1)
+    assert m["acc2_non0"] == pytest.approx(4 / 5)
+    assert m["f1_non0"] == pytest.approx(86 / 105)
+    # has-0: truth>=0 [T,T,T,F,T,T], pred>=0 [T,T,F,F,F,T]; F1(T)=3/4 (support 5), F1(F)=1/2 (support 1)
+    assert m["acc2_has0"] == pytest.approx(4 / 6)
+    assert m["f1_has0"] == pytest.approx(4.25 / 6)
+
+
+def test_acc7_rounds_half_to_even_and_clips():
+    # half-up rounding would give 1, 3, 0 | clipping first makes 3.7 -> 3 and -9 -> -3
+    assert M.multiclass_acc(np.array([0.5, 2.5, -0.5]), np.array([0.0, 2.0, 0.0])) == 1.0
+    assert M.sentiment_metrics(np.array([3.7, -9.0]), np.array([3.0, -3.0]))["acc7"] == 1.0
+    assert M.sentiment_metrics(np.array([1.5]), np.array([1.0]))["acc7"] == 0.0  # 1.5 -> 2
+    assert list(M.sentiment_classes(np.array([-3.5, -2.5, -0.5, 0.5, 1.5, 4.0]))) == [-3, -2, 0, 0, 2, 3]
+
+
+def test_corr_is_pearson_and_nan_when_constant():
+    x = np.array([-2.0, -1.0, 0.5, 3.0])
+    assert M.sentiment_metrics(2 * x + 1, x)["corr"] == pytest.approx(1.0)
+    assert M.sentiment_metrics(-x, x)["corr"] == pytest.approx(-1.0)
+    assert math.isnan(M.sentiment_metrics(np.full(4, 0.3), x)["corr"])
+
+
+def test_all_zero_labels():
+    m = M.sentiment_metrics(np.array([0.2, -0.4, 0.0]), np.zeros(3))
+    assert math.isnan(m["acc2_non0"]) and math.isnan(m["f1_non0"])  # nothing left after leaving zeros out
+    assert math.isnan(m["corr"])
+    assert m["mae"] == pytest.approx(0.2)
+    assert m["acc7"] == 1.0
+    assert m["acc2_has0"] == pytest.approx(2 / 3)  # -0.4 is the one negative prediction
+    assert m["f1_has0"] == pytest.approx(0.8)  # class True: p=1, r=2/3; class False has no support
+
+
+def test_weighted_f1_by_hand_weights_by_truth_support():
+    truth, pred = np.array([1, 1, 1, 0]), np.array([1, 1, 0, 0])
+    # F1(1) = 4/5 (support 3), F1(0) = 2/3 (support 1). MulT's swapped call would weight by (2, 2): 0.7333
+    assert M.weighted_f1(truth, pred) == pytest.approx((0.8 * 3 + 2 / 3) / 4)
+    assert M.weighted_f1(np.array([0, 0]), np.array([1, 1])) == 0.0
+    assert math.isnan(M.weighted_f1(np.array([]), np.array([])))
+
+
+def test_weighted_f1_matches_sklearn():
+    sklearn_metrics = pytest.importorskip("sklearn.metrics")
+    rng = np.random.default_rng(0)
+    for n_classes in (2, 3, 7):
+        truth, pred = rng.integers(0, n_classes, 40), rng.integers(0, n_classes, 40)
+        pred[:5] = n_classes  # a class never in the truth
+        expected = sklearn_metrics.f1_score(truth, pred, average="weighted", zero_division=0)
+        assert M.weighted_f1(truth, pred) == pytest.approx(expected)
+
+
+def test_iemocap_metrics_by_hand():
+    labels = np.array([[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 1]])
+    one_hot = np.eye(2)[labels]  # (3, 4, 2) as in MulT's pickles
+    pred = np.array([[1, 0, 0, 1], [0, 0, 0, 0], [0, 0, 1, 1]])  # neutral 3/3, happy 2/3, sad 3/3, angry 2/3 right
+    logits = np.where(np.eye(2)[pred] > 0, 2.0, -1.0)
+    for given in (labels, one_hot):
+        m = M.iemocap_metrics(logits, given)
+        assert m["neutral_acc"] == 1.0 and m["sad_acc"] == 1.0
+        assert m["happy_acc"] == pytest.approx(2 / 3) and m["angry_acc"] == pytest.approx(2 / 3)
+        # happy: truth [0,1,0], pred [0,0,0]: F1(0): p=2/3, r=1 -> 0.8 (support 2); F1(1)=0 (support 1)
+        assert m["happy_f1"] == pytest.approx(0.8 * 2 / 3)
+        assert m["mean_acc"] == pytest.approx((1 + 2 / 3 + 1 + 2 / 3) / 4)
+
+
+def test_confusion_matrices():
+    cm = M.confusion("regression", PREDS, LABELS)["acc7"]
+    matrix = np.array(cm["matrix"])
+    assert cm["classes"] == list(range(-3, 4)) and matrix.sum() == 6
+    assert matrix[cm["classes"].index(1), cm["classes"].index(0)] == 1  # label 1 predicted 0.3
+    assert np.trace(matrix) == 4
+    cls = M.confusion("classification", np.array([[2.0, 1.0], [0.0, 1.0], [0.0, 3.0]]), np.array([0, 0, 1]))
+    assert cls["classification"]["matrix"] == [[1, 1], [0, 1]]
+
+
+def test_jsonable_replaces_nan():
+    assert M.jsonable({"a": float("nan"), "b": [np.float32(1.5), np.int64(2)]}) == {"a": None, "b": [1.5, 2]}

@@ -1,0 +1,142 @@
+"""The trainer on small synthetic data: it learns a planted signal, resumes exactly after SIGKILL, sums up seeds."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from safetensors.numpy import load_file
+
+from tests.workflows.synthetic import planted_split, write_config, write_mult_pickle
+from workflows.cli import main as mcr
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_learns_planted_signal_better_than_the_mean(tmp_path):
+    from workflows.train import configure, fit_model_to_data, train_run
+
+    rng = np.random.default_rng(0)
+    splits = {"train": planted_split(240, rng), "valid": planted_split(60, rng)}
+    model_cfg, tcfg = configure("mosi", {"batch_size": 16, "lr": 3e-3, "model": {"d_model": 16, "n_heads": 2,
+                                                                                 "n_layers": 1}},
+                                epochs=12, cpu_threads=1)
+    result = train_run(splits, fit_model_to_data(model_cfg, splits["train"]), tcfg, tmp_path / "run", progress=False)
+    baseline = float(np.abs(splits["valid"].labels - splits["train"].labels.mean()).mean())
+    assert result["valid"]["mae"] < 0.5 * baseline, (result["valid"]["mae"], baseline)
+    assert result["valid"]["corr"] > 0.7
+    history = json.loads((tmp_path / "run" / "history.json").read_text())
+    assert len(history) == 12 and history[-1]["val_loss"] < history[0]["val_loss"]
+    assert result["best_epoch"] == int(np.argmin([h["val_loss"] for h in history])) + 1  # selected on valid
+
+
+def _train_cmd(data: Path, config: Path, out: Path) -> list[str]:
+    return [sys.executable, "-m", "workflows.cli", "train", "--data", str(data), "--config", str(config),
+            "--out", str(out), "--no-progress"]
+
+
+def test_sigkill_mid_epoch_resumes_to_the_same_end(tmp_path):
+    data = write_mult_pickle(tmp_path, sizes=(400, 40, 40))
+    config = write_config(tmp_path, epochs=6)
+    assert mcr(_train_cmd(data, config, tmp_path / "straight")[3:]) == 0
+
+    killed = tmp_path / "killed"
+    state = killed / "checkpoints" / "last.json"
+    proc = subprocess.Popen(_train_cmd(data, config, killed), cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and proc.poll() is None:
+            if state.exists() and json.loads(state.read_text())["epoch"] >= 2:
+                break
+            time.sleep(0.01)
+        time.sleep(0.05)  # into the next epoch's batches
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    done = json.loads(state.read_text())["epoch"]
+    assert 2 <= done < 6, f"killed after epoch {done}: not mid-run"
+
+    resumed = subprocess.run(_train_cmd(data, config, killed), cwd=ROOT, capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"resuming {killed} after epoch {done}" in resumed.stderr
+    straight_history = json.loads((tmp_path / "straight" / "history.json").read_text())
+    killed_history = json.loads((killed / "history.json").read_text())
+    assert len(killed_history) == len(straight_history) == 6
+    assert [h["val_loss"] for h in killed_history] == pytest.approx([h["val_loss"] for h in straight_history],
+                                                                    abs=1e-6)
+    for name in ("best", "last"):
+        a = load_file(str(tmp_path / "straight" / "checkpoints" / f"{name}.safetensors"))
+        b = load_file(str(killed / "checkpoints" / f"{name}.safetensors"))
+        assert a.keys() == b.keys() and all(np.allclose(a[k], b[k], atol=1e-6) for k in a)
+    # a finished run started again trains nothing more
+    assert mcr(_train_cmd(data, config, killed)[3:]) == 0
+    assert len(json.loads((killed / "history.json").read_text())) == 6
+
+
+def test_seeds_summary_load_run_and_evaluate(tmp_path, capsys):
+    from workflows.evaluate import evaluate_run
+    from workflows.train import load_run, predict_arrays
+
+    data = write_mult_pickle(tmp_path, sizes=(48, 16, 16))
+    config = write_config(tmp_path, epochs=2)
+    assert mcr(["train", "--data", str(data), "--config", str(config), "--out", str(tmp_path / "run"),
+                "--seeds", "2", "--no-progress"]) == 0
+    assert "±" in capsys.readouterr().out
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    per_seed = [json.loads((tmp_path / "run" / f"seed-{s}" / "metrics.json").read_text()) for s in (0, 1)]
+    maes = [m["test"]["mae"] for m in per_seed]
+    assert summary["seeds"] == [0, 1] and summary["test"]["mae"]["mean"] == pytest.approx(np.mean(maes))
+    assert summary["test"]["mae"]["std"] == pytest.approx(np.std(maes, ddof=1))
+
+    model, cfg, info = load_run(tmp_path / "run")
+    assert (cfg.d_l, cfg.d_v, cfg.d_a) == (6, 4, 3) and info["normalizer"]["text.mean"].shape == (6,)
+    from pipeline.datasets import load_source
+    test = load_source(data)["test"]
+    assert predict_arrays(model, test, info=info).shape == (16, 1)
+
+    result = evaluate_run(tmp_path / "run", data, split="test")
+    for seed_dir, metrics in zip(sorted(result["seeds"]), per_seed):
+        assert result["seeds"][seed_dir]["mae"] == pytest.approx(metrics["test"]["mae"], abs=1e-6)
+    assert (tmp_path / "run" / "eval-test.json").exists()
+
+    with pytest.raises(ValueError, match="another configuration"):
+        mcr(["train", "--data", str(data), "--config", str(config), "--out", str(tmp_path / "run" / "seed-0"),
+             "--lr", "0.01", "--no-progress"])
+
+
+def test_iemocap_task_trains_with_cross_entropy(tmp_path):
+    data = write_mult_pickle(tmp_path, sizes=(32, 12, 12), iemocap=True)
+    config = write_config(tmp_path, epochs=1)
+    assert mcr(["train", "--data", str(data), "--preset", "iemocap", "--config", str(config), "--out",
+                str(tmp_path / "run"), "--no-progress"]) == 0
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["task"] == "iemocap"
+    assert {"neutral_acc", "happy_f1", "sad_acc", "angry_f1", "mean_acc"} <= set(metrics["test"])
+    assert set(metrics["test_confusion"]) == {"neutral", "happy", "sad", "angry"}
+    assert np.asarray(metrics["test_confusion"]["happy"]["matrix"]).sum() == 12
+
+
+def test_trains_on_a_feature_store_with_text_labels(tmp_path):
+    from tests.pipeline.test_datasets import _small_store
+
+    store = _small_store(tmp_path / "store")
+    segments = store.segments()
+    segments["label"] = ["happy", "sad", "happy", "sad"]
+    store.write_segments(segments)
+    config = write_config(tmp_path, epochs=1)
+    assert mcr(["train", "--data", str(tmp_path / "store"), "--config", str(config), "--out", str(tmp_path / "run"),
+                "--no-progress"]) == 0
+    record = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert record["model"]["task"] == "classification" and record["model"]["n_classes"] == 2
+    assert record["data"]["classes"] == ["happy", "sad"] and record["model"]["d_l"] == 5
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert set(metrics["valid"]) == {"acc", "f1", "loss"}
+    assert np.asarray(metrics["valid_confusion"]["classification"]["matrix"]).sum() == 2  # v2's two segments

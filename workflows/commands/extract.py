@@ -1,0 +1,122 @@
+"""Extract a folder or a manifest of videos into a Parquet feature store, with Dask.
+
+INPUT is a folder (video files are found recursively) or a manifest CSV with a ``path`` column and optional
+``video_id``, ``start``, ``end`` (a segment inside the video, seconds), ``split`` and label columns.
+
+A rerun skips the videos already complete for the same source hash and extractor configs; a changed config
+recomputes only its modality. Bad videos are recorded in videos.parquet and listed at the end (exit code 1).
+
+Examples:
+  mcr extract videos/ --store store/
+  mcr extract corpus.csv --store store/ --workers 4 --visual pyfeat
+  mcr extract corpus.csv --store /shared/store --scheduler tcp://10.0.0.1:8786
+  mcr extract videos/ --store store/ --set acoustic.hop=0.02 --language none
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from workflows.extract import DEFAULT_EXTRACTORS, ExtractSummary
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("input", help="a folder of videos or a manifest .csv")
+    p.add_argument("--store", required=True, help="store folder or fsspec URL (shared by all workers)")
+    p.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="address of a running Dask scheduler (default: start a LocalCluster)")
+    p.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="LocalCluster worker processes (default: one per core)")
+    p.add_argument("--force", action="store_true", help="recompute every stream, even those up to date")
+    for modality, name in DEFAULT_EXTRACTORS.items():
+        p.add_argument(f"--{modality}", default=name, metavar="NAME",
+                       help=f"{modality} extractor, or 'none' to skip the modality (default: %(default)s)")
+    p.add_argument("--set", action="append", default=[], metavar="MODALITY.FIELD=VALUE", dest="options",
+                   help="override an extractor config field (value parsed as JSON, else a string); repeatable")
+    p.add_argument("--retries", type=int, default=2, help="retries of a video whose worker died (default: 2)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def parse_options(items: list[str]) -> dict[str, dict[str, Any]]:
+    """``["acoustic.hop=0.02", "visual.fps=5"]`` -> ``{"acoustic": {"hop": 0.02}, "visual": {"fps": 5}}``."""
+    options: dict[str, dict[str, Any]] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        modality, dot, name = key.partition(".")
+        if not sep or not dot or not name:
+            raise ValueError(f"--set {item!r}: expected MODALITY.FIELD=VALUE")
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        options.setdefault(modality, {})[name] = value
+    return options
+
+
+def format_summary(summary: ExtractSummary) -> str:
+    hours = summary.media_seconds / 3600
+    lines = [
+        f"videos      : {summary.done} extracted, {summary.skipped} up to date (skipped), {summary.failed} failed",
+        "recomputed  : " + (", ".join(f"{m} {n}" for m, n in summary.computed.items()) or "nothing"),
+        f"media       : {hours:.3f} h extracted ({summary.media_seconds:.1f} s)",
+        f"throughput  : {summary.throughput:.2f}x real time on {summary.workers} workers",
+        f"wall time   : {summary.wall_seconds:.1f} s",
+    ]
+    return "\n".join(lines)
+
+
+def format_failures(failures: list[dict[str, Any]], width: int = 100) -> str:
+    rows = [(f["video_id"], f["stage"] or "?", (f["message"] or "").replace("\n", " ")) for f in failures]
+    w_id = max([8] + [len(r[0]) for r in rows])
+    w_stage = max([5] + [len(r[1]) for r in rows])
+    out = [f"{'video_id':<{w_id}}  {'stage':<{w_stage}}  error", f"{'-' * w_id}  {'-' * w_stage}  {'-' * 5}"]
+    for vid, stage, message in rows:
+        room = max(20, width - w_id - w_stage - 4)
+        out.append(f"{vid:<{w_id}}  {stage:<{w_stage}}  {message[:room - 1] + '…' if len(message) > room else message}")
+    return "\n".join(out)
+
+
+def run(args: argparse.Namespace) -> int:
+    from pipeline.corpus import load_corpus
+    from pipeline.store import FeatureStore
+    from workflows.extract import build_extractors, extract_corpus
+
+    try:
+        sources = load_corpus(args.input)
+        options = parse_options(args.options)
+        names = {m: (None if getattr(args, m).lower() == "none" else getattr(args, m)) for m in DEFAULT_EXTRACTORS}
+        extractors = build_extractors(names, options)
+    except (ValueError, KeyError, TypeError, FileNotFoundError, NotADirectoryError, AssertionError) as exc:
+        print(f"mcr extract: error: {exc}", file=sys.stderr)
+        return 2
+    if not sources:
+        print(f"mcr extract: no videos found in {args.input}", file=sys.stderr)
+        return 2
+    client = None
+    if args.scheduler:
+        from distributed import Client
+
+        client = Client(args.scheduler)
+    print(f"{len(sources)} videos -> {args.store} "
+          f"({', '.join(f'{e.modality}: {e.name}' for e in extractors)})", file=sys.stderr)
+    try:
+        summary = extract_corpus(sources, FeatureStore(args.store), client=client, extractors=extractors,
+                                 force=args.force, progress=not args.no_progress, n_workers=args.workers,
+                                 retries=args.retries)
+    finally:
+        if client is not None:
+            client.close()
+    print(format_summary(summary))
+    if summary.failures:
+        print(f"\n{summary.failed} failed:")
+        print(format_failures(summary.failures))
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    from workflows.cli import main
+
+    sys.exit(main(["extract", *sys.argv[1:]]))

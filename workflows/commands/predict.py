@@ -1,0 +1,53 @@
+"""Annotate new videos with emotions: one row per segment (video_id, segment_id, start, end, transcript, prediction).
+
+INPUT is a video, a folder of videos or a manifest CSV. Videos are first extracted into a feature store (reused on
+the next run), then cut into segments: the manifest's, else whisper's utterances, else --window seconds.
+
+Examples:
+  mcr predict interviews/ --model runs/mosi --out annotations.parquet --vtt subtitles/
+  mcr predict talk.mp4 --model runs/mosi --out talk.csv --window 10
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("input", help="a video, a folder of videos, or a manifest CSV")
+    p.add_argument("--model", required=True, metavar="RUN", help="a trained run directory (mcr train --out)")
+    p.add_argument("--out", required=True, help="output table: .parquet or .csv")
+    p.add_argument("--store", default=None, help="feature store to extract into and reuse (default: OUT.store)")
+    p.add_argument("--window", type=float, default=None, metavar="SECONDS",
+                   help="cut videos into fixed windows instead of whisper's utterances")
+    p.add_argument("--vtt", default=None, metavar="DIR", help="also write one WebVTT subtitle file per video")
+    p.add_argument("--workers", type=int, default=None, help="local Dask workers (default: one per core)")
+    p.add_argument("--scheduler", default=None, metavar="ADDRESS", help="use an existing Dask cluster")
+    p.add_argument("--visual", default=None, help="visual backend (default: mediapipe)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from pipeline.errors import StageError
+    from workflows.predict import predict_videos
+
+    client = None
+    if args.scheduler:
+        from distributed import Client
+
+        client = Client(args.scheduler)
+    try:
+        frame = predict_videos(args.input, args.model, args.out, store=args.store, window=args.window,
+                               vtt_dir=args.vtt, client=client, n_workers=args.workers, visual=args.visual)
+    except (StageError, ValueError, FileNotFoundError) as exc:
+        print(f"mcr predict: error: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        if client is not None:
+            client.close()
+    print(f"wrote {len(frame)} segments of {frame['video_id'].nunique()} videos to {args.out}")
+    with_pandas_width = frame.drop(columns=["segment_id"]).head(20)
+    print(with_pandas_width.to_string(index=False, max_colwidth=40))
+    failures = frame.attrs.get("failures") or []
+    for f in failures:
+        print(f"failed: {f.get('path')} [{f.get('stage')}] {f.get('message')}", file=sys.stderr)
+    return 1 if failures else 0

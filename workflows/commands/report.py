@@ -1,0 +1,43 @@
+"""Plots and a one-page HTML report of a trained run: curves, confusion matrix, attention of one sample, metrics.
+
+Example:
+  mcr report runs/mosi                      # the sample comes from the data the run was trained on
+  mcr report runs/mosi --data other.pkl --split valid --sample 3
+
+Writes RUN/report/index.html and its PNGs (or --out DIR).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+HELP = "Plots and a one-page HTML report of a run."
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run", metavar="RUN", help="a run directory written by `mcr train`")
+    parser.add_argument("--data", metavar="SOURCE", help="data for the attention sample (default: the run's own)")
+    parser.add_argument("--split", default="test", help="split the sample comes from (default: test)")
+    parser.add_argument("--sample", type=int, default=0, help="index of the sample in the split")
+    parser.add_argument("--layer", type=int, help="reinforcement layer of the heatmaps (default: the last)")
+    parser.add_argument("--out", metavar="DIR", help="output folder (default: RUN/report)")
+    parser.add_argument("--trust-pickle", action="store_true",
+                        help="load pickles with the unrestricted pickle module (only files you trust)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from workflows.evaluate import split_of
+    from workflows.report import write_report
+    from workflows.train import load_run
+
+    _, _, info = load_run(args.run)
+    source = args.data or info["data"].get("source")
+    split = None
+    if source and Path(source).exists():
+        split = split_of(source, args.split, info, trust_pickle=args.trust_pickle)
+    else:
+        print(f"no data at {source!r}: the report has no attention plots (pass --data)", file=sys.stderr)
+    page = write_report(args.run, split=split, sample=args.sample, layer=args.layer, out=args.out)
+    print(page)
+    return 0

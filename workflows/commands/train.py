@@ -1,0 +1,100 @@
+"""Train MCR (or MulT, or an ablation) on a feature store or a benchmark file.
+
+Examples:
+  mcr train --data store/ --preset mosi --out runs/mosi
+  mcr train --data data/mosi_data_noalign.pkl --preset mosi --out runs/mult --arch mult --seeds 5
+  mcr train --data mosi_valid_word_aligned.parquet --preset mosi --config small.toml --out runs/l --ablation language_only
+
+SOURCE: a store directory (--aligned for its word-aligned view), MulT's or MMSA's pickle (or a folder holding
+one), or a word-aligned Parquet table. A source without train/valid splits is cut 3/5, 1/5, 1/5 by video.
+Running the same command again resumes from the last checkpoint; a finished run is left as it is.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+HELP = "Train MCR (or a baseline) on a store or a benchmark pickle."
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", required=True, metavar="SOURCE", help="store directory, .pkl or .parquet")
+    parser.add_argument("--preset", choices=["mosi", "mosei", "iemocap"], default="mosi",
+                        help="Table 1 settings (model, batch size, learning rate, epochs)")
+    parser.add_argument("--config", metavar="FILE", help="JSON/TOML overrides: batch_size, lr, epochs, "
+                        "a [model] table of MCRConfig fields, any training option (see workflows/train.py)")
+    parser.add_argument("--out", required=True, metavar="RUN", help="run directory (resumed when it exists)")
+    parser.add_argument("--seeds", type=int, default=1, help="train this many seeds (seed, seed+1, ...) and "
+                        "report mean ± std")
+    parser.add_argument("--seed", type=int, help="first seed (default 0)")
+    parser.add_argument("--epochs", type=int, help="override the preset's epochs")
+    parser.add_argument("--batch-size", type=int, help="override the preset's batch size")
+    parser.add_argument("--lr", type=float, help="override the preset's learning rate")
+    parser.add_argument("--arch", choices=["mcr", "mult"], help="model: MCR (default) or the MulT baseline")
+    parser.add_argument("--ablation", metavar="NAME", help="a row of the paper's Table 5, e.g. language_only")
+    parser.add_argument("--aligned", action="store_true", default=None,
+                        help="word-aligned view of a store / the aligned pickle of a folder")
+    parser.add_argument("--max-len", type=int, help="longest sequence kept per modality (store, Parquet)")
+    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], help="default: CUDA when available")
+    parser.add_argument("--cpu-threads", type=int, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--trust-pickle", action="store_true",
+                        help="load pickles with the unrestricted pickle module (only files you trust)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def load_training_data(source: str, tcfg, *, trust_pickle: bool = False):
+    """``{split: ArraySplit}`` with train and valid (a single split is cut by video) and its description."""
+    from pipeline.datasets import ensure_splits, load_source
+
+    raw = load_source(source, trust_pickle=trust_pickle, aligned=tcfg.aligned, max_len=tcfg.max_len)
+    splits = ensure_splits(raw)
+    info = {"source": str(Path(source).resolve()), "splits": {k: len(v) for k, v in splits.items()},
+            "cut_by_video": sorted(raw) != sorted(splits), "dims": list(splits["train"].dims),
+            "lengths": list(splits["train"].lengths), "classes": splits["train"].classes}
+    return splits, info
+
+
+def run(args: argparse.Namespace) -> int:
+    from workflows.train import configure, fit_model_to_data, train_seeds
+
+    model_cfg, tcfg = configure(args.preset, args.config, seed=args.seed, epochs=args.epochs,
+                                batch_size=args.batch_size, lr=args.lr, aligned=args.aligned,
+                                max_len=args.max_len, device=args.device, cpu_threads=args.cpu_threads)
+    if args.arch:
+        model_cfg = model_cfg.replace(arch=args.arch)
+    if args.ablation:
+        model_cfg = model_cfg.with_ablation(args.ablation)
+    splits, data_info = load_training_data(args.data, tcfg, trust_pickle=args.trust_pickle)
+    model_cfg = fit_model_to_data(model_cfg, splits["train"])
+    print(f"training {model_cfg.arch} on {args.data}: " + ", ".join(f"{k} {v}" for k, v in
+                                                                     data_info["splits"].items()), file=sys.stderr)
+    result = train_seeds(splits, model_cfg, tcfg, args.out, n_seeds=args.seeds, data_info=data_info,
+                         progress=not args.no_progress)
+    print(format_metrics(result))
+    return 0
+
+
+def format_metrics(result: dict) -> str:
+    """A plain-text table of a run's metrics.json or a multi-seed summary.json."""
+    lines = []
+    for split in ("valid", "test"):
+        if split not in result:
+            continue
+        values = result[split]
+        cells = []
+        for name, v in values.items():
+            if isinstance(v, dict):  # summary: mean ± std
+                cells.append(f"{name} {_fmt(v['mean'])} ± {_fmt(v['std'])}")
+            else:
+                cells.append(f"{name} {_fmt(v)}")
+        lines.append(f"{split}: " + "  ".join(cells))
+    if "best_epoch" in result:
+        lines.append(f"best epoch {result['best_epoch']} of {result['epochs_run']}"
+                     + (" (stopped early)" if result.get("stopped_early") else ""))
+    return "\n".join(lines) if lines else json.dumps(result, indent=2)
+
+
+def _fmt(v) -> str:
+    return "nan" if v is None else f"{v:.4f}"
