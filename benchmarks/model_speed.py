@@ -25,15 +25,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script 
 from benchmarks.report import machine, write_section  # noqa: E402
 from model import PRESETS, build_model, count_parameters  # noqa: E402
 
-LENGTHS = {"l": 50, "v": 500, "a": 375}
 TARGET_RATIO = 1.5
 
 
-def make_inputs(cfg, batch: int, device: str, *, ragged: bool, seed: int = 0) -> dict[str, torch.Tensor]:
+def make_inputs(cfg, batch: int, lengths: dict[str, int], device: str, *, ragged: bool, seed: int = 0
+                ) -> dict[str, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
-    out = {f"x_{m}": torch.randn(batch, T, cfg.input_dim(m), generator=g).to(device) for m, T in LENGTHS.items()}
+    out = {f"x_{m}": torch.randn(batch, T, cfg.input_dim(m), generator=g).to(device) for m, T in lengths.items()}
     if ragged:  # real batches are padded: every sample keeps between half and all of its steps
-        for m, T in LENGTHS.items():
+        for m, T in lengths.items():
             keep = torch.randint(T // 2, T + 1, (batch, 1), generator=g)
             out[f"mask_{m}"] = (torch.arange(T)[None, :] < keep).to(device)
     return out
@@ -50,8 +50,8 @@ def _autocast(device: str, amp: str):
     return torch.autocast(device_type=device.split(":")[0], dtype={"bf16": torch.bfloat16, "fp16": torch.float16}[amp])
 
 
-def measure(names: list[str], *, batch: int, device: str, amp: str, steps: int, warmup: int, ragged: bool
-            ) -> dict[str, dict[str, float]]:
+def measure(names: list[str], *, batch: int, lengths: dict[str, int], device: str, amp: str, steps: int,
+            warmup: int, ragged: bool) -> dict[str, dict[str, float]]:
     """Alternate one training step (forward, L1 loss, backward, Adam) of each model; then inference passes."""
     models, opts, inputs = {}, {}, {}
     for name in names:
@@ -59,7 +59,7 @@ def measure(names: list[str], *, batch: int, device: str, amp: str, steps: int, 
         torch.manual_seed(0)
         models[name] = build_model(cfg).to(device)
         opts[name] = torch.optim.Adam(models[name].parameters(), lr=1e-3)
-        inputs[name] = make_inputs(cfg, batch, device, ragged=ragged)
+        inputs[name] = make_inputs(cfg, batch, lengths, device, ragged=ragged)
     target = torch.randn(batch, 1, device=device)
     train_times: dict[str, list[float]] = {n: [] for n in names}
     infer_times: dict[str, list[float]] = {n: [] for n in names}
@@ -103,16 +103,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=64, help="batch size (MOSI's Table 1 value: 64)")
     parser.add_argument("--steps", type=int, default=5, help="timed steps per model")
     parser.add_argument("--warmup", type=int, default=1, help="untimed steps per model before timing")
+    parser.add_argument("--lengths", default="50,500,375", help="L,V,A sequence lengths (unaligned MOSI's)")
     parser.add_argument("--ragged", action="store_true", help="pad each sample to the batch length and mask it")
     parser.add_argument("--quick", action="store_true", help="2 timed steps after 1 warm-up (same shapes)")
+    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     parser.add_argument("--no-write", action="store_true", help="do not write docs/benchmarks.md")
     args = parser.parse_args(argv)
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         parser.error("--device cuda: no CUDA device here")
+    if args.threads:
+        torch.set_num_threads(args.threads)
     steps, warmup = (2, 1) if args.quick else (args.steps, args.warmup)
-    res = measure(["mcr", "mult"], batch=args.batch, device=args.device, amp=args.amp, steps=steps,
-                  warmup=warmup, ragged=args.ragged)
+    lengths = dict(zip(("l", "v", "a"), (int(n) for n in args.lengths.split(","))))
+    assert len(lengths) == 3, f"--lengths needs three numbers L,V,A; got {args.lengths!r}"
+    res = measure(["mcr", "mult"], batch=args.batch, lengths=lengths, device=args.device, amp=args.amp,
+                  steps=steps, warmup=warmup, ragged=args.ragged)
     mcr, mult = res["mcr"], res["mult"]
     summary = {
         "mcr_train_step_s": round(mcr["train_step_s"], 4), "mult_train_step_s": round(mult["train_step_s"], 4),
@@ -120,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
         "mcr_infer_samples_per_s": round(mcr["infer_samples_per_s"], 1),
         "mult_infer_samples_per_s": round(mult["infer_samples_per_s"], 1),
         "mcr_params": mcr["params"], "mult_params": mult["params"],
-        "batch": args.batch, "lengths": LENGTHS, "device": args.device, "amp": args.amp, "ragged": args.ragged,
+        "batch": args.batch, "lengths": lengths, "device": args.device, "amp": args.amp, "ragged": args.ragged,
         "steps": steps, "torch_threads": torch.get_num_threads(), "machine": machine(),
         "mcr_train_steps_s": [round(t, 4) for t in mcr["train_step_all_s"]],
         "mult_train_steps_s": [round(t, 4) for t in mult["train_step_all_s"]],
@@ -135,7 +141,8 @@ def main(argv: list[str] | None = None) -> int:
             "## Model speed: MCR vs MulT (benchmarks/model_speed.py)",
             "",
             f"Machine: {machine()}; device {device}; {summary['torch_threads']} torch threads.",
-            f"Unaligned MOSI shapes: batch {args.batch}, L/V/A lengths 50/500/375, input sizes 300/35/74, "
+            f"Shapes: batch {args.batch}, L/V/A lengths {lengths['l']}/{lengths['v']}/{lengths['a']} "
+            f"(unaligned MOSI: 50/500/375), input sizes 300/35/74, "
             f"MOSI preset (d = 40, 10 heads; MCR 3 layers, MulT 5 crossmodal + 3 memory layers)"
             f"{', ragged masks' if args.ragged else ''}; median of {steps} steps after {warmup} warm-up, "
             f"models timed alternately.",

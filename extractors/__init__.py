@@ -1,5 +1,6 @@
 """Feature extractors: media decoding and one extractor per modality, found by name in a registry."""
 from extractors.base import EXTRACTORS, Extractor, ExtractorConfig, Media, available, create, register
 from extractors import acoustic, visual, visual_pyfeat  # noqa: F401,E402  (registers librosa, mediapipe, pyfeat)
+from extractors import language  # noqa: F401,E402  (registers whisper-glove)
 
 __all__ = ["EXTRACTORS", "Extractor", "ExtractorConfig", "Media", "available", "create", "register"]

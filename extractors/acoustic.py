@@ -86,7 +86,7 @@ class AcousticExtractor(Extractor):
         if not media.has_audio:
             return self.schema().empty_table()
         features = self.compute(media.audio, media.sample_rate)  # (N, D)
-        times = np.arange(len(features), dtype=np.float64) * self.config.hop
+        times = media.start + np.arange(len(features), dtype=np.float64) * self.config.hop
         table = pa.table([pa.array(times), features_column(features, self.feature_dim)], schema=self.schema())
         return table
 

@@ -23,7 +23,8 @@ class Media:
 
     ``audio`` is (S,) float32 in [-1, 1] (empty when the file has no audio track); ``frames`` is (N, H, W, 3) uint8
     RGB with ``frame_times`` (N,) seconds (N = 0 when the file has no video track). ``warnings`` collects what the
-    decoder wants a user to know (a missing stream, say).
+    decoder wants a user to know (a missing stream, say). ``start`` is the time of ``audio[0]`` in the source video
+    (non-zero after :meth:`crop`), so every extractor reports times relative to the original video.
     """
 
     path: str
@@ -34,6 +35,7 @@ class Media:
     frame_times: np.ndarray
     native_fps: float | None = None
     warnings: list[str] = field(default_factory=list)
+    start: float = 0.0
 
     @property
     def has_audio(self) -> bool:
@@ -45,11 +47,11 @@ class Media:
 
     def crop(self, start: float, end: float | None) -> "Media":
         """The part of this media in [start, end) seconds; times stay relative to the original video."""
-        end = self.duration if end is None else min(end, self.duration)
-        a, b = int(round(start * self.sample_rate)), int(round(end * self.sample_rate))
+        end = self.start + self.duration if end is None else min(end, self.start + self.duration)
+        a, b = (int(round((t - self.start) * self.sample_rate)) for t in (start, end))
         keep = (self.frame_times >= start) & (self.frame_times < end)
-        return Media(self.path, end - start, self.audio[a:b], self.sample_rate, self.frames[keep],
-                     self.frame_times[keep], self.native_fps, list(self.warnings))
+        return Media(self.path, end - start, self.audio[max(a, 0):b], self.sample_rate, self.frames[keep],
+                     self.frame_times[keep], self.native_fps, list(self.warnings), start=start)
 
 
 @dataclass(frozen=True)

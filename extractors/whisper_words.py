@@ -65,8 +65,8 @@ class TranscribeOptions:
 
     language: str | None = "en"
     """Spoken language code; None detects it per window."""
-    pad_seconds: float | None = 1.0
-    """Padding encoded after a window's content; None encodes the full 30-s window, exactly as openai-whisper."""
+    silence_peak: float = 1e-3
+    """A window whose audio never exceeds this amplitude (-60 dBFS) is silence: no words, nothing decoded."""
     temperatures: tuple[float, ...] = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
     """Decoding temperatures, tried in order while the result looks like a failure (fallback)."""
     compression_ratio_threshold: float = 2.4
@@ -248,11 +248,12 @@ def transcribe_words(model: Whisper, audio: np.ndarray, options: TranscribeOptio
     seek, utterance, last_speech, out = 0, 0, 0.0, []
     while seek < content_frames:
         segment_size = min(N_FRAMES, content_frames - seek)
-        window = N_FRAMES if options.pad_seconds is None else \
-            min(N_FRAMES, segment_size + round(options.pad_seconds * FRAMES_PER_SECOND))
-        window += window % 2
-        mel_window = F.pad(mel[:, seek: seek + segment_size], (0, window - segment_size))  # zeros, as pad_or_trim
-        features = encode(model, mel_window[None])  # (1, window/2, d)
+        chunk = audio[seek * HOP_LENGTH: (seek + segment_size) * HOP_LENGTH]
+        if chunk.size == 0 or float(np.abs(chunk).max()) < options.silence_peak:
+            seek += segment_size
+            continue
+        mel_window = F.pad(mel[:, seek: seek + segment_size], (0, N_FRAMES - segment_size))  # zeros, as pad_or_trim
+        features = encode(model, mel_window[None])  # (1, 1500, d)
         result = decode(model, features, options)
         if result.no_speech_prob > options.no_speech_threshold and result.avg_logprob <= options.logprob_threshold:
             seek += segment_size
@@ -264,7 +265,9 @@ def transcribe_words(model: Whisper, audio: np.ndarray, options: TranscribeOptio
         window_words = []
         for words in _assign(timings, texts, spans, offset, last_speech):
             if words:
-                window_words += [WordTiming(w.word.strip(), w.start, w.end, w.probability, utterance) for w in words]
+                limit = round((seek + segment_size) / FRAMES_PER_SECOND, 2)  # a heuristic may stretch a word past the audio
+                window_words += [WordTiming(w.word.strip(), round(min(w.start, limit), 2),
+                                            round(min(w.end, limit), 2), w.probability, utterance) for w in words]
                 utterance += 1
         previous_seek, seek = seek, seek + advance
         if not single_ending and window_words and window_words[-1].end > offset:
@@ -273,3 +276,49 @@ def transcribe_words(model: Whisper, audio: np.ndarray, options: TranscribeOptio
         out.extend(window_words)
         last_speech = window_words[-1].end if window_words else last_speech
     return out
+
+
+def pack(durations: list[float], *, gap_seconds: float, pack_seconds: float) -> list[list[int]]:
+    """Group clips, in order, into packs that fit one 30-s window with ``gap_seconds`` of silence between
+    clips; a clip longer than ``pack_seconds`` is a pack of its own. -> list of packs of clip indices."""
+    packs: list[list[int]] = []
+    length = np.inf
+    for i, seconds in enumerate(durations):
+        if seconds > pack_seconds:
+            packs.append([i])
+            length = np.inf
+        elif length + gap_seconds + seconds <= N_SAMPLES / SAMPLE_RATE:
+            packs[-1].append(i)
+            length += gap_seconds + seconds
+        else:
+            packs.append([i])
+            length = seconds
+    return packs
+
+
+def transcribe_many(model: Whisper, audios: list[np.ndarray], options: TranscribeOptions = TranscribeOptions(),
+                    *, gap_seconds: float = 2.0, pack_seconds: float = 10.0) -> list[list[WordTiming]]:
+    """Words of several (S_i,) 16-kHz audios, short ones packed into shared 30-s windows.
+
+    Clips of at most ``pack_seconds`` are laid one after another with ``gap_seconds`` of silence between them,
+    transcribed as one audio by :func:`transcribe_words`, and each word goes back to the clip its middle lies in
+    (the gaps are split in half), with times relative to that clip and clamped to it. Utterances are numbered
+    from 0 in each clip.
+    """
+    results: list[list[WordTiming]] = [[] for _ in audios]
+    gap = np.zeros(round(gap_seconds * SAMPLE_RATE), np.float32)
+    for members in pack([len(a) / SAMPLE_RATE for a in audios], gap_seconds=gap_seconds, pack_seconds=pack_seconds):
+        pieces = [np.asarray(audios[i], np.float32) for i in members]
+        offsets = np.cumsum([0] + [len(p) + len(gap) for p in pieces[:-1]]) / SAMPLE_RATE  # (n,) clip starts
+        words = transcribe_words(model, np.concatenate([x for p in pieces for x in (p, gap)][:-1]), options)
+        bounds = offsets[1:] - gap_seconds / 2  # (n - 1,) a clip's words have their middle before its bound
+        for w in words:
+            j = int(np.searchsorted(bounds, (w.start + w.end) / 2, side="right"))
+            duration = len(pieces[j]) / SAMPLE_RATE
+            start = round(min(max(w.start - offsets[j], 0.0), duration), 2)
+            end = round(min(max(w.end - offsets[j], start), duration), 2)
+            results[members[j]].append(WordTiming(w.word, start, end, w.probability, w.utterance))
+        for i in members:  # renumber utterances per clip
+            numbers = {u: n for n, u in enumerate(dict.fromkeys(w.utterance for w in results[i]))}
+            results[i] = [replace(w, utterance=numbers[w.utterance]) for w in results[i]]
+    return results

@@ -10,6 +10,7 @@ import builtins
 
 from torch import nn
 
+from .attention import lengths_to_mask
 from .config import ABLATIONS, IEMOCAP_EMOTIONS, MCRConfig
 from .heads import ModelOutput
 from .mcr import MCR
@@ -29,4 +30,4 @@ def count_parameters(model: nn.Module) -> int:
 
 
 __all__ = ["ABLATIONS", "IEMOCAP_EMOTIONS", "MCR", "MCRConfig", "ModelOutput", "MulT", "PRESETS", "Preset",
-           "build_model", "count_parameters", "load_preset"]
+           "build_model", "count_parameters", "lengths_to_mask", "load_preset"]

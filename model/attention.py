@@ -108,6 +108,22 @@ def sinusoidal_positions(length: int, d_model: int, *, device=None, dtype=torch.
     return pe.to(dtype)
 
 
+class SinusoidalPositions(nn.Module):
+    """Adds :func:`sinusoidal_positions` to (B, T, d) inputs; the table is cached and grown for longer inputs."""
+
+    def __init__(self, d_model: int, initial_length: int = 512):
+        super().__init__()
+        self.d_model = d_model
+        self.register_buffer("table", sinusoidal_positions(initial_length, d_model), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, T, d) -> (B, T, d) with positions 0..T-1 added."""
+        T = x.shape[1]
+        if T > self.table.shape[0]:
+            self.table = sinusoidal_positions(max(T, 2 * self.table.shape[0]), self.d_model, device=x.device)
+        return x + self.table[:T].to(dtype=x.dtype)
+
+
 class SelfAttentionLayer(nn.Module):
     """Pre-LN transformer encoder layer: x + SA^mul(LN(x)), then the feed-forward layer with skip."""
 

@@ -126,7 +126,7 @@ class MCR(nn.Module):
 
         Modalities the config does not use may be None. Returns :class:`ModelOutput`.
         """
-        xs, masks = _gather_inputs(self.cfg, (x_l, x_v, x_a), (mask_l, mask_v, mask_a))
+        xs, masks = gather_inputs(self.cfg, (x_l, x_v, x_a), (mask_l, mask_v, mask_a))
         z = self.preprocess(xs, masks)  # {m: (B, T_m, d)}
         z_tgt = {t: z[t] for t in self.targets}
         z_src = {s: z[s] for s in self.source_modalities}
@@ -157,7 +157,7 @@ class MCR(nn.Module):
         return ModelOutput(output=output, attention=attention)
 
 
-def _gather_inputs(cfg: MCRConfig, xs: tuple, masks: tuple) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+def gather_inputs(cfg: MCRConfig, xs: tuple, masks: tuple) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Check shapes and keep the modalities the config uses: ({m: (B, T_m, d_m)}, {m: (B, T_m) bool or None})."""
     out_x, out_m = {}, {}
     batch = None

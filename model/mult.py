@@ -20,10 +20,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .attention import MultiHeadAttention, sinusoidal_positions, zero_padded
+from .attention import MultiHeadAttention, SinusoidalPositions, zero_padded
 from .config import MCRConfig
 from .heads import ModelOutput, OutputHead, pool
-from .mcr import _gather_inputs
+from .mcr import gather_inputs
 
 _ORDER = ("l", "a", "v")  # the reference code's order of the final concatenation
 
@@ -59,14 +59,14 @@ class MulTTransformer(nn.Module):
         super().__init__()
         self.scale = math.sqrt(d_model)
         self.embed_dropout = embed_dropout
+        self.positions = SinusoidalPositions(d_model)
         self.layers = nn.ModuleList(
             CrossmodalLayer(d_model, n_heads, attn_dropout=attn_dropout, relu_dropout=relu_dropout,
                             res_dropout=res_dropout) for _ in range(n_layers))
         self.norm = nn.LayerNorm(d_model)
 
     def _embed(self, x: torch.Tensor) -> torch.Tensor:
-        pe = sinusoidal_positions(x.shape[1], x.shape[2], device=x.device, dtype=x.dtype)
-        return F.dropout(self.scale * x + pe, self.embed_dropout, self.training)
+        return F.dropout(self.positions(self.scale * x), self.embed_dropout, self.training)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None, x_src: torch.Tensor | None = None,
                 src_mask: torch.Tensor | None = None, *, need_weights: bool = False
@@ -108,7 +108,7 @@ class MulT(nn.Module):
                 mask_v: torch.Tensor | None = None, mask_a: torch.Tensor | None = None,
                 return_attention: bool = False) -> ModelOutput:
         """Same contract as :meth:`model.mcr.MCR.forward`; attention maps keyed ``"{s}_to_{t}"`` (per layer)."""
-        xs, masks = _gather_inputs(self.cfg, (x_l, x_v, x_a), (mask_l, mask_v, mask_a))
+        xs, masks = gather_inputs(self.cfg, (x_l, x_v, x_a), (mask_l, mask_v, mask_a))
         xs["l"] = F.dropout(xs["l"], self.cfg.embed_dropout, self.training)
         z = {m: self.proj[m](zero_padded(xs[m], masks[m]).transpose(1, 2)).transpose(1, 2)
              for m in _ORDER}  # {m: (B, T_m, d)}

@@ -11,7 +11,7 @@ import math
 import torch
 from torch import nn
 
-from .attention import sinusoidal_positions, zero_padded
+from .attention import SinusoidalPositions, zero_padded
 
 
 class ModalityPreprocess(nn.Module):
@@ -23,13 +23,13 @@ class ModalityPreprocess(nn.Module):
         assert kernel_size % 2 == 1, f"kernel size {kernel_size} must be odd so the output keeps the input length"
         self.conv = nn.Conv1d(d_in, d_model, kernel_size, padding=kernel_size // 2, bias=bias)
         self.scale = math.sqrt(d_model) if scale_embedding else 1.0
+        self.positions = SinusoidalPositions(d_model)
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         """x (B, T, d_in), mask (B, T) -> (B, T, d)."""
         z = self.conv(zero_padded(x, mask).transpose(1, 2)).transpose(1, 2)  # (B, T, d)
-        pe = sinusoidal_positions(z.shape[1], z.shape[2], device=z.device, dtype=z.dtype)  # (T, d)
-        return self.dropout(self.scale * z + pe)
+        return self.dropout(self.positions(self.scale * z))
 
 
 class Preprocess(nn.Module):

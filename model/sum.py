@@ -106,7 +106,8 @@ class SUM(nn.Module):
 
     def forward(self, z_src: dict[str, torch.Tensor], z_tgt: dict[str, torch.Tensor], *, build_ds: bool
                 ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
-        """Z_s^{[i]} {s: (B, T_s, d)}, Z_t^{[i+1]} {t: (B, T_t, d)} -> (Z_s^{[i+1]}, Z_ds^{[i+1]} {t: (B, T_s1+T_s2, d)})."""
+        """Z_s^{[i]} {s: (B, T_s, d)}, Z_t^{[i+1]} {t: (B, T_t, d)}
+        -> (Z_s^{[i+1]} {s: (B, T_s, d)}, Z_ds^{[i+1]} {t: (B, T_s1 + T_s2, d)})."""
         new_src = {s: update(z_src[s], z_tgt.get(s)) for s, update in self.updates.items()}
         z_ds: dict[str, torch.Tensor] = {}
         if build_ds:

@@ -5,7 +5,8 @@
 - the project's Parquet feature store (a directory; unaligned, or word-aligned with ``aligned=True``);
 - MulT's pickles (``mosi_data.pkl``, ``mosi_data_noalign.pkl``, ``mosei_senti_data(_noalign).pkl``,
   ``iemocap_data(_noalign).pkl``): ``{split: {"text", "audio", "vision", "labels", "id"}}``, zero-padded at the
-  start, IEMOCAP labels one-hot (N, 4, 2);
+  start, IEMOCAP labels one-hot (N, 4, 2) in the order neutral, happy, sad, angry (reordered to the project's
+  happy, sad, angry, neutral);
 - MMSA's pickles (``aligned_50.pkl``, ``unaligned_50.pkl``): ``{split: {"text", "audio", "vision",
   "regression_labels", "id", "audio_lengths", "vision_lengths", ...}}``, padded at the end;
 - a word-aligned Parquet table (columns ``segment_id, video_id, label, words, glove300, facet47, covarep74``, one
@@ -28,6 +29,8 @@ MODALITIES = ("text", "vision", "audio")
 MULT_PICKLES = ("mosi_data.pkl", "mosi_data_noalign.pkl", "mosei_senti_data.pkl", "mosei_senti_data_noalign.pkl",
                 "iemocap_data.pkl", "iemocap_data_noalign.pkl")
 MMSA_PICKLES = ("aligned_50.pkl", "unaligned_50.pkl")
+# MulT's IEMOCAP labels are (neutral, happy, sad, angry); the project's order is (happy, sad, angry, neutral).
+MULT_TO_PROJECT_EMOTIONS = [1, 2, 3, 0]
 SPLIT_NAMES = {"train": "train", "valid": "valid", "dev": "valid", "val": "valid", "validation": "valid",
                "test": "test"}
 
@@ -237,8 +240,9 @@ def _features(x, path: Path, key: str) -> np.ndarray:
 def _from_mult(split: dict, path: Path, task: str) -> ArraySplit:
     text, vision, audio = (_features(split[k], path, k) for k in ("text", "vision", "audio"))
     labels = np.asarray(split["labels"])
-    if task == "iemocap":
+    if task == "iemocap":  # one-hot (N, 4, 2) in MulT's order -> (N, 4) 0/1 in the project's
         labels = (labels.argmax(-1) if labels.ndim == 3 else labels.reshape(len(labels), 4)).astype(np.int64)
+        labels = labels[:, MULT_TO_PROJECT_EMOTIONS]
     else:
         labels = labels.reshape(len(labels)).astype(np.float32)
     # Zero rows are padding (MulT pads at the start); aligned files share one time axis, so use the union there.

@@ -13,7 +13,8 @@ the truth as weights, a class never predicted scoring 0. MMSA passes (truth, pre
 swapped, which weights by the predicted supports instead; we follow the documented argument order.
 
 IEMOCAP follows MulT's ``eval_iemocap``: per emotion, argmax of the two logits against the 0/1 label, binary accuracy
-and weighted F1. The emotion order is the one of MulT's ``iemocap_data.pkl``: neutral, happy, sad, angry.
+and weighted F1. The emotion order is the project's (``model.IEMOCAP_EMOTIONS``): happy, sad, angry, neutral;
+MulT's ``iemocap_data.pkl`` stores neutral, happy, sad, angry and :mod:`pipeline.datasets` reorders it on loading.
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ import warnings
 
 import numpy as np
 
-IEMOCAP_EMOTIONS = ("neutral", "happy", "sad", "angry")
+IEMOCAP_EMOTIONS = ("happy", "sad", "angry", "neutral")  # = model.IEMOCAP_EMOTIONS
 SENTIMENT_CLASSES = tuple(range(-3, 4))  # the seven classes of Acc7
 
 
@@ -110,7 +111,7 @@ def sentiment_metrics(preds: np.ndarray, labels: np.ndarray) -> dict[str, float]
 def iemocap_metrics(logits: np.ndarray, labels: np.ndarray) -> dict[str, float]:
     """Per emotion binary accuracy and weighted F1, and their means.
 
-    logits: (N, 4, 2) scores (or (N, 8)); labels: (N, 4) 0/1, or one-hot (N, 4, 2) as in MulT's pickles.
+    logits: (N, 4, 2) scores (or (N, 8)); labels: (N, 4) 0/1, or one-hot (N, 4, 2); both in IEMOCAP_EMOTIONS order.
     """
     logits = np.asarray(logits, dtype=np.float64).reshape(-1, 4, 2)
     labels = np.asarray(labels)

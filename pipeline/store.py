@@ -4,7 +4,7 @@ Layout (see docs/store.md)::
 
     ROOT/
       videos.parquet                                   one row per video: source, hash, status, provenance
-      segments.parquet                                 one row per segment: video_id, segment_id, start, end, split, labels
+      segments.parquet                                 one row per segment: ids, start, end, split, labels
       language/video_id=<id>/part.parquet              one file per video and modality (hive partitioning)
       acoustic/video_id=<id>/part.parquet
       visual/video_id=<id>/part.parquet
@@ -41,7 +41,9 @@ VIDEO_SCHEMA = pa.schema(
        for c in ("extractor", "config_hash", "rows")]
     + [("models", pa.string()), ("versions", pa.string()), ("seconds", pa.float64()), ("updated", pa.string())])
 VIDEO_COLUMNS = VIDEO_SCHEMA.names
-SEGMENT_COLUMNS = ["video_id", "segment_id", "start", "end", "split"]
+SEGMENT_SCHEMA = pa.schema([("video_id", pa.string()), ("segment_id", pa.string()), ("start", pa.float64()),
+                            ("end", pa.float64()), ("split", pa.string())])
+SEGMENT_COLUMNS = SEGMENT_SCHEMA.names
 
 
 def check_video_id(video_id: str) -> str:
@@ -212,9 +214,6 @@ class FeatureStore:
             return pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
         return self._read_file(path).to_pandas()
 
-    def _write_frame(self, name: str, frame: pd.DataFrame) -> None:
-        self._write_atomic(pa.Table.from_pandas(frame.reset_index(drop=True), preserve_index=False), self.path(name))
-
     def videos(self) -> pd.DataFrame:
         """``videos.parquet`` as a DataFrame (empty, with the documented columns, when there is none yet)."""
         return self._read_frame("videos.parquet", VIDEO_COLUMNS)
@@ -230,7 +229,7 @@ class FeatureStore:
         records = frame.sort_values("video_id").to_dict("records")
         columns = {}
         for f in VIDEO_SCHEMA:
-            values = [_plain(r.get(f.name)) for r in records]
+            values = [plain_value(r.get(f.name)) for r in records]
             if f.name in ("models", "versions"):
                 values = [v if v is None or isinstance(v, str) else json.dumps(v, sort_keys=True) for v in values]
             if pa.types.is_integer(f.type):
@@ -238,7 +237,7 @@ class FeatureStore:
             columns[f.name] = pa.array(values, f.type)
         table = pa.table(columns, schema=VIDEO_SCHEMA)
         for c in extra:
-            table = table.append_column(c, pa.array([_plain(r.get(c)) for r in records]))
+            table = table.append_column(c, pa.array([plain_value(r.get(c)) for r in records]))
         self._write_atomic(table, self.path("videos.parquet"))
 
     def upsert_videos(self, records: list[dict[str, Any]], current: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -258,10 +257,14 @@ class FeatureStore:
         keep = current[~current["video_id"].isin(replace)]
         merged = frame if keep.empty else pd.concat([keep, frame], ignore_index=True)
         merged = merged[SEGMENT_COLUMNS + [c for c in merged.columns if c not in SEGMENT_COLUMNS]]
-        self._write_frame("segments.parquet", merged.sort_values(["video_id", "start", "segment_id"]))
+        merged = merged.sort_values(["video_id", "start", "segment_id"]).reset_index(drop=True)
+        table = pa.Table.from_pandas(merged, preserve_index=False)
+        for i, f in enumerate(SEGMENT_SCHEMA):  # fixed types even when a column is all null
+            table = table.set_column(i, f, table.column(f.name).cast(f.type))
+        self._write_atomic(table, self.path("segments.parquet"))
 
 
-def _plain(value: Any) -> Any:
+def plain_value(value: Any) -> Any:
     """numpy scalars -> Python, NaN/NaT/None -> None (pandas' stand-ins for missing values)."""
     if value is None or (not isinstance(value, (str, bytes, list, dict)) and pd.isna(value)):
         return None

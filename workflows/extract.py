@@ -12,7 +12,6 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import json
-import math
 import os
 import platform
 import time
@@ -23,7 +22,7 @@ from extractors.base import Extractor, ExtractorConfig
 from pipeline.corpus import segments_of
 from pipeline.errors import MediaNotFoundError, StageError
 from pipeline.manifest import VideoSource
-from pipeline.store import MODALITIES, FeatureStore
+from pipeline.store import MODALITIES, FeatureStore, plain_value
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -229,12 +228,6 @@ def local_client(n_workers: int | None = None):
     return Client(cluster)
 
 
-def _clean(value: Any) -> Any:
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    return value.item() if hasattr(value, "item") and not isinstance(value, (str, bytes)) else value
-
-
 def _segment_rows(sources: list[VideoSource]):
     import pandas as pd
 
@@ -279,16 +272,18 @@ def extract_corpus(sources: list[VideoSource], store: FeatureStore | str, *, cli
     if sources:
         store.write_segments(_segment_rows(sources))
     videos = store.videos()
-    rows: dict[str, dict[str, Any]] = {r["video_id"]: {k: _clean(v) for k, v in r.items()}
+    rows: dict[str, dict[str, Any]] = {r["video_id"]: {k: plain_value(v) for k, v in r.items()}
                                        for r in videos.to_dict("records")}
     summary = ExtractSummary(computed={s.modality: 0 for s in specs})
     own_client = client is None
     client = local_client(n_workers) if own_client else client
     try:
         summary.workers = len(client.scheduler_info(n_workers=-1)["workers"])
+        # largest files first, so that no long video starts last and leaves the other workers idle at the end
         futures = [client.submit(extract_video, src, store, specs, rows.get(src.video_id), force=force,
                                  decode_options=decode_options, pure=False, retries=retries,
-                                 key=f"extract-{src.video_id}-{os.urandom(4).hex()}") for src in sources]
+                                 priority=_file_size(src.path), key=f"extract-{src.video_id}-{os.urandom(4).hex()}")
+                   for src in sources]
         source_of = {f.key: src for f, src in zip(futures, sources)}
         bar = tqdm(total=len(futures), unit="video", disable=not progress, dynamic_ncols=True)
         for future in as_completed(futures):
@@ -315,8 +310,8 @@ def extract_corpus(sources: list[VideoSource], store: FeatureStore | str, *, cli
                 summary.failures.append({"video_id": src.video_id, "path": src.path,
                                          "stage": result.get("error_stage"), "message": result.get("error_message")})
                 summary.media_seconds += (result.get("duration") or 0.0) if computed else 0.0
-            bar.update(1)
             bar.set_postfix(done=summary.done, skipped=summary.skipped, failed=summary.failed, refresh=False)
+            bar.update(1)
         bar.close()
     finally:
         if own_client:
@@ -325,6 +320,13 @@ def extract_corpus(sources: list[VideoSource], store: FeatureStore | str, *, cli
             cluster.close()
     summary.wall_seconds = time.perf_counter() - started
     return summary
+
+
+def _file_size(path: str) -> int:
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0
 
 
 def _frame(rows: dict[str, dict[str, Any]]):

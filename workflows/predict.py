@@ -19,7 +19,6 @@ from pipeline.segmenting import utterance_segments, window_segments
 from pipeline.store import FeatureStore
 from pipeline.subtitles import write_webvtt
 
-EMOTIONS = ("happy", "sad", "angry", "neutral")  # IEMOCAP's four, in the order of the (N, 4, 2) labels
 STORE_KEYS = {"text": "language", "vision": "visual", "audio": "acoustic"}
 
 
@@ -77,17 +76,23 @@ def _softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
     return e / e.sum(axis=axis, keepdims=True)
 
 
-def prediction_columns(task: str, outputs: np.ndarray, classes: list[str] | None = None) -> dict[str, Any]:
-    """Model outputs -> named columns: a sentiment score and class, emotion probabilities, or class probabilities."""
+def prediction_columns(task: str, outputs: np.ndarray, names: list[str] | None = None) -> dict[str, Any]:
+    """Model outputs -> named columns: a sentiment score and class, emotion probabilities, or class probabilities.
+
+    names: the emotions (iemocap, in the order of the model's outputs) or class names (classification).
+    """
     if task == "regression":
         score = outputs.reshape(-1)
         return {"sentiment": score.astype(np.float32),
                 "sentiment_class": np.where(score > 0, "positive", np.where(score < 0, "negative", "neutral")),
                 "sentiment_7": np.round(np.clip(score, -3, 3)).astype(np.int8)}
     if task == "iemocap":
+        from model import IEMOCAP_EMOTIONS
+
+        emotions = list(names or IEMOCAP_EMOTIONS)
         probs = _softmax(outputs, -1)[..., 1]  # (N, 4): P(emotion present)
-        cols = {f"p_{e}": probs[:, i].astype(np.float32) for i, e in enumerate(EMOTIONS)}
-        cols["emotion"] = np.asarray(EMOTIONS)[probs.argmax(1)] if len(probs) else np.asarray([], str)
+        cols = {f"p_{e}": probs[:, i].astype(np.float32) for i, e in enumerate(emotions)}
+        cols["emotion"] = np.asarray(emotions)[probs.argmax(1)] if len(probs) else np.asarray([], str)
         return cols
     probs = _softmax(outputs, -1)
     names = classes or [str(i) for i in range(outputs.shape[1])]
@@ -157,7 +162,8 @@ def predict_videos(input_path: str | Path, run: str | Path, out: str | Path, *, 
     outputs = predict_arrays(model, split, info=info) if len(split) else np.zeros((0, cfg.output_dim), np.float32)
     frame = segments[["video_id", "segment_id", "start", "end"]].reset_index(drop=True).copy()
     frame["transcript"] = transcripts
-    for name, values in prediction_columns(cfg.task, outputs, info.get("classes")).items():
+    names = info.get("label_names") if cfg.task == "iemocap" else info.get("classes")
+    for name, values in prediction_columns(cfg.task, outputs, names).items():
         frame[name] = values
     write_table(frame, out)
     if vtt_dir:

@@ -16,6 +16,7 @@ VARIANTS = {
     "mcr_literal": LITERAL,
     "mcr_mean_pool_serial": {"pooling": "mean", "structure": "serial"},
     "mcr_language_only": {"modalities": ("l",)},
+    "mcr_kernels_1_3_5": {"kernel_l": 1, "kernel_v": 3, "kernel_a": 5},
     "mult": {"arch": "mult", "mult_kernel": 3},
 }
 

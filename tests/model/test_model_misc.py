@@ -97,3 +97,29 @@ def test_bf16_autocast_runs_forward_and_backward(arch):
     assert torch.isfinite(out.output.float()).all()
     out.output.float().sum().backward()
     assert all(p.grad is not None for p in model.parameters())
+
+
+def test_cmu_maps_follow_eqs_3_to_5_written_out():
+    """The fused form (alpha folded into the keys) equals softmax(E_s1 + alpha_s1 (.) E_s2 P^T) computed naively."""
+    cfg = small_config(n_layers=1)
+    model = build_model(cfg).eval()
+    x = batch(cfg, 2, SMALL_LENGTHS)
+    with torch.no_grad():
+        info = model(**x, return_attention=True).attention["layers"][0]["l"]
+        cmu = model.layers[0].cmu["l"]
+        z = model.preprocess({m: x[f"x_{m}"] for m in "lva"}, {m: None for m in "lva"})
+        d = cfg.d_model
+        q = cmu.q_norm(cmu.q_proj(z["l"]))
+        k1, k2 = (cmu.k_norm[j](cmu.k_proj[j](z[s])) for j, s in enumerate(("v", "a")))
+        logits = torch.cat([z["v"].sum(-1), z["a"].sum(-1)], dim=1)
+        alpha = torch.softmax(logits, dim=1)  # eq. 3
+        alpha_v, alpha_a = alpha[:, :SMALL_LENGTHS["v"]], alpha[:, SMALL_LENGTHS["v"]:]
+        ex = cmu.exchange[0]  # P_{v<-a}: rows over v's steps, a distribution over a's steps
+        p_va = torch.softmax(ex.query(k1) @ ex.key(k2).transpose(1, 2) / d ** 0.5, dim=-1)
+        e_v, e_a = q @ k1.transpose(1, 2) / d ** 0.5, q @ k2.transpose(1, 2) / d ** 0.5
+        e_hat_a = e_a @ p_va.transpose(1, 2)  # (B, T_l, T_v)
+        expected = torch.softmax(e_v + alpha_v[:, None, :] * e_hat_a, dim=-1)  # eq. 4
+    assert torch.allclose(info["alpha_s1"], alpha_v, atol=1e-6) and torch.allclose(info["alpha_s2"], alpha_a)
+    assert torch.allclose(info["cmu_s1"], expected, atol=1e-5)
+    plain = torch.softmax(e_v, dim=-1)
+    assert (expected - plain).abs().max() > 1e-4, "the mutual term must matter for this check to mean anything"

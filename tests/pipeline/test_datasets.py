@@ -64,7 +64,8 @@ def test_mult_iemocap_labels(tmp_path):
     splits = D.load_source(_write_pickle(tmp_path / "iemocap_data.pkl", data))
     assert splits["test"].task == "iemocap"
     assert splits["test"].labels.shape == (5, 4)
-    assert (splits["test"].labels == data["test"]["labels"].argmax(-1)).all()
+    mult = data["test"]["labels"].argmax(-1)  # (N, 4): neutral, happy, sad, angry
+    assert (splits["test"].labels == mult[:, [1, 2, 3, 0]]).all()  # happy, sad, angry, neutral
 
 
 def test_folder_picks_aligned_or_unaligned(tmp_path):

@@ -71,16 +71,16 @@ def test_weighted_f1_matches_sklearn():
 
 
 def test_iemocap_metrics_by_hand():
-    labels = np.array([[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 1]])
-    one_hot = np.eye(2)[labels]  # (3, 4, 2) as in MulT's pickles
-    pred = np.array([[1, 0, 0, 1], [0, 0, 0, 0], [0, 0, 1, 1]])  # neutral 3/3, happy 2/3, sad 3/3, angry 2/3 right
+    labels = np.array([[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 1]])  # columns: happy, sad, angry, neutral
+    one_hot = np.eye(2)[labels]  # (3, 4, 2)
+    pred = np.array([[1, 0, 0, 1], [0, 0, 0, 0], [0, 0, 1, 1]])  # happy 3/3, sad 2/3, angry 3/3, neutral 2/3 right
     logits = np.where(np.eye(2)[pred] > 0, 2.0, -1.0)
     for given in (labels, one_hot):
         m = M.iemocap_metrics(logits, given)
-        assert m["neutral_acc"] == 1.0 and m["sad_acc"] == 1.0
-        assert m["happy_acc"] == pytest.approx(2 / 3) and m["angry_acc"] == pytest.approx(2 / 3)
-        # happy: truth [0,1,0], pred [0,0,0]: F1(0): p=2/3, r=1 -> 0.8 (support 2); F1(1)=0 (support 1)
-        assert m["happy_f1"] == pytest.approx(0.8 * 2 / 3)
+        assert m["happy_acc"] == 1.0 and m["angry_acc"] == 1.0
+        assert m["sad_acc"] == pytest.approx(2 / 3) and m["neutral_acc"] == pytest.approx(2 / 3)
+        # sad: truth [0,1,0], pred [0,0,0]: F1(0): p=2/3, r=1 -> 0.8 (support 2); F1(1)=0 (support 1)
+        assert m["sad_f1"] == pytest.approx(0.8 * 2 / 3)
         assert m["mean_acc"] == pytest.approx((1 + 2 / 3 + 1 + 2 / 3) / 4)
 
 
@@ -96,3 +96,9 @@ def test_confusion_matrices():
 
 def test_jsonable_replaces_nan():
     assert M.jsonable({"a": float("nan"), "b": [np.float32(1.5), np.int64(2)]}) == {"a": None, "b": [1.5, 2]}
+
+
+def test_iemocap_emotion_order_is_the_models():
+    from model import IEMOCAP_EMOTIONS
+
+    assert M.IEMOCAP_EMOTIONS == tuple(IEMOCAP_EMOTIONS)

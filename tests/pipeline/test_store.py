@@ -85,8 +85,15 @@ def test_videos_and_segments_upsert(tmp_path):
                                        "split": [None]}))
     s = store.segments()
     assert list(s["segment_id"]) == ["a_0", "a_1", "b"] and s["label"].iloc[0] == -1.0
+    assert pd.isna(s["end"].iloc[2]) and pq.read_schema(tmp_path / "segments.parquet").field("end").type == pa.float64()
     with pytest.raises(AssertionError):
         store.write_segments(pd.concat([seg, seg]))
+
+
+def test_file_url_is_the_same_store_as_its_path(tmp_path):
+    FeatureStore(f"file://{tmp_path}").write_stream("acoustic", "f", _acoustic(3, 0))
+    assert FeatureStore(f"file://{tmp_path}").is_local
+    assert FeatureStore(tmp_path).read_stream("acoustic").num_rows == 3
 
 
 def test_fsspec_memory_url_round_trip():

@@ -64,7 +64,8 @@ def test_word_aligned_matches_a_hand_computation(store):
             np.testing.assert_allclose(got[i], want, rtol=1e-6, atol=1e-7, err_msg=f"{m} word {i}")
             assert counts[i] == n
     # "x" lies between acoustic frames: it takes the nearest one (1.25), exactly
-    np.testing.assert_array_equal(feature_matrix(table, "acoustic")[2], feature_matrix(store.read_stream("acoustic"))[12])
+    acoustic = feature_matrix(store.read_stream("acoustic"))
+    np.testing.assert_array_equal(feature_matrix(table, "acoustic")[2], acoustic[12])
     assert table.to_pandas()["split"].tolist() == ["train", "train", "test", "test"]
 
 

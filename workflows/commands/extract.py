@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 from typing import Any
 
@@ -111,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
     print(format_summary(summary))
     if summary.failures:
         print(f"\n{summary.failed} failed:")
-        print(format_failures(summary.failures))
+        print(format_failures(summary.failures, width=max(80, shutil.get_terminal_size().columns)))
         return 1
     return 0
 

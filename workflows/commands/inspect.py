@@ -53,6 +53,8 @@ def inspect_video(path: str, *, extractor_names: dict[str, str] = DEFAULTS, whis
     tables = {}
     for modality, name in extractor_names.items():
         overrides = {"model": whisper} if (modality == "language" and whisper) else {}
+        if modality == "visual" and fps is not None:
+            overrides = {"fps": fps}
         extractor = create(name, **overrides)
         t0 = time.perf_counter()
         try:

