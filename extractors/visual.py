@@ -14,6 +14,9 @@ mode: each frame on its own, so a video's features never depend on which video t
 """
 from __future__ import annotations
 
+import threading
+import weakref
+
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -129,6 +132,11 @@ class MediaPipeVisualExtractor(VisualExtractor):
                 min_face_presence_confidence=self.config.min_presence_confidence,
                 output_face_blendshapes=True, output_facial_transformation_matrixes=True)
             self._landmarker = vision.FaceLandmarker.create_from_options(options)
+            # Close before interpreter teardown: MediaPipe closes through a thread pool, which is gone by the time
+            # ``atexit`` hooks or finalisers run. Threading's exit hooks run in reverse order, so this one runs
+            # before the pool's own shutdown hook.
+            this = weakref.ref(self)
+            threading._register_atexit(lambda: this() is not None and this().close())
         return self._landmarker
 
     def analyse(self, frames, times, path):

@@ -22,8 +22,9 @@ FRAME_MODALITIES = ("acoustic", "visual")
 DEFAULT_MAX_LEN = {"language": 50, "acoustic": 375, "visual": 500}
 
 
-def _segments(store: FeatureStore, video_ids: Iterable[str] | None, split: str | None) -> pd.DataFrame:
-    segs = store.segments()
+def _segments(store: FeatureStore, video_ids: Iterable[str] | None, split: str | None,
+              segments: pd.DataFrame | None = None) -> pd.DataFrame:
+    segs = store.segments() if segments is None else segments
     if video_ids is not None:
         segs = segs[segs["video_id"].isin(set(video_ids))]
     if split is not None:
@@ -149,7 +150,8 @@ class SegmentDataset(Dataset):
 
     def __init__(self, store: FeatureStore | str, *, max_len: dict[str, int] | None = None, split: str | None = None,
                  label: str | None = "label", modalities: Sequence[str] | None = None,
-                 video_ids: Iterable[str] | None = None, cache_videos: int = 8):
+                 video_ids: Iterable[str] | None = None, cache_videos: int = 8,
+                 segments: pd.DataFrame | None = None):
         """
         Args:
             store: the feature store (or its path/URL).
@@ -159,6 +161,8 @@ class SegmentDataset(Dataset):
             modalities: which streams to serve (default: those present in the store).
             video_ids: restrict to these videos.
             cache_videos: how many videos' streams to keep in memory.
+            segments: serve these segments (columns video_id, segment_id, start, end, split) instead of the
+                store's ``segments.parquet``, e.g. utterances cut for prediction.
         """
         self.store = store if isinstance(store, FeatureStore) else FeatureStore(store)
         self.max_len = {**DEFAULT_MAX_LEN, **(max_len or {})}
@@ -166,7 +170,7 @@ class SegmentDataset(Dataset):
         self.modalities = tuple(modalities or [m for m in MODALITIES if self.store.stream_video_ids(m)])
         assert all(m in MODALITIES for m in self.modalities), f"unknown modality in {self.modalities}"
         self.dims = {m: _feature_dim(self.store, m) for m in self.modalities}
-        self.segments = _segments(self.store, video_ids, split)
+        self.segments = _segments(self.store, video_ids, split, segments)
         self.cache_videos = cache_videos
         self._cache: OrderedDict[str, dict[str, tuple]] = OrderedDict()
 

@@ -104,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"  acoustic       : {s['acoustic_frames']} frames x {s['acoustic_dim']} features")
     print(f"  visual         : {s['visual_frames']} frames, face in {100 * s['face_ratio']:.0f}%")
     timing = ", ".join(f"{k} {v:.2f} s" for k, v in s["seconds"].items())
-    print(f"  time           : {timing}  ({s['real_time_factor']}x real time)")
+    print(f"  time           : {timing}  ({s['real_time_factor']}x real time, model loading included)")
     for w in s["warnings"]:
         print(f"  warning        : {w}")
     return 0
