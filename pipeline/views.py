@@ -112,7 +112,7 @@ def word_aligned(store: FeatureStore, *, modalities: Sequence[str] = FRAME_MODAL
             for k, i in enumerate(idx):
                 columns["video_id"].append(vid)
                 columns["segment_id"].append(seg.segment_id)
-                columns["split"].append(seg.split)
+                columns["split"].append(seg.split if isinstance(seg.split, str) else None)  # pandas: NaN
                 columns["word_index"].append(k)
                 columns["word"].append(text[i])
                 columns["start"].append(w_start[i])

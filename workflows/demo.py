@@ -8,6 +8,7 @@ and the demo says so in its output and in the files it writes.
 from __future__ import annotations
 
 import csv
+import io
 from pathlib import Path
 
 import numpy as np
@@ -41,16 +42,20 @@ def media_duration(path: Path) -> float:
 def write_demo_manifest(out: Path, *, window: float = 2.0, seed: int = 0) -> Path:
     """A manifest of the sample videos cut into ``window``-second segments with placeholder labels and splits."""
     folder, rng = sample_video_dir(), np.random.default_rng(seed)
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(["path", "video_id", "segment_id", "start", "end", "split", "label"])
+    for name, split in DEMO_VIDEOS:
+        video_id = Path(name).stem
+        for seg in window_segments(video_id, media_duration(folder / name), window):
+            writer.writerow([folder / name, video_id, seg.segment_id, seg.start, seg.end, split,
+                             round(float(rng.uniform(-3, 3)), 2)])
     out.mkdir(parents=True, exist_ok=True)
     path = out / "manifest.csv"
-    with path.open("w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["path", "video_id", "segment_id", "start", "end", "split", "label"])
-        for name, split in DEMO_VIDEOS:
-            video_id = Path(name).stem
-            for seg in window_segments(video_id, media_duration(folder / name), window):
-                writer.writerow([folder / name, video_id, seg.segment_id, seg.start, seg.end, split,
-                                 round(float(rng.uniform(-3, 3)), 2)])
+    if not path.exists() or path.read_text() != text.getvalue():  # unchanged: keep its mtime, so stages skip
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(text.getvalue())
+        tmp.replace(path)
     return path
 
 
@@ -65,6 +70,6 @@ def demo_config(out: Path, *, workers: int | None = None) -> dict:
                   "early_stop_patience": 0, "model": {"n_layers": 2}},
         "evaluate": {"split": "test"},
         "predict": {"input": str(sample_video_dir() / DEMO_VIDEOS[0][0]), "out": str(out / "predictions.parquet"),
-                    "vtt": str(out / "subtitles"), "store": str(out / "store")},
+                    "vtt": str(out / "subtitles"), "store": str(out / "store"), "window": 4.0},
         "report": {},
     }

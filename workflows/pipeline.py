@@ -79,8 +79,9 @@ def resolve_paths(config: dict[str, Any], base: Path) -> dict[str, Any]:
     return config
 
 
-def build_stages(config: dict[str, Any], *, client=None, log: Callable[[str], None] = print) -> list[Stage]:
-    """The pipeline's stages for ``config`` (see the module docstring)."""
+def build_stages(config: dict[str, Any], *, client: Callable[[], Any], log: Callable[[str], None] = print
+                 ) -> list[Stage]:
+    """The pipeline's stages for ``config`` (see the module docstring); ``client()`` gives the Dask client."""
     ex, tr = config["extract"], dict(config["train"])
     ev, pr, rp = config.get("evaluate", {"split": "test"}), config.get("predict"), config.get("report", {})
     store, run_dir = ex["store"], tr.pop("out")
@@ -90,7 +91,7 @@ def build_stages(config: dict[str, Any], *, client=None, log: Callable[[str], No
         from pipeline.corpus import load_corpus
         from workflows.extract import build_extractors, extract_corpus
 
-        summary = extract_corpus(load_corpus(ex["input"]), store, client=client, n_workers=ex.get("workers"),
+        summary = extract_corpus(load_corpus(ex["input"]), store, client=client(),
                                  extractors=build_extractors({"visual": ex["visual"]} if ex.get("visual") else None))
         log(f"[extract] {summary.done} done, {summary.skipped} skipped, {summary.failed} failed")
         for f in summary.failures:
@@ -125,8 +126,7 @@ def build_stages(config: dict[str, Any], *, client=None, log: Callable[[str], No
         from workflows.predict import predict_videos
 
         frame = predict_videos(pr["input"], run_dir, pr["out"], store=pr.get("store", store),
-                               window=pr.get("window") or None, vtt_dir=pr.get("vtt"), client=client,
-                               n_workers=ex.get("workers"))
+                               window=pr.get("window") or None, vtt_dir=pr.get("vtt"), client=client())
         log(f"[predict] {len(frame)} segments -> {pr['out']}")
 
     def report():
@@ -164,8 +164,31 @@ def run_pipeline(config: dict[str, Any] | str | Path, *, force: bool = False, cl
     """Run (or resume) the pipeline; returns {stage: "ran" | "skipped"}."""
     if not isinstance(config, dict):
         config = load_config(config)
+    started = []
+
+    def get_client():  # one cluster for every stage that needs one, started only when one does
+        if client is not None:
+            return client
+        if not started:
+            if config["extract"].get("scheduler"):
+                from distributed import Client
+
+                started.append(Client(config["extract"]["scheduler"]))
+            else:
+                from workflows.extract import local_client
+
+                started.append(local_client(config["extract"].get("workers")))
+        return started[0]
+
     runner = StageRunner(config["workdir"], force=force, log=log)
-    return runner.run(build_stages(config, client=client, log=log))
+    try:
+        return runner.run(build_stages(config, client=get_client, log=log))
+    finally:
+        for c in started:
+            cluster = c.cluster
+            c.close()
+            if cluster is not None:
+                cluster.close()
 
 
 def store_digest(store: str) -> str:

@@ -32,8 +32,9 @@ def _silent(seconds: float, *, has_audio: bool = True) -> Media:
 
 def test_registered_with_its_schema():
     assert "whisper-glove" in extractors.available("language")
-    ex = extractors.create("whisper-glove", glove=None, pad_seconds=0.5)
-    assert isinstance(ex.config, LanguageConfig) and ex.config.pad_seconds == 0.5 and ex.config.model == "base"
+    ex = extractors.create("whisper-glove", glove=None, short_window_seconds=None)
+    assert isinstance(ex.config, LanguageConfig) and ex.config.short_window_seconds is None
+    assert ex.config.model == "base" and ex.config.language == "en"
     assert ex.frame_shift is None
     assert ex.feature_names == [f"glove_{i}" for i in range(50)]
     schema = ex.schema()
@@ -76,26 +77,40 @@ def test_cremad_transcripts(extractor, clips):
             np.testing.assert_array_equal(np.asarray(r["features"], np.float32), expected)
 
 
-def test_short_window_keeps_the_full_window_timings(extractor, clips):
-    """Encoding only the audio (+1 s) instead of whisper's 30 s moves word times by a few 20-ms steps at most,
-    and the full window (pad_seconds=None) is openai-whisper's transcribe exactly."""
+def test_short_window_keeps_the_full_window_words_and_timings(extractor, clips):
+    """A 10-s window for a 2-s clip gives the 30-s window's words, times within a few 20-ms steps; the 30-s
+    window (short_window_seconds=None) is openai-whisper's transcribe exactly."""
     model = extractor.model
     audio = clips["ANG"].audio
-    full = transcribe_words(model, audio, TranscribeOptions(pad_seconds=None))
-    short = transcribe_words(model, audio, TranscribeOptions(pad_seconds=1.0))
+    full = transcribe_words(model, audio, TranscribeOptions(short_window_seconds=None))
+    short = transcribe_words(model, audio, TranscribeOptions())
     reference = model.transcribe(audio, language="en", word_timestamps=True, fp16=False,
                                  condition_on_previous_text=False)
     ref = [(w["word"].strip(), w["start"], w["end"]) for s in reference["segments"] for w in s["words"]]
     assert [(w.word, w.start, w.end) for w in full] == ref
-    assert [w.word.lower().strip(".") for w in short] == [w.word.lower().strip(".") for w in full]
+    np.testing.assert_allclose([w.probability for w in full],
+                               [w["probability"] for s in reference["segments"] for w in s["words"]], atol=1e-4)
+    assert [w.word.lower().strip(".!") for w in short] == [w.word.lower().strip(".!") for w in full]
     deviation = max(max(abs(a.start - b.start), abs(a.end - b.end)) for a, b in zip(short, full))
     assert deviation <= 0.06, deviation
 
 
+def test_short_window_keeps_every_sentence(extractor, clips):
+    """Two sentences 0.5 s apart in a short window: both found, each where it was said (a window cut to the
+    audio + 1 s loses the second one)."""
+    first, second = clips["ANG"].audio, clips["NEU"].audio
+    audio = np.concatenate([first, np.zeros(8000, np.float32), second])
+    words = transcribe_words(extractor.model, audio, TranscribeOptions())
+    forgets = [w for w in words if w.word.lower() == "forget"]
+    assert len(forgets) == 2, [w.word for w in words]
+    second_start = (len(first) + 8000) / 16000
+    assert forgets[0].end <= len(first) / 16000 and second_start <= forgets[1].start <= len(audio) / 16000
+
+
 def test_long_audio_spans_windows(extractor, clips):
-    """Clips joined into ~40 s of audio: windows follow each other, each sentence found where it was put."""
-    gap = np.zeros(16000 * 5, np.float32)  # 5 s of silence between sentences
-    pieces = [clips[e].audio for e in ("ANG", "HAP", "NEU", "SAD", "DIS", "ANG")]
+    """Clips joined into ~40 s of audio: 30-s windows, then a short one; each sentence found where it was put."""
+    gap = np.zeros(16000 * 6, np.float32)  # 6 s of silence between sentences
+    pieces = [clips[e].audio for e in ("ANG", "HAP", "NEU", "SAD", "DIS")]
     audio = np.concatenate([x for p in pieces for x in (p, gap)])
     starts = np.cumsum([0] + [len(p) + len(gap) for p in pieces[:-1]]) / 16000
     words = transcribe_words(extractor.model, audio, TranscribeOptions())

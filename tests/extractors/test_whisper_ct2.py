@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import base64
 import gzip
-import importlib.util
 import shutil
 import struct
 
@@ -101,7 +100,8 @@ def test_converted_model_transcribes_as_the_ctranslate2_model(tmp_path, base_dir
         segments, _ = reference.transcribe(audio, language="en", beam_size=1, word_timestamps=True,
                                            condition_on_previous_text=False, vad_filter=False)
         expected = [(w.word.strip(), w.start, w.end) for s in segments for w in s.words]
-        got = [(w.word, w.start, w.end) for w in transcribe_words(model, audio, TranscribeOptions(pad_seconds=None))]
+        words = transcribe_words(model, audio, TranscribeOptions(short_window_seconds=None))
+        got = [(w.word, w.start, w.end) for w in words]
         assert [w for w, _, _ in got] == [w for w, _, _ in expected], emotion
         np.testing.assert_allclose([t for _, a, b in got for t in (a, b)],
                                    [t for _, a, b in expected for t in (a, b)], atol=0.021)

@@ -95,3 +95,14 @@ def test_segment_dataset_split_filter(store):
     data = SegmentDataset(store, split="test", modalities=["acoustic"])
     assert len(data) == 1 and set(k for k in data[0] if k.startswith("visual")) == set()
     assert data[0]["acoustic"].shape == (375, 3) and data[0]["acoustic_length"] == 10
+
+
+def test_whole_video_segments_without_split(store):
+    store.write_segments(pd.DataFrame({"video_id": ["v"], "segment_id": ["v"], "start": [0.0], "end": [None],
+                                       "split": [None]}))
+    table = word_aligned(store, modalities=["acoustic"])
+    assert table.num_rows == len(WORDS) and table.column("split").to_pylist() == [None] * len(WORDS)
+    assert table.column("word_index").to_pylist() == [0, 1, 2, 3]
+    item = SegmentDataset(store)[0]
+    assert item["split"] is None and item["end"] is None and item["transcript"] == "hello big x world"
+    assert torch.isnan(item["label"])
