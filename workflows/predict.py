@@ -95,7 +95,7 @@ def prediction_columns(task: str, outputs: np.ndarray, names: list[str] | None =
         cols["emotion"] = np.asarray(emotions)[probs.argmax(1)] if len(probs) else np.asarray([], str)
         return cols
     probs = _softmax(outputs, -1)
-    names = classes or [str(i) for i in range(outputs.shape[1])]
+    names = names or [str(i) for i in range(outputs.shape[1])]
     cols = {f"p_{n}": probs[:, i].astype(np.float32) for i, n in enumerate(names)}
     cols["label"] = np.asarray(names)[probs.argmax(1)] if len(probs) else np.asarray([], str)
     return cols
