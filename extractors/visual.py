@@ -14,10 +14,10 @@ mode: each frame on its own, so a video's features never depend on which video t
 """
 from __future__ import annotations
 
+import json
+import os
 import threading
 import weakref
-
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +27,11 @@ import pyarrow as pa
 from extractors.au_mapping import AU_NAMES, BLENDSHAPE_NAMES, blendshapes_to_aus
 from extractors.base import Extractor, ExtractorConfig, Media, features_column, register
 from extractors.media import DEFAULT_FPS
+
+# MediaPipe's native code logs through glog and TFLite to stderr on every landmarker start; keep errors only
+# (a user's own setting wins).
+os.environ.setdefault("GLOG_minloglevel", "2")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 POSE_NAMES = ("yaw", "pitch", "roll")
 

@@ -28,6 +28,8 @@ in the config are relative to the config file. A config::
     input = "new_videos/"
     out = "out/predictions.parquet"
     vtt = "out/subtitles"                # optional WebVTT per video
+    # store = "out/predict-store"        # where new videos are extracted (default: <out>.store); keep it apart
+                                         # from the training store, whose segments define the dataset
     # window = 10                        # fixed windows instead of utterances
 
     [report]                             # optional; written to <train.out>/report
@@ -36,6 +38,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 import tomllib
 from pathlib import Path
 from typing import Any, Callable
@@ -107,11 +110,15 @@ def build_stages(config: dict[str, Any], *, client: Callable[[], Any], log: Call
 
     def train():
         from workflows.commands.train import format_metrics, load_training_data
-        from workflows.train import configure, fit_model_to_data, train_seeds
+        from workflows.train import configure, fit_model_to_data, holds_other_run, train_seeds
 
         model_cfg, tcfg = configure(preset, tr)
         splits, data_info = load_training_data(store, tcfg)
         model_cfg = fit_model_to_data(model_cfg, splits["train"])
+        if holds_other_run(run_dir, model_cfg, tcfg, data_info):  # the config changed: keep the old run aside
+            kept = Path(f"{run_dir}.replaced-{time.strftime('%Y%m%d-%H%M%S')}")
+            Path(run_dir).rename(kept)
+            log(f"[train] the configuration changed; the previous run was moved to {kept}")
         result = train_seeds(splits, model_cfg, tcfg, run_dir, n_seeds=seeds, data_info=data_info)
         log(format_metrics(result))
 
@@ -125,7 +132,7 @@ def build_stages(config: dict[str, Any], *, client: Callable[[], Any], log: Call
     def predict():
         from workflows.predict import predict_videos
 
-        frame = predict_videos(pr["input"], run_dir, pr["out"], store=pr.get("store", store),
+        frame = predict_videos(pr["input"], run_dir, pr["out"], store=pr.get("store"),
                                window=pr.get("window") or None, vtt_dir=pr.get("vtt"), client=client())
         log(f"[predict] {len(frame)} segments -> {pr['out']}")
 

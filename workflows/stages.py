@@ -1,8 +1,8 @@
 """Skip pipeline stages whose inputs have not changed.
 
 A stage's fingerprint hashes its own options, the fingerprints of the stages it reads from and the identity
-(size, mtime) of the input files it names. ``<workdir>/stages.json`` records the fingerprint of each stage that
-finished; a stage whose fingerprint matches the record, and whose outputs still exist, is skipped. The record is
+of the input files it names (content of small files, size and mtime of large ones). ``<workdir>/stages.json``
+records the fingerprint of each stage that finished; a stage whose fingerprint matches the record, and whose outputs still exist, is skipped. The record is
 written atomically after each stage, so a killed run reruns only the stage it was in and those after it.
 """
 from __future__ import annotations
@@ -16,15 +16,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 
+SMALL_FILE = 1 << 20  # files up to this size are identified by content, larger ones by size and mtime
+
+
 def file_identity(paths: Iterable[str | Path]) -> list[list]:
-    """(path, size, mtime_ns) of every file under ``paths`` (folders walked), so edits change the fingerprint."""
+    """What identifies the files under ``paths`` (folders walked): the content hash of small files (manifests,
+    configs: rewriting them unchanged changes nothing), size and mtime of large ones (videos)."""
     out = []
     for root in paths:
         root = Path(root)
         files = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else [root]
         for p in files:
-            st = p.stat() if p.exists() else None
-            out.append([str(p), st.st_size if st else None, st.st_mtime_ns if st else None])
+            if not p.exists():
+                out.append([str(p), None])
+                continue
+            st = p.stat()
+            if st.st_size <= SMALL_FILE:
+                out.append([str(p), hashlib.sha256(p.read_bytes()).hexdigest()])
+            else:
+                out.append([str(p), st.st_size, st.st_mtime_ns])
     return out
 
 

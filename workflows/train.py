@@ -353,6 +353,15 @@ def train_seeds(splits, model_cfg, tcfg: TrainConfig, out: str | Path, *, n_seed
     return summary
 
 
+def holds_other_run(out: str | Path, model_cfg, tcfg: TrainConfig, data_info: dict | None = None) -> bool:
+    """Whether ``out`` holds a run (finished or not) of another configuration, which training there would refuse."""
+    record = _identity(json.loads(json.dumps(_config_record(model_cfg, tcfg, data_info or {}))))
+    for path in (Path(out) / "config.json", Path(out) / f"seed-{tcfg.seed}" / "config.json"):
+        if path.exists() and _identity(json.loads(path.read_text())) != record:
+            return True
+    return False
+
+
 def run_dirs(run: str | Path) -> list[Path]:
     """The single-seed run directories of ``run``: itself, or its ``seed-*`` folders."""
     run = Path(run)
