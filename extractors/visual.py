@@ -14,6 +14,7 @@ mode: each frame on its own, so a video's features never depend on which video t
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import threading
@@ -28,10 +29,23 @@ from extractors.au_mapping import AU_NAMES, BLENDSHAPE_NAMES, blendshapes_to_aus
 from extractors.base import Extractor, ExtractorConfig, Media, features_column, register
 from extractors.media import DEFAULT_FPS
 
-# MediaPipe's native code logs through glog and TFLite to stderr on every landmarker start; keep errors only
-# (a user's own setting wins).
-os.environ.setdefault("GLOG_minloglevel", "2")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+@contextlib.contextmanager
+def _native_stderr_silenced():
+    """MediaPipe's C++ side writes a dozen INFO/WARNING lines to stderr whenever a landmarker starts, and no
+    environment variable turns them off; failures still come back as Python exceptions."""
+    try:
+        saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    except OSError:
+        yield
+        return
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
 
 POSE_NAMES = ("yaw", "pitch", "roll")
 
@@ -136,7 +150,8 @@ class MediaPipeVisualExtractor(VisualExtractor):
                 min_face_detection_confidence=self.config.min_detection_confidence,
                 min_face_presence_confidence=self.config.min_presence_confidence,
                 output_face_blendshapes=True, output_facial_transformation_matrixes=True)
-            self._landmarker = vision.FaceLandmarker.create_from_options(options)
+            with _native_stderr_silenced():
+                self._landmarker = vision.FaceLandmarker.create_from_options(options)
             # Close before interpreter teardown: MediaPipe closes through a thread pool, which is gone by the time
             # ``atexit`` hooks or finalisers run. Threading's exit hooks run in reverse order, so this one runs
             # before the pool's own shutdown hook.
