@@ -108,12 +108,15 @@ def load_detector(*, allow_download: bool = False):
 
     @contextlib.contextmanager
     def hub_offline():
-        previous = constants.HF_HUB_OFFLINE
+        import torch
+
+        previous, grad = constants.HF_HUB_OFFLINE, torch.is_grad_enabled()
         constants.HF_HUB_OFFLINE = previous or not allow_download
         try:
             yield
-        finally:
+        finally:  # py-feat's constructor switches autograd off for the whole process; keep the caller's state
             constants.HF_HUB_OFFLINE = previous
+            torch.set_grad_enabled(grad)
 
     try:
         with hub_offline():

@@ -131,10 +131,13 @@ def test_no_video_gives_an_empty_table(mediapipe, tmp_path):
 @pytest.mark.slow
 def test_pyfeat_detector_offline():
     """py-feat's real loading code: with its weights cached it finds the face, without them the error says how."""
+    import torch
+
     extractor = create("pyfeat")
     try:
         extractor.detector()
     except AssetNotFoundError as error:
+        assert torch.is_grad_enabled(), "loading py-feat must not switch autograd off for the process"
         message = str(error)
         assert "py-feat/retinaface_r34" in message and "feat" in message and "resources" in message
         assert "allow_download=True" in message and error.__suppress_context__

@@ -54,6 +54,16 @@ def test_readable_by_pyarrow_pandas_and_dask(tmp_path):
     assert raw.schema.metadata[b"feature_names"] == b'["acoustic_0", "acoustic_1", "acoustic_2"]'
 
 
+def test_readable_by_duckdb_with_the_video_id_from_the_folder(tmp_path):
+    duckdb = pytest.importorskip("duckdb")
+    store = FeatureStore(tmp_path)
+    for i, vid in enumerate(["a", "b"]):
+        store.write_stream("acoustic", vid, _acoustic(4 + i, i), meta("acoustic", 3, 0.01))
+    rows = duckdb.sql(f"select video_id, count(*), max(len(features)) from '{tmp_path}/acoustic/*/*.parquet' "
+                      "group by 1 order by 1").fetchall()
+    assert rows == [("a", 4, 3), ("b", 5, 3)]
+
+
 def test_killed_writer_leaves_only_hidden_temporaries(tmp_path):
     store = FeatureStore(tmp_path)
     store.write_stream("visual", "v", _acoustic(3, 0))
