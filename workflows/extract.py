@@ -9,6 +9,7 @@ Only the :class:`extractors.base.Extractor` interface is used: any registered ex
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import hashlib
 import json
@@ -226,6 +227,22 @@ def local_client(n_workers: int | None = None):
     cluster = LocalCluster(n_workers=n_workers or os.cpu_count() or 1, threads_per_worker=1, processes=True,
                            dashboard_address=":0", silence_logs=logging.ERROR)
     return Client(cluster)
+
+
+@contextlib.contextmanager
+def scheduler_client(address: str | None):
+    """A client of the running Dask cluster at ``address`` for the block, or None without an address (the
+    functions taking ``client`` then start a LocalCluster themselves)."""
+    if not address:
+        yield None
+        return
+    from distributed import Client
+
+    client = Client(address)
+    try:
+        yield client
+    finally:
+        client.close()
 
 
 def _segment_rows(sources: list[VideoSource]):

@@ -82,7 +82,7 @@ def format_failures(failures: list[dict[str, Any]], width: int = 100) -> str:
 def run(args: argparse.Namespace) -> int:
     from pipeline.corpus import load_corpus
     from pipeline.store import FeatureStore
-    from workflows.extract import build_extractors, extract_corpus
+    from workflows.extract import build_extractors, extract_corpus, scheduler_client
 
     try:
         sources = load_corpus(args.input)
@@ -95,20 +95,12 @@ def run(args: argparse.Namespace) -> int:
     if not sources:
         print(f"mcr extract: no videos found in {args.input}", file=sys.stderr)
         return 2
-    client = None
-    if args.scheduler:
-        from distributed import Client
-
-        client = Client(args.scheduler)
     print(f"{len(sources)} videos -> {args.store} "
           f"({', '.join(f'{e.modality}: {e.name}' for e in extractors)})", file=sys.stderr)
-    try:
+    with scheduler_client(args.scheduler) as client:
         summary = extract_corpus(sources, FeatureStore(args.store), client=client, extractors=extractors,
                                  force=args.force, progress=not args.no_progress, n_workers=args.workers,
                                  retries=args.retries)
-    finally:
-        if client is not None:
-            client.close()
     print(format_summary(summary))
     if summary.failures:
         print(f"\n{summary.failed} failed:")

@@ -28,22 +28,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from pipeline.errors import StageError
+    from workflows.extract import scheduler_client
     from workflows.predict import predict_videos
 
-    client = None
-    if args.scheduler:
-        from distributed import Client
-
-        client = Client(args.scheduler)
     try:
-        frame = predict_videos(args.input, args.model, args.out, store=args.store, window=args.window,
-                               vtt_dir=args.vtt, client=client, n_workers=args.workers, visual=args.visual)
+        with scheduler_client(args.scheduler) as client:
+            frame = predict_videos(args.input, args.model, args.out, store=args.store, window=args.window,
+                                   vtt_dir=args.vtt, client=client, n_workers=args.workers, visual=args.visual)
     except (StageError, ValueError, FileNotFoundError) as exc:
         print(f"mcr predict: error: {exc}", file=sys.stderr)
         return 2
-    finally:
-        if client is not None:
-            client.close()
     print(f"wrote {len(frame)} segments of {frame['video_id'].nunique()} videos to {args.out}")
     with_pandas_width = frame.drop(columns=["segment_id"]).head(20)
     print(with_pandas_width.to_string(index=False, max_colwidth=40))

@@ -21,20 +21,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from pipeline.errors import StageError
+    from workflows.extract import scheduler_client
     from workflows.pipeline import run_pipeline
 
-    client = None
-    if args.scheduler:
-        from distributed import Client
-
-        client = Client(args.scheduler)
     try:
-        result = run_pipeline(args.config, force=args.force, client=client)
+        with scheduler_client(args.scheduler) as client:
+            result = run_pipeline(args.config, force=args.force, client=client)
     except (StageError, ValueError, FileNotFoundError) as exc:
         print(f"mcr run: error: {exc}", file=sys.stderr)
         return 2
-    finally:
-        if client is not None:
-            client.close()
     print("stages: " + ", ".join(f"{k} {v}" for k, v in result.items()))
     return 0
