@@ -2,9 +2,9 @@
 
 One row per word: ``utterance`` (whisper segment index), ``word`` (as whisper wrote it, punctuation included),
 ``start``/``end`` (seconds in the source video: ``media.start`` plus the time in ``media.audio``), ``probability``,
-``in_vocab`` and ``features`` (the GloVe vector of the word, zeros when it is not in the vocabulary). A word is looked up lower-cased with
-surrounding punctuation stripped, then -- if that misses -- with every non-alphanumeric character removed
-(GloVe 6B has ``dont`` but not ``don't``). Silence and media without audio give an empty table.
+``in_vocab`` and ``features`` (the GloVe vector of the word, zeros when it is not in the vocabulary). A word is
+looked up lower-cased with surrounding punctuation stripped, then -- if that misses -- with every
+non-alphanumeric character removed (GloVe 6B has ``dont`` but not ``don't``). Silence and media without audio give an empty table.
 
 openai-whisper encodes a 30-s window whatever the audio; here a window with at most 5 s of audio is encoded as 10 s,
 and the encoder runs once per window instead of twice (see :mod:`extractors.whisper_words` for what was

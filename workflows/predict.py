@@ -5,7 +5,6 @@ fixed windows (``window``). A video with no words at all is one segment.
 """
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +51,8 @@ def plan_segments(store: FeatureStore, sources: list[VideoSource], *, window: fl
     return frame
 
 
-def segments_as_split(store: FeatureStore, segments: pd.DataFrame, *, max_len: int | None, cfg) -> tuple[ArraySplit, list[str]]:
+def segments_as_split(store: FeatureStore, segments: pd.DataFrame, *, max_len: int | None,
+                      cfg) -> tuple[ArraySplit, list[str]]:
     """Model-ready unaligned arrays of ``segments`` (labels are placeholders) and each segment's transcript."""
     from pipeline.views import SegmentDataset
 

@@ -2,8 +2,9 @@
 
 A stage's fingerprint hashes its own options, the fingerprints of the stages it reads from and the identity
 of the input files it names (content of small files, size and mtime of large ones). ``<workdir>/stages.json``
-records the fingerprint of each stage that finished; a stage whose fingerprint matches the record, and whose outputs still exist, is skipped. The record is
-written atomically after each stage, so a killed run reruns only the stage it was in and those after it.
+records the fingerprint of each stage that finished; a stage whose fingerprint matches the record, and whose
+outputs still exist, is skipped. The record is written atomically after each stage, so a killed run reruns only
+the stage it was in and those after it.
 """
 from __future__ import annotations
 

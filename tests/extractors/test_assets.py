@@ -64,7 +64,7 @@ def test_glove_text_and_word2vec_files(tmp_path):
     glove = tmp_path / "vectors.txt"
     glove.write_text("".join(f"{w} {' '.join(map(str, v))}\n" for w, v in rows.items()))
     w2v = tmp_path / "vectors.w2v.txt"
-    w2v.write_text(f"2 3\n" + glove.read_text())
+    w2v.write_text("2 3\n" + glove.read_text())
     for path in (glove, w2v):
         kv = assets.resolve_glove(path)
         assert kv.vector_size == 3 and kv.index_to_key == ["hello", "world"]
