@@ -57,7 +57,7 @@ def store_splits(path: str | Path, *, aligned: bool = False, max_len: int | None
     if label not in segments.columns:
         raise ValueError(f"{path}: [load] segments.parquet has no {label!r} column to train on")
     records = _aligned_records(store, segments, label, max_len) if aligned else \
-        _unaligned_records(store, segments, label, max_len)
+        unaligned_records(store, segments, label, max_len)
     if not records:
         raise ValueError(f"{path}: [load] no segment has both a {label!r} label and features")
     labels, task, classes = _labels([r["label"] for r in records], str(path))
@@ -73,22 +73,26 @@ def _finite(x: np.ndarray) -> np.ndarray:
     return np.nan_to_num(np.asarray(x, np.float32), nan=0.0, posinf=0.0, neginf=0.0)
 
 
-def _unaligned_records(store, segments, label: str, max_len: int | None) -> list[dict]:
+def unaligned_records(store, segments, label: str | None, max_len: int | None) -> list[dict]:
+    """One record per segment of ``segments`` (only the labelled ones when ``label`` names a column): its real
+    steps per modality (``text``/``vision``/``audio``, (T_real, d), non-finite values zeroed), ``label``,
+    ``segment_id``, ``video_id``, ``split`` and ``transcript``."""
     from pipeline.views import SegmentDataset
 
     missing = [m for m in STORE_MODALITIES.values() if not store.stream_video_ids(m)]
     if missing:
         raise ValueError(f"{store.url}: [load] the store has no {', '.join(missing)} stream; MCR needs all three")
     limits = None if max_len is None else {m: max_len for m in STORE_MODALITIES.values()}
-    dataset = SegmentDataset(store, max_len=limits, label=label, modalities=tuple(STORE_MODALITIES.values()))
+    dataset = SegmentDataset(store, max_len=limits, label=label, modalities=tuple(STORE_MODALITIES.values()),
+                             segments=segments)
     records = []
     for i in range(len(dataset)):
-        if not _labelled(dataset.segments.iloc[i][label]):
+        if label is not None and not _labelled(dataset.segments.iloc[i][label]):
             continue
         item = dataset[i]
         value = item["label"]
         record = {"label": float(value) if hasattr(value, "item") else value, "segment_id": item["segment_id"],
-                  "video_id": item["video_id"], "split": item["split"]}
+                  "video_id": item["video_id"], "split": item["split"], "transcript": item["transcript"]}
         for key, m in STORE_MODALITIES.items():
             record[key] = _finite(item[m].numpy()[item[f"{m}_mask"].numpy()])  # (T_real, d)
         records.append(record)

@@ -18,7 +18,6 @@ from pipeline.segmenting import utterance_segments, window_segments
 from pipeline.store import FeatureStore
 from pipeline.subtitles import write_webvtt
 
-STORE_KEYS = {"text": "language", "vision": "visual", "audio": "acoustic"}
 
 
 def sources_of(input_path: str | Path) -> list[VideoSource]:
@@ -54,21 +53,17 @@ def plan_segments(store: FeatureStore, sources: list[VideoSource], *, window: fl
 def segments_as_split(store: FeatureStore, segments: pd.DataFrame, *, max_len: int | None,
                       cfg) -> tuple[ArraySplit, list[str]]:
     """Model-ready unaligned arrays of ``segments`` (labels are placeholders) and each segment's transcript."""
-    from pipeline.views import SegmentDataset
+    from pipeline.store_source import STORE_MODALITIES, unaligned_records
 
-    limits = None if max_len is None else {m: max_len for m in STORE_KEYS.values()}
-    dataset = SegmentDataset(store, max_len=limits, label=None, modalities=tuple(STORE_KEYS.values()),
-                             segments=segments)
-    items = [dataset[i] for i in range(len(dataset))]
-    arrays = {k: pad_sequences([np.nan_to_num(it[m].numpy()[it[f"{m}_mask"].numpy()]) for it in items],
-                               max_len, dataset.dims[m]) for k, m in STORE_KEYS.items()}
-    labels = np.zeros((len(items), 4), np.int64) if cfg.task == "iemocap" else np.zeros(len(items), np.float32)
-    split = ArraySplit(*(arrays[k][0] for k in STORE_KEYS), *(arrays[k][1] for k in STORE_KEYS), labels=labels,
-                       ids=[it["segment_id"] for it in items], task=cfg.task,
-                       video_ids=[it["video_id"] for it in items])
+    records = unaligned_records(store, segments, None, max_len)
+    arrays = {k: pad_sequences([r[k] for r in records], max_len) for k in STORE_MODALITIES}
+    labels = np.zeros((len(records), 4), np.int64) if cfg.task == "iemocap" else np.zeros(len(records), np.float32)
+    split = ArraySplit(*(arrays[k][0] for k in STORE_MODALITIES), *(arrays[k][1] for k in STORE_MODALITIES),
+                       labels=labels, ids=[r["segment_id"] for r in records], task=cfg.task,
+                       video_ids=[r["video_id"] for r in records])
     if cfg.uses_literal_forms:
         split = fit_lengths(split, (cfg.max_len_l, cfg.max_len_v, cfg.max_len_a))
-    return split, [it["transcript"] for it in items]
+    return split, [r["transcript"] for r in records]
 
 
 def _softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
@@ -155,7 +150,7 @@ def predict_videos(input_path: str | Path, run: str | Path, out: str | Path, *, 
                              n_workers=n_workers)
     segments = plan_segments(store, sources, window=window)
     split, transcripts = segments_as_split(store, segments, max_len=info.get("max_len"), cfg=cfg)
-    if split.dims != (cfg.d_l, cfg.d_v, cfg.d_a):
+    if len(split) and split.dims != (cfg.d_l, cfg.d_v, cfg.d_a):
         raise ValueError(f"{run}: [predict] the model takes features of sizes {(cfg.d_l, cfg.d_v, cfg.d_a)} "
                          f"(language, visual, acoustic) but the store's extractors give {split.dims}: train the "
                          "model on features from the same extractors")
