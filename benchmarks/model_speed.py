@@ -1,8 +1,8 @@
 """Training-step time and inference throughput of MCR and of the MulT baseline, in one run, at unaligned CMU-MOSI
 shapes (batch 64; L/V/A lengths 50/500/375; input sizes 300/35/74; Table 1's MOSI preset for both models).
 
-    python benchmarks/model_speed.py                     # CPU, writes its section of docs/benchmarks.md
-    python benchmarks/model_speed.py --quick --json      # one JSON object on stdout
+    python benchmarks/model_speed.py --write             # CPU, also writes its section of docs/benchmarks.md
+    python benchmarks/model_speed.py --quick --json      # one JSON object on stdout, nothing written
     python benchmarks/model_speed.py --device cuda --amp bf16
 
 The two models are timed alternately, step by step, so that load from other processes hits both alike. On a
@@ -110,7 +110,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="2 timed steps after 1 warm-up (same shapes)")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
-    parser.add_argument("--no-write", action="store_true", help="do not write docs/benchmarks.md")
+    parser.add_argument("--write", action="store_true",
+                        help="also write the results into docs/benchmarks.md (without it they are only printed)")
     args = parser.parse_args(argv)
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         parser.error("--device cuda: no CUDA device here")
@@ -141,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(summary))
     else:
         print(json.dumps(summary, indent=2))
-    if not args.no_write:
+    if args.write:
         device = f"{args.device}" + (f", autocast {args.amp}" if args.amp != "none" else "")
         write_section("model_speed", "\n".join([
             "## Model speed: MCR vs MulT (benchmarks/model_speed.py)",

@@ -1,12 +1,13 @@
 """5-fold cross-validation on the 229 real MOSI segments: MCR, MulT and a language-only MCR side by side.
 
-    python benchmarks/mosi_cv.py [--epochs 30] [--seeds 3] [--out runs/mosi_cv]
+    python benchmarks/mosi_cv.py [--epochs 30] [--seeds 3] [--out runs/mosi_cv] [--write]
 
 Data: ``../shared/data/mosi/mosi_valid_word_aligned.parquet`` (the CMU-MOSI validation split, word-aligned GloVe /
 Facet / COVAREP). Folds are by video (10 videos, so no speaker is in two folds): fold k is the test set, fold k+1
 the validation set (model selection, early stopping, LR schedule), the other three the training set. Each model
-trains with each seed on each fold; the table gives mean ± std over the folds x seeds runs of the test metrics,
-and writes its section of docs/benchmarks.md. Runs are kept under ``--out`` and resumed when the script is rerun.
+trains with each seed on each fold; the table gives mean ± std over the folds x seeds runs of the test metrics, and
+with ``--write`` also goes into its section of docs/benchmarks.md. Runs are kept under ``--out`` and resumed when the
+script is rerun.
 """
 from __future__ import annotations
 
@@ -25,8 +26,10 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.report import machine, write_section  # noqa: E402
 from pipeline import metrics as M  # noqa: E402
-from pipeline.datasets import group_folds, load_source  # noqa: E402
-from workflows.train import configure, fit_model_to_data, train_run  # noqa: E402
+from pipeline.arrays import group_folds  # noqa: E402
+from pipeline.sources import load_source  # noqa: E402
+from workflows.train import train_run  # noqa: E402
+from workflows.train_config import configure, fit_model_to_data  # noqa: E402
 
 DATA = ROOT / ".." / "shared" / "data" / "mosi" / "mosi_valid_word_aligned.parquet"
 MODELS = {"MCR": {}, "MulT": {"arch": "mult"}, "Language-only MCR": {"modalities": ["l"]}}
@@ -63,7 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "mosi_cv")
-    parser.add_argument("--no-write", action="store_true", help="do not write docs/benchmarks.md")
+    parser.add_argument("--write", action="store_true",
+                        help="also write the results into docs/benchmarks.md (without it they are only printed)")
     args = parser.parse_args(argv)
     if not args.data.exists():
         print(f"{args.data}: not found (the shared MOSI data); nothing to do", file=sys.stderr)
@@ -108,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         "## MOSI 5-fold cross-validation (229 real segments)",
         "",
         f"Command: `python benchmarks/mosi_cv.py --epochs {args.epochs} --seeds {args.seeds} --folds {args.folds} "
-        f"--batch-size {args.batch_size} --patience {args.patience} --threads {args.threads}`",
+        f"--batch-size {args.batch_size} --patience {args.patience} --threads {args.threads} --write`",
         "",
         f"Machine: {machine()}.",
         "",
@@ -134,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     (args.out / "results.json").write_text(json.dumps(M.jsonable(
         {"results": results, "mean_baseline": mean_baseline, "seconds": seconds, "epochs_run": epochs_run}), indent=1))
     print(markdown)
-    if not args.no_write:
+    if args.write:
         write_section("mosi_cv", markdown)
     return 0
 

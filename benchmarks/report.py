@@ -1,7 +1,8 @@
 """Write one benchmark's results into its own section of ``docs/benchmarks.md``.
 
-Each benchmark owns the text between ``<!-- BEGIN name -->`` and ``<!-- END name -->``; rerunning it replaces
-that section and leaves the others alone.
+Each benchmark owns the text between ``<!-- BEGIN name -->`` and ``<!-- END name -->``; rerunning it with
+``--write`` replaces that section and leaves the others alone (without ``--write`` a benchmark only prints, so a
+measurement never changes the tracked document).
 """
 from __future__ import annotations
 
@@ -11,7 +12,10 @@ import platform
 import re
 from pathlib import Path
 
+from pipeline.files import atomic_write
+
 DOC = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
+HEADER = "# Benchmarks\n\nEach section is written by the script it names, run with `--write`.\n"
 
 
 def machine() -> str:
@@ -34,13 +38,11 @@ def machine() -> str:
             f"{_dt.date.today().isoformat()}")
 
 
-def write_section(name: str, markdown: str, doc: Path = DOC) -> None:
-    """Replace (or append) the section ``name`` of the benchmarks document with ``markdown``."""
-    doc.parent.mkdir(parents=True, exist_ok=True)
-    text = doc.read_text() if doc.exists() else "# Benchmarks\n\nEach section is written by the script it names.\n"
+def write_section(name: str, markdown: str, doc: Path | None = None) -> None:
+    """Replace (or append) the section ``name`` of the benchmarks document (``DOC`` by default) with ``markdown``."""
+    doc = doc or DOC
+    text = doc.read_text() if doc.exists() else HEADER
     block = f"<!-- BEGIN {name} -->\n{markdown.strip()}\n<!-- END {name} -->"
     pattern = re.compile(rf"<!-- BEGIN {re.escape(name)} -->.*?<!-- END {re.escape(name)} -->", re.S)
     text = pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip() + "\n\n" + block + "\n"
-    tmp = doc.with_suffix(".tmp")
-    tmp.write_text(text)
-    tmp.replace(doc)
+    atomic_write(doc, text)

@@ -24,6 +24,7 @@ import numpy as np
 import pyarrow as pa
 
 from extractors.base import Extractor, ExtractorConfig, Media, features_column, register
+from pipeline.errors import StageError
 
 _SILENCE = 1e-5  # amplitude floor (-100 dBFS) that keeps every log finite
 _PEAK_SLOPE_BANDS = (250.0, 500.0, 1000.0, 2000.0, 4000.0, 8000.0)  # octave band edges, Hz
@@ -85,18 +86,27 @@ class AcousticExtractor(Extractor):
         """(N, D) features at times ``k * hop`` (frame centres); an empty table when there is no audio."""
         if not media.has_audio:
             return self.schema().empty_table()
-        features = self.compute(media.audio, media.sample_rate)  # (N, D)
+        try:
+            features = self.compute(media.audio, media.sample_rate)  # (N, D)
+        except ValueError as error:
+            raise StageError(media.path, "acoustic", str(error)) from error
         times = media.start + np.arange(len(features), dtype=np.float64) * self.config.hop
         table = pa.table([pa.array(times), features_column(features, self.feature_dim)], schema=self.schema())
         return table
 
     def compute(self, audio: np.ndarray, sample_rate: int) -> np.ndarray:
-        """(S,) float audio -> (1 + S // hop_samples, D) float32, finite."""
+        """(S,) float audio -> (1 + S // hop_samples, D) float32, finite; ValueError for bad options or audio."""
         c = self.config
         hop = int(round(c.hop * sample_rate))
+        if hop < 1:
+            raise ValueError(f"hop {c.hop} s is under one sample at {sample_rate} Hz")
         n_frames = 1 + len(audio) // hop
+        if not np.isfinite(audio).all():
+            raise ValueError("the audio has NaN or infinite samples")
         pitch_frame = int(2 ** np.ceil(np.log2(c.pitch_window * sample_rate)))
-        assert pitch_frame // 2 > sample_rate / c.fmin, f"pitch_window too short for fmin={c.fmin} Hz"
+        if pitch_frame // 2 <= sample_rate / c.fmin:
+            raise ValueError(f"pitch_window {c.pitch_window} s is too short for fmin={c.fmin} Hz: it must hold two "
+                             f"periods of fmin (raise pitch_window or fmin)")
         # pad short clips so every analysis frame fits; the extra frames are cut below
         y = np.pad(np.asarray(audio, np.float32), (0, max(0, pitch_frame - len(audio))))
 
@@ -131,7 +141,8 @@ class AcousticExtractor(Extractor):
         assert n >= n_frames, f"analyses gave {n} frames, expected {n_frames}"
         features = np.concatenate([col[:, :n_frames].astype(np.float32) for col in columns]).T  # (N, D)
         assert features.shape[1] == self.feature_dim, f"{features.shape[1]} columns for {self.feature_dim} names"
-        assert np.isfinite(features).all(), "acoustic features must be finite"
+        if not np.isfinite(features).all():
+            raise ValueError("acoustic features are not finite; please report it")
         return np.ascontiguousarray(features)
 
 
@@ -161,7 +172,8 @@ def _peak_slope(spec: np.ndarray, freqs: np.ndarray) -> np.ndarray:
     """(N,) slope, dB per octave, of a line fitted to the peak level of each octave band (250 Hz - 8 kHz)."""
     level = 20 * np.log10(np.maximum(spec, _SILENCE))  # (F, N)
     bands = [(lo, hi) for lo, hi in zip(_PEAK_SLOPE_BANDS, _PEAK_SLOPE_BANDS[1:]) if lo < freqs[-1]]
-    assert len(bands) >= 2, "peak_slope needs a sample rate of at least 2 kHz"
+    if len(bands) < 2:
+        raise ValueError(f"peak_slope needs a sample rate above 1 kHz, got {2 * freqs[-1]:g} Hz")
     peaks = np.stack([level[(freqs >= lo) & (freqs <= hi)].max(axis=0) for lo, hi in bands])  # (B, N)
     octave = np.arange(len(bands), dtype=np.float64) - (len(bands) - 1) / 2  # centred band index
     return (octave[:, None] * (peaks - peaks.mean(axis=0))).sum(axis=0) / (octave ** 2).sum()

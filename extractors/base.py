@@ -8,13 +8,17 @@ that keeps one instance per configuration loads each model once.
 from __future__ import annotations
 
 import abc
-import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, ClassVar
 
 import numpy as np
 import pyarrow as pa
+
+from pipeline.files import sha256_text
+
+DEFAULT_EXTRACTORS: dict[str, str] = {"language": "whisper-glove", "acoustic": "librosa", "visual": "mediapipe"}
+"""The extractor of each modality when none is named."""
 
 
 @dataclass
@@ -68,7 +72,14 @@ class Extractor(abc.ABC):
 
     def __init__(self, config: ExtractorConfig | None = None, **overrides: Any):
         config = config or self.config_class()
-        assert isinstance(config, self.config_class), f"{self.name} takes {self.config_class.__name__}"
+        if not isinstance(config, self.config_class):
+            raise TypeError(f"extractor {self.name!r} takes a {self.config_class.__name__}, "
+                            f"not a {type(config).__name__}")
+        known = [f.name for f in fields(config)]
+        unknown = sorted(set(overrides) - set(known))
+        if unknown:
+            raise ValueError(f"extractor {self.name!r} has no option {', '.join(map(repr, unknown))}; "
+                             f"its options are {known}")
         self.config = type(config)(**{**asdict(config), **overrides}) if overrides else config
 
     @property
@@ -112,7 +123,7 @@ class Extractor(abc.ABC):
     def config_hash(self) -> str:
         """Stable hash of what determines the output: extractor name and config."""
         blob = json.dumps({"name": self.name, "config": asdict(self.config)}, sort_keys=True, default=str)
-        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+        return sha256_text(blob)[:16]
 
 
 EXTRACTORS: dict[str, type[Extractor]] = {}
@@ -120,7 +131,9 @@ EXTRACTORS: dict[str, type[Extractor]] = {}
 
 def register(cls: type[Extractor]) -> type[Extractor]:
     """Class decorator: make an extractor available by name to the CLI and the workflows."""
-    assert cls.name not in EXTRACTORS, f"extractor {cls.name!r} registered twice"
+    if cls.name in EXTRACTORS:
+        raise ValueError(f"extractor {cls.name!r} registered twice ({EXTRACTORS[cls.name].__qualname__} and "
+                         f"{cls.__qualname__})")
     EXTRACTORS[cls.name] = cls
     return cls
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import hashlib
 import re
 import string
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ import pyarrow as pa
 
 from extractors.base import Extractor, ExtractorConfig, Media, features_column, register
 from pipeline.errors import StageError
+from pipeline.files import sha256_file
 
 SAMPLE_RATE = 16000
 _NON_ALNUM = re.compile(r"[\W_]+", re.UNICODE)
@@ -53,11 +53,8 @@ class LanguageConfig(ExtractorConfig):
 
 @functools.lru_cache(maxsize=8)
 def _sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            h.update(block)
-    return h.hexdigest()
+    """The checkpoint's hash, once per process (``model_identity`` is asked on every ``extract``)."""
+    return sha256_file(path)
 
 
 def vocabulary_key(word: str, vocabulary) -> str | None:
@@ -157,11 +154,12 @@ class WhisperGloveExtractor(Extractor):
                 words = transcribe_words(self.model, self._audio(media), options)
         except (RuntimeError, ValueError) as error:
             raise StageError(media.path, "language", f"whisper failed: {error}") from error
+        for a, b in zip(words, words[1:]):
+            if a.start > b.start:
+                raise StageError(media.path, "language", f"word times go back ({a} then {b}); please report it")
         return self._table(words, schema, offset=media.start)
 
     def _table(self, words, schema: pa.Schema, *, offset: float = 0.0) -> pa.Table:
-        for a, b in zip(words, words[1:]):
-            assert a.start <= b.start, f"word times go back ({a} then {b})"
         keys = [vocabulary_key(w.word, self.vectors) for w in words]
         vectors = np.zeros((len(words), self.feature_dim), np.float32)  # (N, d)
         for i, key in enumerate(keys):

@@ -46,8 +46,10 @@ def decode(path: str | Path, *, fps: float | None = DEFAULT_FPS, sample_rate: in
     Returns:
         Media with ``audio`` (S,) float32, ``frames`` (N, H, W, 3) uint8 RGB, ``frame_times`` (N,) float64.
     """
-    assert fps is None or fps > 0, f"fps must be positive or None, got {fps}"
-    assert max_side is None or max_side >= 16, f"max_side must be >= 16 or None, got {max_side}"
+    if fps is not None and not fps > 0:
+        raise ValueError(f"fps must be positive or None, got {fps}")
+    if max_side is not None and max_side < 16:
+        raise ValueError(f"max_side must be >= 16 or None, got {max_side}")
     path = str(path)
     if not os.path.exists(path):
         raise MediaNotFoundError(path, STAGE, "no such file")

@@ -28,6 +28,8 @@ import pyarrow as pa
 from extractors.au_mapping import AU_NAMES, BLENDSHAPE_NAMES, blendshapes_to_aus
 from extractors.base import Extractor, ExtractorConfig, Media, features_column, register
 from extractors.media import DEFAULT_FPS
+from pipeline.errors import StageError
+from pipeline.files import sha256_file
 
 
 @contextlib.contextmanager
@@ -78,7 +80,9 @@ class VisualExtractor(Extractor):
         keep = sample_frames(media.frame_times, self.config.fps)
         times = media.frame_times[keep]
         face, aus, blendshapes, pose = self.analyse(media.frames[keep], times, media.path)
-        assert len(face) == len(aus) == len(blendshapes) == len(pose) == len(times), "one result per frame"
+        if not len(face) == len(aus) == len(blendshapes) == len(pose) == len(times):
+            raise StageError(media.path, "visual", f"{self.name} gave {len(face)} results for {len(times)} frames; "
+                                                   f"please report it")
         columns = [pa.array(times, pa.float64()), pa.array(face, pa.bool_()),
                    features_column(aus, self.feature_dim), features_column(blendshapes, len(BLENDSHAPE_NAMES)),
                    features_column(pose, len(POSE_NAMES))]
@@ -122,14 +126,12 @@ class MediaPipeVisualExtractor(VisualExtractor):
         return list(AU_NAMES)
 
     def model_identity(self) -> dict[str, str]:
-        import hashlib
-
         import mediapipe
 
         if self._identity is None:  # hashed once: schema() asks for it on every extract()
             path = self._model()
             self._identity = {"mediapipe": mediapipe.__version__, "face_landmarker": path.name,
-                              "face_landmarker_sha256": hashlib.sha256(path.read_bytes()).hexdigest()[:16]}
+                              "face_landmarker_sha256": sha256_file(path)[:16]}
         return self._identity
 
     def _model(self) -> Path:

@@ -92,7 +92,8 @@ def rows_from_fex(fex, n_frames: int, threshold: float) -> tuple[np.ndarray, np.
     best = found.sort_values("FaceScore", ascending=False).drop_duplicates("frame")
     for _, row in best.iterrows():
         i = int(row["frame"])
-        assert 0 <= i < n_frames, f"py-feat reported frame {i} of {n_frames}"
+        if not 0 <= i < n_frames:
+            raise ValueError(f"py-feat reported frame {i} of {n_frames}")
         face[i] = True
         aus[i] = np.nan_to_num(row[list(PYFEAT_AUS)].to_numpy(np.float32))
         pose[i] = np.nan_to_num(row[["Yaw", "Pitch", "Roll"]].to_numpy(np.float32))

@@ -19,7 +19,6 @@ as in openai's own checkpoints). Quantized (int8) models are refused: dequantizi
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import struct
@@ -27,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+from pipeline.files import sha256_file, sha256_text
 
 CT2_BINARY_VERSION = 6
 _DTYPES = (np.float32, np.int8, np.int16, np.int32, np.float16, None)  # None: bfloat16, handled apart
@@ -44,10 +45,19 @@ def model_bin_chunks(directory: Path) -> list[Path]:
 def read_ct2_model(chunks: list[Path]) -> tuple[str, dict[str, np.ndarray]]:
     """Parse a CTranslate2 ``model.bin`` (possibly in chunks) -> (spec name, {variable name: array}).
 
-    Aliases are resolved to the array they name (same object).
+    Aliases are resolved to the array they name (same object). A truncated or corrupt file raises ValueError.
     """
-    assert chunks, "no model.bin chunks given"
+    if not chunks:
+        raise ValueError("no model.bin chunks given: a CTranslate2 model directory holds model.bin")
     data = memoryview(b"".join(p.read_bytes() for p in chunks))
+    try:
+        return _parse(data, chunks[0])
+    except (struct.error, UnicodeDecodeError, IndexError, KeyError) as error:
+        raise ValueError(f"{chunks[0]}: truncated or corrupt CTranslate2 model ({error})") from None
+
+
+def _parse(data: memoryview, where: Path) -> tuple[str, dict[str, np.ndarray]]:
+    """:func:`read_ct2_model` of the concatenated chunks; ``where`` names the file in errors."""
     offset = 0
 
     def unpack(fmt: str):
@@ -65,7 +75,7 @@ def read_ct2_model(chunks: list[Path]) -> tuple[str, dict[str, np.ndarray]]:
 
     version = unpack("I")
     if version != CT2_BINARY_VERSION:
-        raise ValueError(f"{chunks[0]}: CTranslate2 binary version {version}, this reader knows {CT2_BINARY_VERSION}")
+        raise ValueError(f"{where}: CTranslate2 binary version {version}, this reader knows {CT2_BINARY_VERSION}")
     spec = string()
     unpack("I")  # spec revision
     variables: dict[str, np.ndarray] = {}
@@ -75,16 +85,20 @@ def read_ct2_model(chunks: list[Path]) -> tuple[str, dict[str, np.ndarray]]:
         dtype_id, nbytes = unpack("B"), unpack("I")
         raw = data[offset:offset + nbytes]
         offset += nbytes
+        if len(raw) < nbytes:
+            raise ValueError(f"{where}: truncated CTranslate2 model (variable {name} is cut short)")
         if _DTYPES[dtype_id] is None:  # bfloat16 -> float32 (exact)
             array = (np.frombuffer(raw, np.uint16).astype(np.uint32) << 16).view(np.float32)
         else:
             array = np.frombuffer(raw, _DTYPES[dtype_id])
-        assert array.size == int(np.prod(shape)), f"{name}: {array.size} values for shape {shape}"
+        if array.size != int(np.prod(shape)):
+            raise ValueError(f"{where}: variable {name} has {array.size} values for shape {shape} (truncated?)")
         variables[name] = array.reshape(shape)
     for _ in range(unpack("I")):
         alias, target = string(), string()
         variables[alias] = variables[target]
-    assert offset == len(data), f"{chunks[0]}: {len(data) - offset} trailing bytes after the model"
+    if offset != len(data):
+        raise ValueError(f"{where}: {len(data) - offset} trailing bytes after the model (corrupt, or chunks missing)")
     return spec, variables
 
 
@@ -118,7 +132,8 @@ def _attention(out: dict, dst: str, get, src: str, *, fused_qkv: bool, d: int) -
         kv_w, kv_b = get(f"{src}/linear_1/weight"), get(f"{src}/linear_1/bias")  # (2d, d), (2d,)
         k_w, v_w, k_b, v_b = kv_w[:d], kv_w[d:], kv_b[:d], kv_b[d:]
         o = "linear_2"
-    assert not np.any(k_b), f"{src}: whisper's key projection has no bias, this model's is non-zero"
+    if np.any(k_b):
+        raise ValueError(f"{src}: whisper's key projection has no bias, this model's is non-zero")
     out.update({f"{dst}.query.weight": q_w, f"{dst}.query.bias": q_b, f"{dst}.key.weight": k_w,
                 f"{dst}.value.weight": v_w, f"{dst}.value.bias": v_b,
                 f"{dst}.out.weight": get(f"{src}/{o}/weight"), f"{dst}.out.bias": get(f"{src}/{o}/bias"),
@@ -149,7 +164,8 @@ def state_dict_of(variables: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
         raise ValueError("quantized (int8) CTranslate2 model: convert a float16/float32 one instead")
     dims = dims_of(variables)
     flags = {k: bool(variables[k]) for k in ("decoder/scale_embeddings", "decoder/alibi")}
-    assert not any(flags.values()), f"not a whisper-like decoder: {flags}"
+    if any(flags.values()):
+        raise ValueError(f"not a whisper-like decoder: {flags}")
     out: dict[str, np.ndarray] = {
         "encoder.conv1.weight": get("encoder/conv1/weight"), "encoder.conv1.bias": get("encoder/conv1/bias"),
         "encoder.conv2.weight": get("encoder/conv2/weight"), "encoder.conv2.bias": get("encoder/conv2/bias"),
@@ -164,12 +180,13 @@ def state_dict_of(variables: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
         _block(out, f"encoder.blocks.{i}", get, f"encoder/layer_{i}", d=dims["n_audio_state"], cross=False)
     for i in range(dims["n_text_layer"]):
         _block(out, f"decoder.blocks.{i}", get, f"decoder/layer_{i}", d=dims["n_text_state"], cross=True)
-    assert np.shares_memory(variables["decoder/projection/weight"], variables["decoder/embeddings/weight"]) or \
-        np.array_equal(variables["decoder/projection/weight"], variables["decoder/embeddings/weight"]), \
-        "whisper ties its output projection to the token embedding; this model does not"
+    projection, embedding = variables["decoder/projection/weight"], variables["decoder/embeddings/weight"]
+    if not (np.shares_memory(projection, embedding) or np.array_equal(projection, embedding)):
+        raise ValueError("whisper ties its output projection to the token embedding; this model does not")
     scalars_or_tied = {k for k, v in variables.items() if v.ndim == 0} | {"decoder/projection/weight"}
     unused = set(variables) - used - scalars_or_tied
-    assert not unused, f"CTranslate2 variables without an openai-whisper counterpart: {sorted(unused)}"
+    if unused:
+        raise ValueError(f"CTranslate2 variables without an openai-whisper counterpart: {sorted(unused)}")
     return {k: torch.from_numpy(np.array(v)) for k, v in out.items()}  # copies: the buffer is read-only
 
 
@@ -214,18 +231,26 @@ def convert(directories: list[Path], output: Path, *, alignment_model: str | Non
     spec, variables = read_ct2_model(chunks)
     if spec != "WhisperSpec":
         raise ValueError(f"{directories[0]}: a CTranslate2 {spec}, not a whisper model")
-    dims = dims_of(variables)
+    try:
+        dims = dims_of(variables)
+        state_dict = state_dict_of(variables)
+    except KeyError as error:
+        raise ValueError(f"{directories[0]}: not a whisper model, it lacks the variable {error}") from None
+    except ValueError as error:
+        raise ValueError(f"{directories[0]}: {error}") from None
     vocabulary = read_vocabulary(directories[0])
-    assert len(vocabulary) == dims["n_vocab"], f"{len(vocabulary)} vocabulary entries for {dims['n_vocab']} logits"
+    if len(vocabulary) != dims["n_vocab"]:
+        raise ValueError(f"{directories[0]}: {len(vocabulary)} vocabulary entries for {dims['n_vocab']} logits")
     # openai-whisper's tokenizer is chosen by n_vocab (multilingual iff >= 51865); check the ids agree with it
     multilingual = dims["n_vocab"] >= 51865
-    assert vocabulary[50257 if multilingual else 50256] == _EOT, "vocabulary disagrees with whisper's (eot)"
-    assert vocabulary[50258 if multilingual else 50257] == _SOT, "vocabulary disagrees with whisper's (sot)"
+    for token, index in ((_EOT, 50257 if multilingual else 50256), (_SOT, 50258 if multilingual else 50257)):
+        if vocabulary[index] != token:
+            raise ValueError(f"{directories[0]}: the vocabulary disagrees with whisper's ({token} is not at {index})")
     config_path = directories[0] / "config.json"
     config = json.loads(config_path.read_text()) if config_path.is_file() else {}
     checkpoint = {
         "dims": dims,
-        "model_state_dict": state_dict_of(variables),
+        "model_state_dict": state_dict,
         "alignment_heads": alignment_heads_mask(dims, alignment_model=alignment_model, config=config),
     }
     torch.save(checkpoint, output)
@@ -233,12 +258,6 @@ def convert(directories: list[Path], output: Path, *, alignment_model: str | Non
 
 
 def directory_fingerprint(directory: Path) -> str:
-    """A short stable id of a CTranslate2 model directory (config, chunk sizes, first MiB of the weights)."""
-    h = hashlib.sha256()
-    for path in [directory / "config.json", *model_bin_chunks(directory)]:
-        if path.is_file():
-            h.update(path.name.encode())
-            h.update(str(path.stat().st_size).encode())
-            with open(path, "rb") as f:
-                h.update(f.read(1 << 20))
-    return h.hexdigest()[:16]
+    """A short stable id of a CTranslate2 model directory: name, size and first MiB of config.json and each chunk."""
+    files = [p for p in [directory / "config.json", *model_bin_chunks(directory)] if p.is_file()]
+    return sha256_text("\n".join(f"{p.name} {p.stat().st_size} {sha256_file(p, limit=1 << 20)}" for p in files))[:16]

@@ -35,6 +35,7 @@ hold audio (``num_frames // 2``), whatever the encoded window length.
 from __future__ import annotations
 
 import itertools
+import pickle
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -63,12 +64,19 @@ def load_whisper(checkpoint: str | Path, *, device: str = "cpu") -> Whisper:
     openai-whisper's table when the file is named after a model (``base.pt``), else whisper's default.
     """
     checkpoint = Path(checkpoint)
-    state = torch.load(checkpoint, map_location=device, weights_only=True)
-    model = Whisper(ModelDimensions(**state["dims"]))
-    model.load_state_dict(state["model_state_dict"])
+    try:
+        state = torch.load(checkpoint, map_location=device, weights_only=True)
+        model = Whisper(ModelDimensions(**state["dims"]))
+        model.load_state_dict(state["model_state_dict"])
+    except (pickle.UnpicklingError, EOFError, RuntimeError, KeyError, TypeError, ValueError) as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ValueError(f"{checkpoint}: not an openai-whisper checkpoint ({reason}); pass a whisper .pt file, a "
+                         f"CTranslate2 whisper directory or a model name") from error
     if "alignment_heads" in state:
         heads = torch.as_tensor(state["alignment_heads"], dtype=torch.bool)
-        assert heads.shape == (model.dims.n_text_layer, model.dims.n_text_head), f"alignment heads {heads.shape}"
+        if heads.shape != (model.dims.n_text_layer, model.dims.n_text_head):
+            raise ValueError(f"{checkpoint}: alignment heads of shape {tuple(heads.shape)} for a model of "
+                             f"{model.dims.n_text_layer} layers x {model.dims.n_text_head} heads")
         model.register_buffer("alignment_heads", heads.to_sparse(), persistent=False)
     elif checkpoint.stem in whisper._ALIGNMENT_HEADS:
         model.set_alignment_heads(whisper._ALIGNMENT_HEADS[checkpoint.stem])
@@ -98,6 +106,12 @@ class TranscribeOptions:
     """A decode with a lower average token log-probability falls back."""
     no_speech_threshold: float = 0.6
     """A window whose no-speech probability is above this (and log-probability below the threshold) is silence."""
+
+    def __post_init__(self):
+        short, content = self.short_window_seconds, self.short_content_seconds
+        if short is not None and not 0 < content <= short <= N_FRAMES / FRAMES_PER_SECOND:
+            raise ValueError(f"short_content_seconds ({content}) must be positive and at most short_window_seconds "
+                             f"({short}), itself at most {N_FRAMES // FRAMES_PER_SECOND} s")
 
 
 def log_mel(audio: np.ndarray, n_mels: int) -> torch.Tensor:
@@ -291,7 +305,9 @@ def transcribe_words(model: Whisper, audio: np.ndarray, options: TranscribeOptio
         short = options.short_window_seconds is not None and \
             segment_size <= options.short_content_seconds * FRAMES_PER_SECOND
         window = 2 * round(options.short_window_seconds * FRAMES_PER_SECOND / 2) if short else N_FRAMES
-        assert segment_size <= window <= N_FRAMES, f"{segment_size} frames of audio in a {window}-frame window"
+        if not segment_size <= window <= N_FRAMES:  # short_* options that round badly
+            raise ValueError(f"{segment_size} frames of audio in a {window}-frame window: make "
+                             f"short_window_seconds larger than short_content_seconds")
         mel_window = F.pad(mel[:, seek: seek + segment_size], (0, window - segment_size))  # zeros, as pad_or_trim
         features = encode(model, mel_window[None])  # (1, window / 2, d)
         result = decode(model, features, options)

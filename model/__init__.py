@@ -6,8 +6,6 @@
 """
 from __future__ import annotations
 
-import builtins
-
 from torch import nn
 
 from .attention import lengths_to_mask
@@ -25,8 +23,7 @@ def build_model(cfg: MCRConfig) -> nn.Module:
 
 def count_parameters(model: nn.Module) -> int:
     """Number of trainable parameters."""
-    # builtins.sum: importing the submodule model.sum binds the name ``sum`` in this package's namespace.
-    return builtins.sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
 __all__ = ["ABLATIONS", "IEMOCAP_EMOTIONS", "MCR", "MCRConfig", "ModelOutput", "MulT", "PRESETS", "Preset",

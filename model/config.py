@@ -10,16 +10,16 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-MODALITIES = ("l", "v", "a")
+from pipeline.arrays import IEMOCAP_EMOTIONS, TASKS
+
+MODALITIES = ("l", "v", "a")  # inside the model: language, visual, acoustic
 ARCHS = ("mcr", "mult")
-TASKS = ("regression", "iemocap", "classification")
 SOURCE_UPDATES = ("sum", "sum_no_smm", "ffl", "low_level")
 STRUCTURES = ("parallel", "serial")
 EXCHANGE_FORMS = ("attention", "conv")
 BIAS_FORMS = ("shared", "per_step")
 SCU_ATTENTION_FORMS = ("pooled", "flat")
 POOLINGS = ("last", "mean")
-IEMOCAP_EMOTIONS = ("happy", "sad", "angry", "neutral")
 
 
 @dataclass

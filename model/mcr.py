@@ -21,7 +21,7 @@ from .config import MCRConfig
 from .heads import ModelOutput, OutputHead, pool
 from .preprocess import Preprocess
 from .scu import LITERAL_PARAM_LIMIT, SCU, flat_attention_params
-from .sum import SUM
+from .source_update import SUM
 
 
 def _cat_masks(masks: list[torch.Tensor | None], lengths: list[int], like: torch.Tensor) -> torch.Tensor | None:

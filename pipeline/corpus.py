@@ -48,7 +48,11 @@ def scan_folder(root: str | Path, *, extensions: tuple[str, ...] = VIDEO_EXTENSI
     for vid in ids:
         counts[vid] += 1
     ids = [f"{vid}_{p.suffix.lstrip('.').lower()}" if counts[vid] > 1 else vid for vid, p in zip(ids, files)]
-    assert len(set(ids)) == len(ids), f"video ids collide under {root}"
+    taken: dict[str, Path] = {}
+    for vid, p in zip(ids, files):
+        if taken.setdefault(vid, p) != p:
+            raise ValueError(f"{root}: {taken[vid]} and {p} would both get the video id {vid!r}; rename one, or "
+                             f"list the videos in a manifest CSV with a video_id column")
     return [VideoSource(vid, str(p.resolve())) for vid, p in zip(ids, files)]
 
 
@@ -77,14 +81,20 @@ def read_manifest(csv_path: str | Path) -> list[VideoSource]:
     csv_path = Path(csv_path)
     with open(csv_path, newline="") as f:
         reader = csv.DictReader(f)
-        if reader.fieldnames is None or "path" not in reader.fieldnames:
-            raise ValueError(f"{csv_path}: a manifest needs a 'path' column, found {reader.fieldnames}")
-        label_columns = [c for c in reader.fieldnames if c not in MANIFEST_COLUMNS]
-        rows = list(reader)
+        try:
+            fieldnames = reader.fieldnames
+            if fieldnames is None or "path" not in fieldnames:
+                raise ValueError(f"{csv_path}: a manifest needs a 'path' column, found {fieldnames}")
+            rows = list(reader)
+        except csv.Error as error:
+            raise ValueError(f"{csv_path}: not a readable CSV file ({error})") from None
+    label_columns = [c for c in fieldnames if c not in MANIFEST_COLUMNS]
     paths: dict[str, str] = {}
     segments: dict[str, list[Segment]] = defaultdict(list)
     for i, row in enumerate(rows, start=2):
         where = f"{csv_path}:{i}"
+        if not (row.get("path") or "").strip():
+            raise ValueError(f"{where}: the row has no path")
         path = Path(row["path"])
         path = str(path if path.is_absolute() else (csv_path.parent / path).resolve())
         vid = check_video_id(row.get("video_id") or video_id_from_path(Path(row["path"])))

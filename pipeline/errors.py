@@ -28,3 +28,28 @@ class MediaNotFoundError(StageError, FileNotFoundError):
 
 class AssetNotFoundError(FileNotFoundError):
     """A model asset (weights, vocabulary) could not be resolved offline; the message says how to provide it."""
+
+
+USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, OSError, StageError)
+"""What a user can fix: bad input or options (ValueError), missing or unreadable files, unreachable schedulers and
+timeouts (OSError: FileNotFoundError, PermissionError, ConnectionError, TimeoutError), a failed stage."""
+
+
+def is_user_error(error: BaseException) -> bool:
+    """Whether ``error`` is the user's to fix (see :data:`USER_ERRORS`) rather than a bug of ours."""
+    if isinstance(error, USER_ERRORS):
+        return True
+    # name look-ups (unknown preset, ablation, extractor) raise KeyError with a sentence; KeyError('x') is a bug
+    return isinstance(error, KeyError) and len(error.args) == 1 and isinstance(error.args[0], str) \
+        and " " in error.args[0].strip()
+
+
+def one_line(error: BaseException) -> str:
+    """The first line of ``error``'s message, plus its hint (a later line or note starting with "hint") if any."""
+    # str(KeyError("msg")) is "'msg'": take the message itself
+    text = error.args[0] if isinstance(error, KeyError) and len(error.args) == 1 else str(error)
+    lines = [line.strip() for line in [*str(text).splitlines(), *getattr(error, "__notes__", ())] if line.strip()]
+    if not lines:
+        return type(error).__name__
+    hint = next((line for line in lines[1:] if line.lower().startswith("hint")), None)
+    return f"{lines[0]} ({hint})" if hint else lines[0]

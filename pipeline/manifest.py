@@ -16,7 +16,8 @@ class WordTiming:
     utterance: int
 
     def __post_init__(self):
-        assert self.end >= self.start, f"word {self.word!r} ends ({self.end}) before it starts ({self.start})"
+        if not self.end >= self.start:
+            raise ValueError(f"word {self.word!r} ends ({self.end}) before it starts ({self.start})")
 
 
 @dataclass(frozen=True)

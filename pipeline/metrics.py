@@ -2,7 +2,8 @@
 
 Sentiment (MOSI / MOSEI, labels in [-3, 3]) follows MulT's ``eval_mosei_senti`` and MMSA's ``MetricsTop``:
 
-- ``mae``: mean absolute error; ``corr``: Pearson correlation (``np.corrcoef``; NaN when either side is constant);
+- ``mae``: mean absolute error; ``corr``: Pearson correlation (MulT's ``np.corrcoef``, here ``scipy.stats.pearsonr``;
+  NaN when either side is constant);
 - ``acc7``: clip predictions and labels to [-3, 3], round both half to even (``np.round``), share of equal classes;
   ``acc5``: the same with [-2, 2];
 - ``acc2_non0`` / ``f1_non0``: zero labels left out, positive means ``> 0`` (the paper's Acc2 and F1);
@@ -13,8 +14,12 @@ the truth as weights, a class never predicted scoring 0. MMSA passes (truth, pre
 swapped, which weights by the predicted supports instead; we follow the documented argument order.
 
 IEMOCAP follows MulT's ``eval_iemocap``: per emotion, argmax of the two logits against the 0/1 label, binary accuracy
-and weighted F1. The emotion order is the project's (``model.IEMOCAP_EMOTIONS``): happy, sad, angry, neutral;
-MulT's ``iemocap_data.pkl`` stores neutral, happy, sad, angry and :mod:`pipeline.datasets` reorders it on loading.
+and weighted F1. The emotion order is the project's (``pipeline.arrays.IEMOCAP_EMOTIONS``): happy, sad, angry,
+neutral; MulT's ``iemocap_data.pkl`` stores neutral, happy, sad, angry and :mod:`pipeline.datasets` reorders it.
+
+Accuracy, F1, MAE and the confusion matrices are scikit-learn's, the correlation SciPy's; the wrappers only add what
+the references do and the libraries do not: NaN (not an exception) for no samples or a diverged model's NaN
+outputs, rounding and clipping to the sentiment classes, and a silent NaN correlation for constant inputs.
 """
 from __future__ import annotations
 
@@ -22,25 +27,34 @@ import math
 import warnings
 
 import numpy as np
+from scipy import stats
+from sklearn import metrics as skm
 
-IEMOCAP_EMOTIONS = ("happy", "sad", "angry", "neutral")  # = model.IEMOCAP_EMOTIONS
+from pipeline.arrays import IEMOCAP_EMOTIONS
+
 SENTIMENT_CLASSES = tuple(range(-3, 4))  # the seven classes of Acc7
+
+
+def _same_shape(a: np.ndarray, b: np.ndarray) -> None:
+    if a.shape != b.shape:
+        raise ValueError(f"shape mismatch {a.shape} vs {b.shape}")
 
 
 def multiclass_acc(preds: np.ndarray, truths: np.ndarray) -> float:
     """Share of samples whose rounded (half to even) prediction equals the rounded truth. (N,), (N,) -> float."""
     preds, truths = np.asarray(preds, dtype=np.float64), np.asarray(truths, dtype=np.float64)
-    assert preds.shape == truths.shape, f"shape mismatch {preds.shape} vs {truths.shape}"
+    _same_shape(preds, truths)
     if truths.size == 0:
         return math.nan
-    return float(np.sum(np.round(preds) == np.round(truths)) / float(len(truths)))
+    # numpy, not accuracy_score: scikit-learn raises on NaN predictions (a diverged model); here they count as wrong
+    return float(np.mean(np.round(preds) == np.round(truths)))
 
 
 def accuracy(truth: np.ndarray, pred: np.ndarray) -> float:
     """Share of equal entries; NaN for no samples."""
     truth, pred = np.asarray(truth), np.asarray(pred)
-    assert truth.shape == pred.shape, f"shape mismatch {truth.shape} vs {pred.shape}"
-    return float(np.mean(truth == pred)) if truth.size else math.nan
+    _same_shape(truth, pred)
+    return float(skm.accuracy_score(truth.reshape(-1), pred.reshape(-1))) if truth.size else math.nan
 
 
 def weighted_f1(truth: np.ndarray, pred: np.ndarray) -> float:
@@ -50,39 +64,33 @@ def weighted_f1(truth: np.ndarray, pred: np.ndarray) -> float:
     ``truth``, so a class that only appears in ``pred`` lowers the others' precision but has weight 0.
     """
     truth, pred = np.asarray(truth).reshape(-1), np.asarray(pred).reshape(-1)
-    assert truth.shape == pred.shape, f"shape mismatch {truth.shape} vs {pred.shape}"
+    _same_shape(truth, pred)
     if truth.size == 0:
         return math.nan
-    total, score = 0, 0.0
-    for c in np.union1d(truth, pred):
-        tp = float(np.sum((truth == c) & (pred == c)))
-        n_pred, support = float(np.sum(pred == c)), float(np.sum(truth == c))
-        precision = tp / n_pred if n_pred else 0.0
-        recall = tp / support if support else 0.0
-        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-        score += f1 * support
-        total += support
-    return score / total
+    return float(skm.f1_score(truth, pred, average="weighted", zero_division=0))
 
 
 def pearson(x: np.ndarray, y: np.ndarray) -> float:
-    """``np.corrcoef(x, y)[0, 1]``, NaN (without a warning) when either side is constant or there are < 2 samples."""
-    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    """Pearson's r (``scipy.stats.pearsonr``), NaN without a warning when either side is constant or < 2 samples."""
+    x, y = np.asarray(x, dtype=np.float64).reshape(-1), np.asarray(y, dtype=np.float64).reshape(-1)
+    _same_shape(x, y)
     if x.size < 2 or np.all(x == x[0]) or np.all(y == y[0]):
         return math.nan
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return float(np.corrcoef(x, y)[0, 1])
+    with warnings.catch_warnings():  # NaN inputs or near-constant ones: the value (maybe NaN) is the answer
+        warnings.simplefilter("ignore")
+        return float(stats.pearsonr(x, y).statistic)
 
 
 def confusion_matrix(truth: np.ndarray, pred: np.ndarray, classes: tuple | list) -> np.ndarray:
     """Counts, rows = true class, columns = predicted class, in the order of ``classes``. -> (C, C) int64."""
     truth, pred = np.asarray(truth).reshape(-1), np.asarray(pred).reshape(-1)
-    index = {c: i for i, c in enumerate(classes)}
-    matrix = np.zeros((len(classes), len(classes)), dtype=np.int64)
-    for t, p in zip(truth.tolist(), pred.tolist()):
-        matrix[index[t], index[p]] += 1
-    return matrix
+    _same_shape(truth, pred)
+    unknown = np.setdiff1d(np.union1d(truth, pred), np.asarray(classes))
+    if unknown.size:  # scikit-learn would silently leave these samples out
+        raise ValueError(f"values {unknown.tolist()} are not among the classes {list(classes)}")
+    if truth.size == 0:  # scikit-learn refuses empty inputs
+        return np.zeros((len(classes), len(classes)), dtype=np.int64)
+    return skm.confusion_matrix(truth, pred, labels=list(classes)).astype(np.int64)
 
 
 def sentiment_classes(values: np.ndarray) -> np.ndarray:
@@ -90,14 +98,22 @@ def sentiment_classes(values: np.ndarray) -> np.ndarray:
     return np.round(np.clip(np.asarray(values, dtype=np.float64), -3.0, 3.0)).astype(np.int64)
 
 
+def _mae(labels: np.ndarray, preds: np.ndarray) -> float:
+    # scikit-learn raises on NaN / inf; those (and no samples) score NaN, as MulT's np.mean(np.abs(...)) gives
+    if labels.size == 0 or not (np.isfinite(labels).all() and np.isfinite(preds).all()):
+        return math.nan
+    return float(skm.mean_absolute_error(labels, preds))
+
+
 def sentiment_metrics(preds: np.ndarray, labels: np.ndarray) -> dict[str, float]:
     """MOSI / MOSEI metrics of regression outputs. preds, labels: (N,) or (N, 1) scores in about [-3, 3]."""
     preds = np.asarray(preds, dtype=np.float64).reshape(-1)
     labels = np.asarray(labels, dtype=np.float64).reshape(-1)
-    assert preds.shape == labels.shape, f"{preds.shape[0]} predictions for {labels.shape[0]} labels"
+    if preds.shape != labels.shape:
+        raise ValueError(f"{preds.shape[0]} predictions for {labels.shape[0]} labels")
     non0 = labels != 0
     return {
-        "mae": float(np.mean(np.abs(preds - labels))) if labels.size else math.nan,
+        "mae": _mae(labels, preds),
         "corr": pearson(preds, labels),
         "acc7": multiclass_acc(np.clip(preds, -3.0, 3.0), np.clip(labels, -3.0, 3.0)),
         "acc5": multiclass_acc(np.clip(preds, -2.0, 2.0), np.clip(labels, -2.0, 2.0)),
@@ -118,7 +134,8 @@ def iemocap_metrics(logits: np.ndarray, labels: np.ndarray) -> dict[str, float]:
     if labels.ndim == 3:
         labels = labels.argmax(-1)
     labels = labels.reshape(-1, 4).astype(np.int64)
-    assert len(logits) == len(labels), f"{len(logits)} predictions for {len(labels)} labels"
+    if len(logits) != len(labels):
+        raise ValueError(f"{len(logits)} predictions for {len(labels)} labels")
     pred = logits.argmax(-1)  # (N, 4)
     out: dict[str, float] = {}
     for k, emotion in enumerate(IEMOCAP_EMOTIONS):

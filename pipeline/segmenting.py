@@ -32,7 +32,8 @@ def utterance_segments(video_id: str, words: Sequence[dict], duration: float, *,
 
 def window_segments(video_id: str, duration: float, window: float) -> list[Segment]:
     """Back-to-back windows of ``window`` seconds; the last one ends at ``duration``."""
-    assert window > 0, f"window must be positive, got {window}"
+    if not window > 0:
+        raise ValueError(f"the segment window must be a positive number of seconds, got {window}")
     n = max(1, math.ceil(duration / window - 1e-9))
     return [Segment(video_id, f"{video_id}_{k:04d}", round(k * window, 3), round(min((k + 1) * window, duration), 3))
             for k in range(n)]

@@ -9,9 +9,8 @@ Layout (see docs/store.md)::
       acoustic/video_id=<id>/part.parquet
       visual/video_id=<id>/part.parquet
 
-Every write goes to a hidden temporary file (``.name.<uuid>.tmp``) in the target's folder and is then renamed onto
-the target, so a reader (or a process killed at any moment) sees either the old file or the new one, never half a
-file. Readers skip hidden files: ``pyarrow.dataset``, pandas and dask ignore names starting with ``.`` or ``_``.
+Every write goes through :func:`pipeline.files.atomic_write` (a hidden temporary file renamed onto the target), so
+a reader (or a process killed at any moment) sees either the old file or the new one, never half a file. Readers skip hidden files: ``pyarrow.dataset``, pandas and dask ignore names starting with ``.`` or ``_``.
 The ``video_id`` column of a stream lives in its folder name (hive style), not in the file.
 """
 from __future__ import annotations
@@ -19,7 +18,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import uuid
 from typing import Any, Iterable
 
 import pandas as pd
@@ -28,7 +26,9 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-MODALITIES = ("language", "acoustic", "visual")
+from pipeline.arrays import MODALITIES
+from pipeline.files import atomic_write, remove_temporaries
+
 VIDEO_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 PARTITIONING = ds.partitioning(pa.schema([("video_id", pa.string())]), flavor="hive")
 
@@ -103,24 +103,7 @@ class FeatureStore:
 
     # ----------------------------------------------------------------------------------------- atomic writes
     def _write_atomic(self, table: pa.Table, path: str) -> None:
-        parent, name = path.rsplit("/", 1)
-        tmp = f"{parent}/.{name}.{uuid.uuid4().hex}.tmp"
-        self.fs.makedirs(parent, exist_ok=True)
-        try:
-            if self.is_local:
-                with open(tmp, "wb") as f:
-                    pq.write_table(table, f)
-                    f.flush()
-                    os.fsync(f.fileno())
-                os.replace(tmp, path)  # atomic on POSIX and Windows
-            else:
-                with self.fs.open(tmp, "wb") as f:
-                    pq.write_table(table, f)
-                self.fs.mv(tmp, path)  # object stores: one server-side copy, the target appears whole
-        except BaseException:
-            if self.fs.exists(tmp):
-                self.fs.rm(tmp)
-            raise
+        atomic_write(path, lambda tmp: pq.write_table(table, tmp), fs=None if self.is_local else self.fs)
 
     def _read_file(self, path: str) -> pa.Table:
         with self.fs.open(path, "rb") as f:
@@ -128,23 +111,19 @@ class FeatureStore:
 
     def cleanup_temporary(self) -> int:
         """Remove temporary files left by killed writers; call it only while no one writes. Returns the count."""
-        if not self.fs.exists(self.root):
-            return 0
-        stale = [p for p in self.fs.find(self.root) if p.rsplit("/", 1)[-1].startswith(".")
-                 and p.endswith(".tmp")]
-        for p in stale:
-            self.fs.rm(p)
-        return len(stale)
+        return remove_temporaries(self.root, fs=self.fs)
 
     # ------------------------------------------------------------------------------------------------ streams
     def stream_path(self, modality: str, video_id: str) -> str:
-        assert modality in MODALITIES, f"unknown modality {modality!r}; one of {MODALITIES}"
+        if modality not in MODALITIES:
+            raise ValueError(f"unknown modality {modality!r}; one of {MODALITIES}")
         return self.path(modality, f"video_id={check_video_id(video_id)}", "part.parquet")
 
     def write_stream(self, modality: str, video_id: str, table: pa.Table,
                      metadata: dict[str, str] | None = None) -> str:
         """Write (or replace) one video's stream atomically; ``metadata`` is merged into the schema metadata."""
-        assert "video_id" not in table.column_names, "video_id lives in the partition folder, not in the file"
+        if "video_id" in table.column_names:
+            raise ValueError(f"{modality}: video_id lives in the partition folder, not in the file")
         if metadata:
             merged = {**(table.schema.metadata or {}), **{k.encode(): str(v).encode() for k, v in metadata.items()}}
             table = table.replace_schema_metadata(merged)
@@ -224,7 +203,8 @@ class FeatureStore:
 
     def write_videos(self, frame: pd.DataFrame) -> None:
         """Rewrite ``videos.parquet`` atomically, with the fixed column types of :data:`VIDEO_SCHEMA`."""
-        assert frame["video_id"].is_unique, "videos.parquet holds one row per video"
+        if not frame["video_id"].is_unique:
+            raise ValueError(f"{self.url}: videos.parquet holds one row per video; got duplicate video ids")
         extra = [c for c in frame.columns if c not in VIDEO_SCHEMA.names]
         records = frame.sort_values("video_id").to_dict("records")
         columns = {}
@@ -251,7 +231,11 @@ class FeatureStore:
 
     def write_segments(self, frame: pd.DataFrame, *, replace_videos: Iterable[str] | None = None) -> None:
         """Rewrite ``segments.parquet``: rows of ``replace_videos`` (default: ``frame``'s videos) are replaced."""
-        assert not frame.duplicated(["video_id", "segment_id"]).any(), "duplicate (video_id, segment_id)"
+        duplicated = frame[frame.duplicated(["video_id", "segment_id"])]
+        if len(duplicated):
+            first = duplicated.iloc[0]
+            raise ValueError(f"segment {first['video_id']}/{first['segment_id']} is given twice; segment ids must "
+                             "be unique within a video")
         replace = set(frame["video_id"]) if replace_videos is None else set(replace_videos)
         current = self.segments()
         keep = current[~current["video_id"].isin(replace)]

@@ -16,7 +16,8 @@ import pyarrow as pa
 import torch
 from torch.utils.data import Dataset
 
-from pipeline.store import MODALITIES, FeatureStore, feature_matrix
+from pipeline.arrays import MODALITIES
+from pipeline.store import FeatureStore, feature_matrix
 
 FRAME_MODALITIES = ("acoustic", "visual")
 DEFAULT_MAX_LEN = {"language": 50, "acoustic": 375, "visual": 500}
@@ -168,7 +169,8 @@ class SegmentDataset(Dataset):
         self.max_len = {**DEFAULT_MAX_LEN, **(max_len or {})}
         self.label = label
         self.modalities = tuple(modalities or [m for m in MODALITIES if self.store.stream_video_ids(m)])
-        assert all(m in MODALITIES for m in self.modalities), f"unknown modality in {self.modalities}"
+        if unknown := [m for m in self.modalities if m not in MODALITIES]:
+            raise ValueError(f"unknown modalities {unknown}; one of {MODALITIES}")
         self.dims = {m: _feature_dim(self.store, m) for m in self.modalities}
         self.segments = _segments(self.store, video_ids, split, segments)
         self.cache_videos = cache_videos

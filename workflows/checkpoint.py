@@ -9,7 +9,6 @@ Nothing here unpickles anything.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -17,27 +16,34 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
-
-def write_json(path: Path, obj: Any) -> None:
-    """Write ``obj`` as indented JSON, atomically (temporary file + rename)."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2) + "\n")
-    os.replace(tmp, path)
+from pipeline.files import atomic_write, write_json
 
 
 def _save(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, str]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp), metadata=metadata)
-    with open(tmp, "rb") as f:  # the rename must not overtake the data
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    tensors = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
+    atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
 
 
-def save_weights(model: torch.nn.Module, path: Path, *, meta: dict | None = None) -> None:
-    """The model's state dict alone (what ``best.safetensors`` holds), with ``meta`` as JSON metadata."""
-    _save(dict(model.state_dict()), Path(path), {"meta": json.dumps(meta or {})})
+def save_weights(model: torch.nn.Module, path: Path, *, model_config: dict, meta: dict | None = None) -> None:
+    """The model's state dict alone (what ``best.safetensors`` holds), with the config it is rebuilt from
+    (``model_config``, as nanoGPT's ``model_args``) and ``meta`` as JSON metadata."""
+    _save(dict(model.state_dict()), Path(path),
+          {"model_config": json.dumps(model_config, sort_keys=True), "meta": json.dumps(meta or {})})
+
+
+def load_model(path: Path, *, device: str = "cpu") -> tuple[torch.nn.Module, object, dict]:
+    """(model in eval mode, its MCRConfig, meta) rebuilt from a :func:`save_weights` file alone."""
+    from model import MCRConfig, build_model
+
+    path = Path(path)
+    metadata = read_metadata(path)
+    if "model_config" not in metadata:
+        raise ValueError(f"{path}: [load] the checkpoint holds no model_config; it was written by an older "
+                         "version: retrain the run")
+    cfg = MCRConfig.from_dict(json.loads(metadata["model_config"]))
+    model = build_model(cfg)
+    meta = load_weights(model, path)
+    return model.to(device).eval(), cfg, meta
 
 
 def load_weights(model: torch.nn.Module, path: Path) -> dict:
@@ -56,16 +62,18 @@ def read_metadata(path: Path) -> dict[str, str]:
 
 
 def save_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                    state: dict[str, Any]) -> None:
-    """Model + optimizer tensors and the JSON-able ``state`` (scheduler, epoch, history...) in one atomic file."""
+                    state: dict[str, Any], *, model_config: dict) -> None:
+    """Model + optimizer tensors, the model's config and the JSON-able ``state`` (scheduler, epoch, history...) in
+    one atomic file."""
     tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
     optim = optimizer.state_dict()
     for index, per_param in optim["state"].items():
         for name, value in per_param.items():
-            assert torch.is_tensor(value), f"optimizer state {name} is not a tensor"
+            if not torch.is_tensor(value):
+                raise TypeError(f"{path}: optimizer state {name!r} is not a tensor; it cannot go in safetensors")
             tensors[f"optim.{index}.{name}"] = value
     state = dict(state, optimizer_param_groups=optim["param_groups"])
-    _save(tensors, Path(path), {"state": json.dumps(state)})
+    _save(tensors, Path(path), {"state": json.dumps(state), "model_config": json.dumps(model_config, sort_keys=True)})
     write_json(Path(path).with_suffix(".json"), {k: v for k, v in state.items() if k != "history"})
 
 

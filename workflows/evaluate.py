@@ -6,17 +6,23 @@ from pathlib import Path
 import numpy as np
 
 from pipeline import metrics as M
-from pipeline.datasets import ArraySplit, ensure_splits, load_source
-from workflows.checkpoint import write_json
+from pipeline.arrays import ArraySplit, ensure_splits
+from pipeline.files import write_json
+from pipeline.sources import load_source
+from workflows.inference import predict_arrays
+from workflows.runs import TrainedRun, load_run, run_dirs, summarize
 
 
-def split_of(source: str | Path, split: str, info: dict, *, trust_pickle: bool = False) -> ArraySplit:
+def split_of(source: str | Path, split: str, run: TrainedRun, *, trust_pickle: bool = False) -> ArraySplit:
     """The ``split`` of ``source``, read as the run's training data was (aligned view, max_len, cut by video)."""
-    splits = load_source(source, trust_pickle=trust_pickle, aligned=info.get("aligned"), max_len=info.get("max_len"))
+    splits = load_source(source, trust_pickle=trust_pickle, aligned=run.aligned, max_len=run.max_len)
     if split not in splits:
-        splits = ensure_splits(splits)  # a source without splits is cut the same way training cut it
+        try:
+            splits = ensure_splits(splits)  # a source without splits is cut the same way training cut it
+        except ValueError as exc:
+            raise ValueError(f"{source}: [evaluate] {exc}") from None
     if split not in splits:
-        raise ValueError(f"{source}: [evaluate] no split {split!r}; it has {sorted(splits)}")
+        raise ValueError(f"{source}: [evaluate] no split {split!r}; it has {', '.join(sorted(splits))}")
     return splits[split]
 
 
@@ -27,17 +33,16 @@ def evaluate_run(run: str | Path, source: str | Path, *, split: str = "test", tr
     Returns ``{"split", "source", "seeds": {run_dir: metrics}, "summary": {metric: {mean, std}} | None,
     "confusion": the first seed's confusion matrices}``; written to ``RUN/eval-<split>.json`` when ``write``.
     """
-    from workflows.train import load_run, predict_arrays, run_dirs, summarize
-
     per_seed, confusion, data = {}, None, None
     for run_dir in run_dirs(run):
-        model, cfg, info = load_run(run_dir)
+        trained = load_run(run_dir)
+        cfg = trained.config
         if data is None:
-            data = split_of(source, split, info, trust_pickle=trust_pickle)
+            data = split_of(source, split, trained, trust_pickle=trust_pickle)
             if data.task != cfg.task or data.dims != (cfg.d_l, cfg.d_v, cfg.d_a):
                 raise ValueError(f"{source}: [evaluate] {data.task} data with features {data.dims} does not fit a "
                                  f"{cfg.task} model for {(cfg.d_l, cfg.d_v, cfg.d_a)}")
-        outputs = predict_arrays(model, data, info=info)
+        outputs = predict_arrays(trained.model, data, normalizer=trained.normalizer)
         per_seed[str(run_dir)] = M.compute_metrics(cfg.task, outputs, data.labels)
         if confusion is None:
             confusion = M.confusion(cfg.task, outputs, data.labels)

@@ -9,9 +9,7 @@ Only the :class:`extractors.base.Extractor` interface is used: any registered ex
 """
 from __future__ import annotations
 
-import contextlib
 import datetime as _dt
-import hashlib
 import json
 import os
 import platform
@@ -19,16 +17,18 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterable
 
-from extractors.base import Extractor, ExtractorConfig
+from extractors.base import DEFAULT_EXTRACTORS, Extractor, ExtractorConfig
+from pipeline.arrays import MODALITIES
 from pipeline.corpus import segments_of
 from pipeline.errors import MediaNotFoundError, StageError
+from pipeline.files import sha256_file
 from pipeline.manifest import VideoSource
-from pipeline.store import MODALITIES, FeatureStore, plain_value
+from pipeline.store import FeatureStore, plain_value
+from workflows.cluster import current_client
 
 if TYPE_CHECKING:
     from distributed import Client
 
-DEFAULT_EXTRACTORS = {"language": "whisper-glove", "acoustic": "librosa", "visual": "mediapipe"}
 VERSION_PACKAGES = ("mcr-emotion", "numpy", "pyarrow", "av", "librosa", "openai-whisper", "gensim", "mediapipe",
                     "py-feat", "torch", "dask", "distributed")
 
@@ -84,7 +84,9 @@ def worker_extractor(spec: ExtractorSpec) -> tuple[Extractor, bool]:
     if key in _WORKER_EXTRACTORS:
         return _WORKER_EXTRACTORS[key], False
     extractor = create(spec.name, spec.config)
-    assert extractor.config_hash() == spec.config_hash, f"{spec.name}: config hash differs on the worker"
+    if extractor.config_hash() != spec.config_hash:
+        raise RuntimeError(f"{spec.name}: the config hash differs on this worker; install the same mcr-emotion "
+                           "version on the client and every worker")
     for old in [k for k in _WORKER_EXTRACTORS if k[0] == spec.name]:  # a new config replaces the old model
         del _WORKER_EXTRACTORS[old]
     _WORKER_EXTRACTORS[key] = extractor
@@ -102,14 +104,6 @@ def library_versions() -> dict[str, str]:
             except PackageNotFoundError:
                 pass
     return dict(_VERSIONS)
-
-
-def sha256_file(path: str, chunk: int = 1 << 22) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _stale(previous: dict[str, Any] | None, sha256: str, spec: ExtractorSpec, store: FeatureStore,
@@ -196,17 +190,20 @@ def build_extractors(names: dict[str, str | None] | None = None,
 
     names = {**DEFAULT_EXTRACTORS, **(names or {})}
     options = options or {}
-    unknown = set(options) - set(MODALITIES)
-    assert not unknown, f"options for unknown modalities {unknown}"
+    unknown = sorted(set(options) - set(MODALITIES))
+    if unknown:
+        raise ValueError(f"[extract] options for unknown modalities {unknown}; the modalities are {MODALITIES}")
     built = []
     for modality in MODALITIES:
         if names.get(modality):
             extractor = create(names[modality], **options.get(modality, {}))
-            assert extractor.modality == modality, f"{names[modality]} extracts {extractor.modality}, not {modality}"
+            if extractor.modality != modality:
+                raise ValueError(f"[extract] {names[modality]} extracts {extractor.modality}, not {modality}")
             built.append(extractor)
-        else:
-            assert not options.get(modality), f"options given for {modality}, which is not extracted"
-    assert built, "no extractor selected"
+        elif options.get(modality):
+            raise ValueError(f"[extract] options given for {modality}, which is not extracted")
+    if not built:
+        raise ValueError("[extract] no extractor selected: extract at least one modality")
     return built
 
 
@@ -216,33 +213,6 @@ def default_decode_options(extractors: Iterable[Extractor]) -> dict[str, Any]:
         if e.modality == "visual" and getattr(e.config, "fps", None):
             return {"fps": e.config.fps}
     return {}
-
-
-def local_client(n_workers: int | None = None):
-    """A ``LocalCluster`` of worker processes, one single-threaded worker per core (or ``n_workers``)."""
-    import logging
-
-    from distributed import Client, LocalCluster
-
-    cluster = LocalCluster(n_workers=n_workers or os.cpu_count() or 1, threads_per_worker=1, processes=True,
-                           dashboard_address=":0", silence_logs=logging.ERROR)
-    return Client(cluster)
-
-
-@contextlib.contextmanager
-def scheduler_client(address: str | None):
-    """A client of the running Dask cluster at ``address`` for the block, or None without an address (the
-    functions taking ``client`` then start a LocalCluster themselves)."""
-    if not address:
-        yield None
-        return
-    from distributed import Client
-
-    client = Client(address)
-    try:
-        yield client
-    finally:
-        client.close()
 
 
 def _segment_rows(sources: list[VideoSource]):
@@ -258,18 +228,17 @@ def _segment_rows(sources: list[VideoSource]):
 
 def extract_corpus(sources: list[VideoSource], store: FeatureStore | str, *, client: "Client | None" = None,
                    extractors: list[Extractor] | None = None, force: bool = False, progress: bool = True,
-                   n_workers: int | None = None, retries: int = 2,
+                   retries: int = 2,
                    decode_options: dict[str, Any] | None = None) -> ExtractSummary:
     """Extract ``sources`` into ``store``; videos already complete for the same source hash and configs are skipped.
 
     Args:
         sources: the corpus (see :mod:`pipeline.corpus`).
         store: the feature store or its path/URL; every worker must reach it (a shared path or an object store).
-        client: a Dask client; None starts a LocalCluster of ``n_workers`` processes (default: one per core).
+        client: a Dask client; None: the one this process has open (``distributed.get_client()``).
         extractors: one per modality to extract (default: :func:`build_extractors`'s).
         force: recompute every stream even when it is up to date.
         progress: show a progress bar (tqdm) while videos complete.
-        n_workers: workers of the LocalCluster started when ``client`` is None.
         retries: how many times a task whose worker died is retried elsewhere.
         decode_options: keyword arguments of ``extractors.media.decode`` (default: the visual extractor's fps).
     """
@@ -277,12 +246,16 @@ def extract_corpus(sources: list[VideoSource], store: FeatureStore | str, *, cli
     from tqdm.auto import tqdm
 
     started = time.perf_counter()
+    client = current_client(client)
     store = store if isinstance(store, FeatureStore) else FeatureStore(store)
     extractors = extractors if extractors is not None else build_extractors()
     specs = tuple(ExtractorSpec.of(e) for e in extractors)
-    assert len({s.modality for s in specs}) == len(specs), "one extractor per modality"
+    if len({s.modality for s in specs}) != len(specs):
+        raise ValueError("[extract] give one extractor per modality")
     ids = [s.video_id for s in sources]
-    assert len(set(ids)) == len(ids), "video ids must be unique in a corpus"
+    if len(set(ids)) != len(ids):
+        twice = sorted({i for i in ids if ids.count(i) > 1})[:5]
+        raise ValueError(f"[extract] video ids must be unique in a corpus; given twice: {twice}")
     decode_options = default_decode_options(extractors) if decode_options is None else decode_options
 
     store.cleanup_temporary()  # left by a killed run; one run per store at a time
@@ -292,49 +265,41 @@ def extract_corpus(sources: list[VideoSource], store: FeatureStore | str, *, cli
     rows: dict[str, dict[str, Any]] = {r["video_id"]: {k: plain_value(v) for k, v in r.items()}
                                        for r in videos.to_dict("records")}
     summary = ExtractSummary(computed={s.modality: 0 for s in specs})
-    own_client = client is None
-    client = local_client(n_workers) if own_client else client
-    try:
-        summary.workers = len(client.scheduler_info(n_workers=-1)["workers"])
-        # largest files first, so that no long video starts last and leaves the other workers idle at the end
-        futures = [client.submit(extract_video, src, store, specs, rows.get(src.video_id), force=force,
-                                 decode_options=decode_options, pure=False, retries=retries,
-                                 priority=_file_size(src.path), key=f"extract-{src.video_id}-{os.urandom(4).hex()}")
-                   for src in sources]
-        source_of = {f.key: src for f, src in zip(futures, sources)}
-        bar = tqdm(total=len(futures), unit="video", disable=not progress, dynamic_ncols=True)
-        for future in as_completed(futures):
-            src = source_of[future.key]
-            try:
-                result = future.result()
-            except Exception as exc:  # the task itself died (KilledWorker after repeated worker deaths)
-                result = {**rows.get(src.video_id, {}), "video_id": src.video_id, "path": src.path,
-                          "status": "failed", "error_stage": "worker", "error_message": f"{type(exc).__name__}: {exc}",
-                          "_outcome": "failed", "_computed": [], "_loads": []}
-            outcome, computed, loads = result.pop("_outcome"), result.pop("_computed"), result.pop("_loads")
-            rows[src.video_id] = result
-            store.write_videos(_frame(rows))
-            summary.model_loads += len(loads)
-            for m in computed:
-                summary.computed[m] += 1
-            if outcome == "skipped":
-                summary.skipped += 1
-            elif outcome == "done":
-                summary.done += 1
-                summary.media_seconds += result.get("duration") or 0.0
-            else:
-                summary.failed += 1
-                summary.failures.append({"video_id": src.video_id, "path": src.path,
-                                         "stage": result.get("error_stage"), "message": result.get("error_message")})
-                summary.media_seconds += (result.get("duration") or 0.0) if computed else 0.0
-            bar.set_postfix(done=summary.done, skipped=summary.skipped, failed=summary.failed, refresh=False)
-            bar.update(1)
-        bar.close()
-    finally:
-        if own_client:
-            cluster = client.cluster
-            client.close()
-            cluster.close()
+    summary.workers = len(client.scheduler_info(n_workers=-1)["workers"])
+    # largest files first, so that no long video starts last and leaves the other workers idle at the end
+    futures = [client.submit(extract_video, src, store, specs, rows.get(src.video_id), force=force,
+                             decode_options=decode_options, pure=False, retries=retries,
+                             priority=_file_size(src.path), key=f"extract-{src.video_id}-{os.urandom(4).hex()}")
+               for src in sources]
+    source_of = {f.key: src for f, src in zip(futures, sources)}
+    bar = tqdm(total=len(futures), unit="video", disable=not progress, dynamic_ncols=True)
+    for future in as_completed(futures):
+        src = source_of[future.key]
+        try:
+            result = future.result()
+        except Exception as exc:  # the task itself died (KilledWorker after repeated worker deaths)
+            result = {**rows.get(src.video_id, {}), "video_id": src.video_id, "path": src.path,
+                      "status": "failed", "error_stage": "worker", "error_message": f"{type(exc).__name__}: {exc}",
+                      "_outcome": "failed", "_computed": [], "_loads": []}
+        outcome, computed, loads = result.pop("_outcome"), result.pop("_computed"), result.pop("_loads")
+        rows[src.video_id] = result
+        store.write_videos(_frame(rows))
+        summary.model_loads += len(loads)
+        for m in computed:
+            summary.computed[m] += 1
+        if outcome == "skipped":
+            summary.skipped += 1
+        elif outcome == "done":
+            summary.done += 1
+            summary.media_seconds += result.get("duration") or 0.0
+        else:
+            summary.failed += 1
+            summary.failures.append({"video_id": src.video_id, "path": src.path,
+                                     "stage": result.get("error_stage"), "message": result.get("error_message")})
+            summary.media_seconds += (result.get("duration") or 0.0) if computed else 0.0
+        bar.set_postfix(done=summary.done, skipped=summary.skipped, failed=summary.failed, refresh=False)
+        bar.update(1)
+    bar.close()
     summary.wall_seconds = time.perf_counter() - started
     return summary
 

@@ -11,14 +11,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from pipeline.arrays import IEMOCAP_EMOTIONS, ArraySplit, fit_lengths, split_from_records
 from pipeline.corpus import VIDEO_EXTENSIONS, load_corpus, video_id_from_path
-from pipeline.datasets import ArraySplit, fit_lengths, pad_sequences
+from pipeline.files import atomic_write
 from pipeline.manifest import Segment, VideoSource
 from pipeline.segmenting import utterance_segments, window_segments
 from pipeline.store import FeatureStore
+from pipeline.store_source import segment_records
 from pipeline.subtitles import write_webvtt
-
-
+from workflows.inference import predict_arrays
+from workflows.runs import load_run
 
 def sources_of(input_path: str | Path) -> list[VideoSource]:
     """A single video file, a folder of videos, or a manifest CSV."""
@@ -53,14 +55,8 @@ def plan_segments(store: FeatureStore, sources: list[VideoSource], *, window: fl
 def segments_as_split(store: FeatureStore, segments: pd.DataFrame, *, max_len: int | None,
                       cfg) -> tuple[ArraySplit, list[str]]:
     """Model-ready unaligned arrays of ``segments`` (labels are placeholders) and each segment's transcript."""
-    from pipeline.store_source import STORE_MODALITIES, unaligned_records
-
-    records = unaligned_records(store, segments, None, max_len)
-    arrays = {k: pad_sequences([r[k] for r in records], max_len) for k in STORE_MODALITIES}
-    labels = np.zeros((len(records), 4), np.int64) if cfg.task == "iemocap" else np.zeros(len(records), np.float32)
-    split = ArraySplit(*(arrays[k][0] for k in STORE_MODALITIES), *(arrays[k][1] for k in STORE_MODALITIES),
-                       labels=labels, ids=[r["segment_id"] for r in records], task=cfg.task,
-                       video_ids=[r["video_id"] for r in records])
+    records = segment_records(store, segments, max_len=max_len)
+    split = split_from_records(records, max_len=max_len, task=cfg.task)
     if cfg.uses_literal_forms:
         split = fit_lengths(split, (cfg.max_len_l, cfg.max_len_v, cfg.max_len_a))
     return split, [r["transcript"] for r in records]
@@ -82,8 +78,6 @@ def prediction_columns(task: str, outputs: np.ndarray, names: list[str] | None =
                 "sentiment_class": np.where(score > 0, "positive", np.where(score < 0, "negative", "neutral")),
                 "sentiment_7": np.round(np.clip(score, -3, 3)).astype(np.int8)}
     if task == "iemocap":
-        from model import IEMOCAP_EMOTIONS
-
         emotions = list(names or IEMOCAP_EMOTIONS)
         probs = _softmax(outputs, -1)[..., 1]  # (N, 4): P(emotion present)
         cols = {f"p_{e}": probs[:, i].astype(np.float32) for i, e in enumerate(emotions)}
@@ -109,21 +103,19 @@ def _cue_text(row: pd.Series, task: str) -> str:
 def write_table(frame: pd.DataFrame, out: str | Path) -> Path:
     """Parquet (``.parquet``) or CSV (``.csv``), written atomically."""
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    if out.suffix.lower() == ".csv":
-        frame.to_csv(tmp, index=False)
-    elif out.suffix.lower() in (".parquet", ".pq"):
-        frame.to_parquet(tmp, index=False)
+    suffix = out.suffix.lower()
+    if suffix == ".csv":
+        atomic_write(out, lambda tmp: frame.to_csv(tmp, index=False))
+    elif suffix in (".parquet", ".pq"):
+        atomic_write(out, lambda tmp: frame.to_parquet(tmp, index=False))
     else:
-        raise ValueError(f"{out}: [predict] write .parquet or .csv")
-    tmp.replace(out)
+        raise ValueError(f"{out}: [predict] write a .parquet or .csv file")
     return out
 
 
 def predict_videos(input_path: str | Path, run: str | Path, out: str | Path, *, store: str | Path | None = None,
                    window: float | None = None, vtt_dir: str | Path | None = None, client=None,
-                   n_workers: int | None = None, progress: bool = True, visual: str | None = None) -> pd.DataFrame:
+                   progress: bool = True, visual: str | None = None) -> pd.DataFrame:
     """Annotate the videos of ``input_path`` with the model of ``run``; writes ``out`` and returns the table.
 
     Args:
@@ -133,31 +125,31 @@ def predict_videos(input_path: str | Path, run: str | Path, out: str | Path, *, 
         store: a feature store to extract into and reuse (default: ``<out>.store`` beside ``out``).
         window: cut videos without manifest segments into windows of this many seconds instead of utterances.
         vtt_dir: also write one WebVTT file per video into this folder.
-        client: a Dask client for the extraction (None: a LocalCluster of ``n_workers``).
+        client: the Dask client of the extraction (None: the current one, ``distributed.get_client()``).
         visual: visual backend (default: the extraction workflow's).
     """
     from workflows.extract import build_extractors, extract_corpus
-    from workflows.train import load_run, predict_arrays
 
-    model, cfg, info = load_run(run)
-    if info.get("aligned"):
+    trained = load_run(run)
+    cfg = trained.config
+    if trained.aligned:
         raise ValueError(f"{run}: [predict] this run was trained on word-aligned data; prediction on new videos "
                          "uses unaligned sequences: train with the unaligned view")
     sources = sources_of(input_path)
     store = FeatureStore(store or f"{out}.store")
     extractors = build_extractors({"visual": visual} if visual else None)
-    summary = extract_corpus(sources, store, client=client, extractors=extractors, progress=progress,
-                             n_workers=n_workers)
+    summary = extract_corpus(sources, store, client=client, extractors=extractors, progress=progress)
     segments = plan_segments(store, sources, window=window)
-    split, transcripts = segments_as_split(store, segments, max_len=info.get("max_len"), cfg=cfg)
+    split, transcripts = segments_as_split(store, segments, max_len=trained.max_len, cfg=cfg)
     if len(split) and split.dims != (cfg.d_l, cfg.d_v, cfg.d_a):
         raise ValueError(f"{run}: [predict] the model takes features of sizes {(cfg.d_l, cfg.d_v, cfg.d_a)} "
                          f"(language, visual, acoustic) but the store's extractors give {split.dims}: train the "
                          "model on features from the same extractors")
-    outputs = predict_arrays(model, split, info=info) if len(split) else np.zeros((0, cfg.output_dim), np.float32)
+    outputs = (predict_arrays(trained.model, split, normalizer=trained.normalizer) if len(split)
+               else np.zeros((0, cfg.output_dim), np.float32))
     frame = segments[["video_id", "segment_id", "start", "end"]].reset_index(drop=True).copy()
     frame["transcript"] = transcripts
-    names = info.get("label_names") if cfg.task == "iemocap" else info.get("classes")
+    names = trained.label_names if cfg.task == "iemocap" else trained.classes
     for name, values in prediction_columns(cfg.task, outputs, names).items():
         frame[name] = values
     write_table(frame, out)

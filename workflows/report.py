@@ -18,7 +18,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from pipeline.datasets import ArraySplit  # noqa: E402
+from pipeline.arrays import ArraySplit, normalize  # noqa: E402
+from pipeline.files import atomic_write  # noqa: E402
+from workflows.inference import batch_inputs  # noqa: E402
+from workflows.runs import load_run, run_dirs  # noqa: E402
 
 NAMES = {"l": "language", "v": "vision", "a": "audio"}
 CURVE_METRIC = {"regression": ("val_mae", "validation MAE"), "iemocap": ("val_mean_acc", "validation mean accuracy"),
@@ -65,15 +68,13 @@ def plot_confusion(confusion: dict, path: Path, title: str) -> None:
     plt.close(fig)
 
 
-def sample_attention(model, split: ArraySplit, index: int, info: dict | None = None) -> tuple[dict | None, dict]:
+def sample_attention(model, split: ArraySplit, index: int, normalizer: dict | None = None
+                     ) -> tuple[dict | None, dict]:
     """The model's attention dict for sample ``index`` (or None when the model returns none) and its real lengths."""
-    from pipeline.datasets import normalize
-    from workflows.train import _batch
-
-    if info is not None and info.get("normalizer") is not None:
-        split = normalize(split.subset([index]), info["normalizer"])
+    if normalizer is not None:
+        split = normalize(split.subset([index]), normalizer)
         index = 0
-    inputs, _ = _batch(split, np.array([index]), next(model.parameters()).device)
+    inputs, _ = batch_inputs(split, np.array([index]), next(model.parameters()).device)
     model.eval()
     with torch.no_grad():
         out = model(*inputs, return_attention=True)
@@ -193,18 +194,19 @@ def write_report(run: str | Path, *, split: ArraySplit | None = None, sample: in
     split: data to draw the attention sample from (already loaded; e.g. the run's test split); None: no sample
         plots. sample: index of the sample in ``split``. layer: reinforcement layer of the heatmaps (default: last).
     """
-    from workflows.train import load_run, run_dirs
-
     run = Path(run)
     out = Path(out) if out else run / "report"
-    out.mkdir(parents=True, exist_ok=True)
     dirs = run_dirs(run)
-    model, cfg, info = load_run(run)
-    histories = {d.name if len(dirs) > 1 else "run": json.loads((d / "history.json").read_text()) for d in dirs}
-    chosen = Path(info["run_dir"])
-    metrics = json.loads(((run / "summary.json") if (run / "summary.json").exists()
-                          else chosen / "metrics.json").read_text())
-    seed_metrics = json.loads((chosen / "metrics.json").read_text())
+    trained = load_run(run)
+    cfg = trained.config
+    histories = {d.name if len(dirs) > 1 else "run": _read_json(d / "history.json", []) for d in dirs}
+    chosen = trained.run_dir
+    seed_metrics = _read_json(chosen / "metrics.json", {})
+    metrics = _read_json(run / "summary.json", seed_metrics)
+    unfinished = "" if seed_metrics else ("<p><b>Training has not finished</b> (no metrics.json yet): the report "
+                                          "shows the epochs so far. Rerun `mcr train` with the same options to "
+                                          "resume.</p>")
+    out.mkdir(parents=True, exist_ok=True)
     figures: list[tuple[str, str]] = []
 
     plot_curves(histories, cfg.task, out / "curves.png")
@@ -216,12 +218,14 @@ def write_report(run: str | Path, *, split: ArraySplit | None = None, sample: in
         figures.append(("confusion.png", f"Confusion matrix ({conf_split})"))
     sample_note = ""
     if split is not None and len(split):
-        assert 0 <= sample < len(split), f"sample {sample} outside the split's {len(split)} samples"
-        attention, lengths = sample_attention(model, split, sample, info)
+        if not 0 <= sample < len(split):
+            raise ValueError(f"[report] --sample {sample} is outside the split's {len(split)} samples")
+        attention, lengths = sample_attention(trained.model, split, sample, trained.normalizer)
         layers = (attention or {}).get("layers") or []
         if layers:
             i = len(layers) - 1 if layer is None else layer
-            assert 0 <= i < len(layers), f"layer {i} outside 0..{len(layers) - 1}"
+            if not 0 <= i < len(layers):
+                raise ValueError(f"[report] --layer {i} is outside the model's layers 0..{len(layers) - 1}")
             if plot_attention_layer(layers[i], lengths, out / f"attention_layer{i}.png",
                                     f"sample {split.ids[sample]}, reinforcement layer {i}"):
                 figures.append((f"attention_layer{i}.png", f"CMU and SCU attention, layer {i}"))
@@ -237,11 +241,15 @@ def write_report(run: str | Path, *, split: ArraySplit | None = None, sample: in
         "td,th{border:1px solid #ccc;padding:3px 6px;text-align:right}img{max-width:100%}</style></head><body>",
         f"<h1>Run {html.escape(str(run))}</h1>",
         f"<p>{html.escape(cfg.arch.upper())}, task {html.escape(cfg.task)}, preset "
-        f"{html.escape(str(info['train'].get('preset')))}, {len(dirs)} seed(s); best validation epoch "
-        f"{info['best_epoch']} of {chosen.name}; data {html.escape(str(info['data'].get('source', '?')))}.</p>",
-        "<h2>Metrics</h2>", _metrics_table(metrics), sample_note,
+        f"{html.escape(str(trained.train.get('preset')))}, {len(dirs)} seed(s); best validation epoch "
+        f"{trained.best_epoch} of {chosen.name}; data {html.escape(str(trained.data.get('source', '?')))}.</p>",
+        unfinished, "<h2>Metrics</h2>", _metrics_table(metrics), sample_note,
         *[f"<h2>{html.escape(caption)}</h2><img src='{name}' alt='{html.escape(caption)}'>"
           for name, caption in figures],
         "</body></html>"])
-    (out / "index.html").write_text(page)
+    atomic_write(out / "index.html", page)
     return out / "index.html"
+
+
+def _read_json(path: Path, default):
+    return json.loads(path.read_text()) if path.exists() else default

@@ -8,14 +8,13 @@ the stage it was in and those after it.
 """
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pipeline.files import sha256_file, sha256_text, write_json
 
 SMALL_FILE = 1 << 20  # files up to this size are identified by content, larger ones by size and mtime
 
@@ -33,7 +32,7 @@ def file_identity(paths: Iterable[str | Path]) -> list[list]:
                 continue
             st = p.stat()
             if st.st_size <= SMALL_FILE:
-                out.append([str(p), hashlib.sha256(p.read_bytes()).hexdigest()])
+                out.append([str(p), sha256_file(p)])
             else:
                 out.append([str(p), st.st_size, st.st_mtime_ns])
     return out
@@ -67,13 +66,14 @@ class StageRunner:
 
     def _fingerprint(self, stage: Stage) -> str:
         missing = [a for a in stage.after if a not in self.fingerprints]
-        assert not missing, f"stage {stage.name!r} runs after {missing}, which have not run yet"
+        if missing:
+            raise ValueError(f"stage {stage.name!r} runs after {missing}, which come later in the list")
         blob = json.dumps({
             "options": stage.options() if callable(stage.options) else stage.options,
             "after": {a: self.fingerprints[a] for a in stage.after},
             "files": file_identity(stage.input_files),
         }, sort_keys=True, default=str)
-        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+        return sha256_text(blob)[:16]
 
     def is_current(self, stage: Stage) -> bool:
         recorded = self.state.get(stage.name, {}).get("fingerprint")
@@ -94,7 +94,8 @@ class StageRunner:
             t0 = time.perf_counter()
             stage.run()
             missing = [o for o in stage.outputs if not Path(o).exists()]
-            assert not missing, f"stage {stage.name!r} finished without writing {missing}"
+            if missing:
+                raise RuntimeError(f"[{stage.name}] the stage finished without writing {missing}")
             self.state[stage.name] = {"fingerprint": stage.fingerprint, "seconds": round(time.perf_counter() - t0, 2),
                                       "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}
             self._save()
@@ -102,6 +103,4 @@ class StageRunner:
         return result
 
     def _save(self) -> None:
-        tmp = self.state_path.with_suffix(f".tmp{os.getpid()}")
-        tmp.write_text(json.dumps(self.state, indent=2))
-        tmp.replace(self.state_path)
+        write_json(self.state_path, self.state)

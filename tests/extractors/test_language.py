@@ -134,3 +134,10 @@ def test_no_audio_gives_an_empty_table_without_loading_whisper():
     table = ex.extract(_silent(2.0, has_audio=False))
     assert table.num_rows == 0 and table.schema == ex.schema()
     assert ex._model is None
+
+
+@pytest.mark.parametrize("short, content", [(3.0, 5.0), (40.0, 5.0), (10.0, 0.0)])
+def test_inconsistent_short_window_options_are_refused(short, content):
+    with pytest.raises(ValueError, match="short_content_seconds"):
+        TranscribeOptions(short_window_seconds=short, short_content_seconds=content)
+    TranscribeOptions(short_window_seconds=None, short_content_seconds=content)  # no short window: not used

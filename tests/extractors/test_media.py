@@ -121,3 +121,9 @@ def test_audio_without_video_warns_and_has_no_frames(tmp_path):
     assert media.has_audio and media.duration == pytest.approx(2.0, abs=0.1)
     spectrum = np.abs(np.fft.rfft(media.audio))
     assert np.fft.rfftfreq(media.audio.size, 1 / 16000)[spectrum.argmax()] == pytest.approx(220, abs=2)
+
+
+@pytest.mark.parametrize("options", [{"fps": 0}, {"fps": -5}, {"max_side": 8}])
+def test_bad_decode_options_are_value_errors(tmp_path, options):
+    with pytest.raises(ValueError, match="fps|max_side"):
+        decode(tmp_path / "whatever.mp4", **options)

@@ -52,6 +52,58 @@ def test_reader_refuses_other_versions(tmp_path, base_dirs):
         whisper_ct2.read_ct2_model([bad])
 
 
+def _ct2_bytes(trailing: bytes = b"") -> bytes:
+    """A one-variable CTranslate2 model.bin (format version 6): spec, revision, a float32 (2,) variable, no alias."""
+    def string(text: str) -> bytes:
+        return struct.pack("<H", len(text) + 1) + text.encode() + b"\0"
+
+    # name | ndim | dims | dtype id (0: float32) | byte count | data
+    variable = string("x") + struct.pack("<BIBI", 1, 2, 0, 8) + np.arange(2, dtype=np.float32).tobytes()
+    return struct.pack("<I", 6) + string("WhisperSpec") + struct.pack("<II", 1, 1) + variable \
+        + struct.pack("<I", 0) + trailing
+
+
+def test_reader_refuses_truncated_or_padded_models(tmp_path):
+    bad = tmp_path / "model.bin"
+    bad.write_bytes(_ct2_bytes())
+    spec, variables = whisper_ct2.read_ct2_model([bad])
+    assert spec == "WhisperSpec" and variables["x"].tolist() == [0.0, 1.0]
+    whole = _ct2_bytes()
+    for cut, match in [(3, "truncated or corrupt"), (9, "truncated or corrupt"), (len(whole) - 9, "cut short"),
+                       (len(whole) - 2, "truncated or corrupt")]:
+        bad.write_bytes(whole[:cut])
+        with pytest.raises(ValueError, match=match) as info:
+            whisper_ct2.read_ct2_model([bad])
+        assert str(bad) in str(info.value), cut
+    bad.write_bytes(_ct2_bytes(trailing=b"junk"))
+    with pytest.raises(ValueError, match="4 trailing bytes"):
+        whisper_ct2.read_ct2_model([bad])
+
+
+def test_directory_fingerprint_follows_name_size_and_first_mib(tmp_path):
+    (tmp_path / "config.json").write_text("{}")
+    (tmp_path / "model.bin").write_bytes(b"\x01" * (1 << 20) + b"tail")
+    first = whisper_ct2.directory_fingerprint(tmp_path)
+    assert len(first) == 16 and whisper_ct2.directory_fingerprint(tmp_path) == first
+    (tmp_path / "model.bin").write_bytes(b"\x01" * (1 << 20) + b"TAIL")  # past the first MiB, same size
+    assert whisper_ct2.directory_fingerprint(tmp_path) == first
+    (tmp_path / "model.bin").write_bytes(b"\x02" + b"\x01" * ((1 << 20) - 1) + b"tail")
+    second = whisper_ct2.directory_fingerprint(tmp_path)
+    assert second != first
+    (tmp_path / "config.json").write_text("{ }")
+    assert whisper_ct2.directory_fingerprint(tmp_path) not in (first, second)
+
+
+def test_a_file_that_is_not_a_checkpoint_is_a_value_error(tmp_path):
+    bad = tmp_path / "model.pt"
+    bad.write_bytes(b"not a checkpoint at all")
+    with pytest.raises(ValueError, match="not an openai-whisper checkpoint"):
+        load_whisper(bad)
+    torch.save({"dims": {}}, tmp_path / "empty.pt")
+    with pytest.raises(ValueError, match="empty.pt: not an openai-whisper checkpoint"):
+        load_whisper(tmp_path / "empty.pt")
+
+
 def test_fused_projections_are_split_faithfully(base_checkpoint, base_dirs):
     _, variables = whisper_ct2.read_ct2_model([c for d in base_dirs for c in whisper_ct2.model_bin_chunks(d)])
     state = torch.load(base_checkpoint, weights_only=True)

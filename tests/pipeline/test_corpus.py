@@ -43,12 +43,21 @@ def test_manifest_segments_labels_and_relative_paths(tmp_path):
     ("path,start\na.mp4,soon\n", "not a number"),
     ("path,video_id\na.mp4,x\nb.mp4,x\n", "names two files"),
     ("path,video_id\na.mp4,../up\n", "invalid video_id"),
+    ("path,video_id\n,x\n", "no path"),
+    ("path\n" + "x" * 200_000 + "\n", "not a readable CSV"),
 ])
 def test_bad_manifests_say_what_is_wrong(tmp_path, body, match):
     csv = tmp_path / "m.csv"
     csv.write_text(body)
     with pytest.raises(ValueError, match=match):
         read_manifest(csv)
+
+
+def test_ids_that_collide_are_refused(tmp_path):
+    for name in ("a.mp4", "a.mov", "a_mp4.mkv"):  # a.mp4 -> a_mp4 (the suffix kept), as a_mp4.mkv
+        (tmp_path / name).write_bytes(b"x")
+    with pytest.raises(ValueError, match="'a_mp4'.*manifest"):
+        scan_folder(tmp_path)
 
 
 def test_missing_input(tmp_path):

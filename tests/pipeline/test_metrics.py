@@ -1,7 +1,8 @@
-"""The metrics against values computed by hand (and against scikit-learn where it is installed)."""
+"""The metrics against values computed by hand, and the library-backed ones against independent hand computations."""
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -61,7 +62,8 @@ def test_weighted_f1_by_hand_weights_by_truth_support():
 
 
 def test_weighted_f1_matches_sklearn():
-    sklearn_metrics = pytest.importorskip("sklearn.metrics")
+    import sklearn.metrics as sklearn_metrics
+
     rng = np.random.default_rng(0)
     for n_classes in (2, 3, 7):
         truth, pred = rng.integers(0, n_classes, 40), rng.integers(0, n_classes, 40)
@@ -98,7 +100,73 @@ def test_jsonable_replaces_nan():
     assert M.jsonable({"a": float("nan"), "b": [np.float32(1.5), np.int64(2)]}) == {"a": None, "b": [1.5, 2]}
 
 
-def test_iemocap_emotion_order_is_the_models():
-    from model import IEMOCAP_EMOTIONS
+# Independent references: the definitions written out in numpy, as the code computed them before the libraries.
+def _f1_by_hand(truth: np.ndarray, pred: np.ndarray) -> float:
+    total, score = 0.0, 0.0
+    for c in np.union1d(truth, pred):
+        tp = float(np.sum((truth == c) & (pred == c)))
+        n_pred, support = float(np.sum(pred == c)), float(np.sum(truth == c))
+        precision = tp / n_pred if n_pred else 0.0
+        recall = tp / support if support else 0.0
+        score += support * (2 * precision * recall / (precision + recall) if precision + recall else 0.0)
+        total += support
+    return score / total
 
-    assert M.IEMOCAP_EMOTIONS == tuple(IEMOCAP_EMOTIONS)
+
+def _pearson_by_hand(x: np.ndarray, y: np.ndarray) -> float:
+    dx, dy = x - x.mean(), y - y.mean()
+    return float(np.sum(dx * dy) / math.sqrt(np.sum(dx * dx) * np.sum(dy * dy)))
+
+
+def _confusion_by_hand(truth: np.ndarray, pred: np.ndarray, classes: list) -> np.ndarray:
+    matrix = np.zeros((len(classes), len(classes)), dtype=np.int64)
+    for t, p in zip(truth.tolist(), pred.tolist()):
+        matrix[classes.index(t), classes.index(p)] += 1
+    return matrix
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_library_metrics_equal_hand_computations(seed):
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(2, 200))
+    labels = np.round(rng.uniform(-3, 3, n) * 5) / 5  # some exact zeros and .5s
+    preds = labels + rng.normal(0, 1.2, n)
+    m = M.sentiment_metrics(preds, labels)
+    assert abs(m["mae"] - float(np.mean(np.abs(preds - labels)))) < 1e-9
+    assert abs(m["corr"] - _pearson_by_hand(preds, labels)) < 1e-9
+    assert abs(m["corr"] - float(np.corrcoef(preds, labels)[0, 1])) < 1e-9
+    truth_has0, pred_has0 = labels >= 0, preds >= 0
+    assert abs(m["acc2_has0"] - float(np.mean(truth_has0 == pred_has0))) < 1e-9
+    assert abs(m["f1_has0"] - _f1_by_hand(truth_has0, pred_has0)) < 1e-9
+    non0 = labels != 0
+    if non0.any():
+        assert abs(m["f1_non0"] - _f1_by_hand(labels[non0] > 0, preds[non0] > 0)) < 1e-9
+    classes = int(rng.integers(2, 8))
+    truth, pred = rng.integers(0, classes, n), rng.integers(0, classes + 1, n)  # pred has a class truth lacks
+    assert abs(M.weighted_f1(truth, pred) - _f1_by_hand(truth, pred)) < 1e-9
+    assert abs(M.accuracy(truth, pred) - float(np.mean(truth == pred))) < 1e-9
+    everything = list(range(classes + 1))
+    assert np.array_equal(M.confusion_matrix(truth, pred, everything), _confusion_by_hand(truth, pred, everything))
+
+
+def test_empty_constant_and_diverged_inputs():
+    empty = M.sentiment_metrics(np.array([]), np.array([]))
+    assert all(math.isnan(v) for v in empty.values())
+    assert math.isnan(M.accuracy(np.array([]), np.array([])))
+    assert M.confusion_matrix(np.array([]), np.array([]), [0, 1]).tolist() == [[0, 0], [0, 0]]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a constant side gives NaN without a warning
+        assert math.isnan(M.pearson(np.ones(5), np.arange(5.0)))
+        assert math.isnan(M.pearson(np.arange(1.0), np.arange(1.0)))
+    diverged = M.sentiment_metrics(np.array([np.nan, 1.0, 2.0]), np.array([1.0, 1.0, 2.0]))
+    assert math.isnan(diverged["mae"]) and diverged["acc7"] == pytest.approx(2 / 3)
+    with pytest.raises(ValueError):
+        M.confusion_matrix(np.array([0, 2]), np.array([0, 1]), [0, 1])  # 2 is no class
+    with pytest.raises(ValueError):
+        M.sentiment_metrics(np.zeros(3), np.zeros(4))
+
+
+def test_iemocap_emotions_come_from_arrays():
+    from pipeline import arrays
+
+    assert M.IEMOCAP_EMOTIONS is arrays.IEMOCAP_EMOTIONS

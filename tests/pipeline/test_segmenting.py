@@ -23,8 +23,9 @@ def test_windows_cover_the_video_exactly():
     segs = window_segments("v", 25.0, 10.0)
     assert [(s.start, s.end) for s in segs] == [(0.0, 10.0), (10.0, 20.0), (20.0, 25.0)]
     assert len(window_segments("v", 20.0, 10.0)) == 2
-    with pytest.raises(AssertionError):
-        window_segments("v", 5.0, 0)
+    for window in (0, -1.0, float("nan")):
+        with pytest.raises(ValueError, match="positive"):
+            window_segments("v", 5.0, window)
 
 
 def test_webvtt_format():

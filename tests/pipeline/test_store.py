@@ -96,7 +96,7 @@ def test_videos_and_segments_upsert(tmp_path):
     s = store.segments()
     assert list(s["segment_id"]) == ["a_0", "a_1", "b"] and s["label"].iloc[0] == -1.0
     assert pd.isna(s["end"].iloc[2]) and pq.read_schema(tmp_path / "segments.parquet").field("end").type == pa.float64()
-    with pytest.raises(AssertionError):
+    with pytest.raises(ValueError, match="given twice"):
         store.write_segments(pd.concat([seg, seg]))
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.datasets import ArraySplit, pad_sequences
+from pipeline.arrays import ArraySplit, pad_sequences
 
 TINY_MODEL = {"d_model": 8, "n_heads": 2, "n_layers": 1, "embed_dropout": 0.0}
 
@@ -35,7 +35,7 @@ def write_mult_pickle(folder: Path, sizes=(120, 40, 40), *, seed: int = 0, iemoc
         s = planted_split(n, rng, iemocap=iemocap)
         labels = np.eye(2, dtype=np.float32)[s.labels] if iemocap else s.labels.reshape(-1, 1, 1)
         ids = np.array([[f"vid{i // 4}".encode(), str(i).encode(), b""] for i in range(n)])
-        data[name] = {"text": s.text, "vision": s.vision, "audio": s.audio, "labels": labels, "id": ids}
+        data[name] = {"text": s.language, "vision": s.visual, "audio": s.acoustic, "labels": labels, "id": ids}
     path = Path(folder) / ("iemocap_data_noalign.pkl" if iemocap else "mosi_data_noalign.pkl")
     path.write_bytes(pickle.dumps(data, protocol=4))
     return path

@@ -23,7 +23,8 @@ import pytest
 from pipeline.corpus import read_manifest, scan_folder
 from pipeline.store import FeatureStore, feature_matrix
 from pipeline.views import SegmentDataset, word_aligned
-from workflows.extract import build_extractors, extract_corpus, local_client
+from workflows.cluster import local_client
+from workflows.extract import build_extractors, extract_corpus
 
 pytestmark = pytest.mark.slow
 

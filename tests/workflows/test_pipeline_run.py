@@ -11,7 +11,9 @@ from tests.extractors.media_files import cremad_clips
 from tests.workflows.joined_video import join_clips
 from tests.workflows.synthetic import TINY_MODEL
 from workflows.cli import main
-from workflows.pipeline import load_config, run_pipeline
+from workflows.cluster import open_client
+from workflows.pipeline import run_pipeline
+from workflows.pipeline_config import load_config
 
 
 def _config(root, clips, epochs=2):
@@ -48,11 +50,17 @@ vtt = "subtitles"
 
 
 @pytest.fixture(scope="module")
-def pipeline_run(tmp_path_factory):
+def client():
+    with open_client(workers=2, announce=False) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def pipeline_run(tmp_path_factory, client):
     clips = cremad_clips()
     root = tmp_path_factory.mktemp("pipeline")
     config = _config(root, clips)
-    first = run_pipeline(config, log=lambda _: None)
+    first = run_pipeline(config, client=client, log=lambda _: None)
     return root, config, first, clips
 
 
@@ -74,7 +82,7 @@ def test_first_run_runs_every_stage_and_writes_every_output(pipeline_run):
 
 def test_rerun_skips_unchanged_stages_and_a_change_reruns_only_what_follows(pipeline_run):
     root, config, _, clips = pipeline_run
-    again = run_pipeline(config, log=lambda _: None)
+    again = run_pipeline(config, log=lambda _: None)  # no client passed: the one this process has open
     assert again == {"extract": "ran", "dataset": "skipped", "train": "skipped", "evaluate": "skipped",
                      "predict": "skipped", "report": "skipped"}
     changed = load_config(_config(root, clips, epochs=3))

@@ -20,7 +20,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_learns_planted_signal_better_than_the_mean(tmp_path):
-    from workflows.train import configure, fit_model_to_data, train_run
+    from workflows.train import train_run
+    from workflows.train_config import configure, fit_model_to_data
 
     rng = np.random.default_rng(0)
     splits = {"train": planted_split(240, rng), "valid": planted_split(60, rng)}
@@ -82,8 +83,11 @@ def test_sigkill_mid_epoch_resumes_to_the_same_end(tmp_path):
 
 
 def test_seeds_summary_load_run_and_evaluate(tmp_path, capsys):
+    from pipeline.sources import load_source
+    from workflows.checkpoint import load_model
     from workflows.evaluate import evaluate_run
-    from workflows.train import load_run, predict_arrays
+    from workflows.inference import predict_arrays
+    from workflows.runs import load_run
 
     data = write_mult_pickle(tmp_path, sizes=(48, 16, 16))
     config = write_config(tmp_path, epochs=2)
@@ -96,20 +100,26 @@ def test_seeds_summary_load_run_and_evaluate(tmp_path, capsys):
     assert summary["seeds"] == [0, 1] and summary["test"]["mae"]["mean"] == pytest.approx(np.mean(maes))
     assert summary["test"]["mae"]["std"] == pytest.approx(np.std(maes, ddof=1))
 
-    model, cfg, info = load_run(tmp_path / "run")
-    assert (cfg.d_l, cfg.d_v, cfg.d_a) == (6, 4, 3) and info["normalizer"]["text.mean"].shape == (6,)
-    from pipeline.datasets import load_source
+    trained = load_run(tmp_path / "run")
+    cfg = trained.config
+    assert (cfg.d_l, cfg.d_v, cfg.d_a) == (6, 4, 3) and trained.normalizer["language.mean"].shape == (6,)
     test = load_source(data)["test"]
-    assert predict_arrays(model, test, info=info).shape == (16, 1)
+    outputs = predict_arrays(trained.model, test, normalizer=trained.normalizer)
+    assert outputs.shape == (16, 1)
+    # the checkpoint alone rebuilds the model (its config travels inside it, as nanoGPT's model_args)
+    alone, alone_cfg, meta = load_model(trained.run_dir / "checkpoints" / "best.safetensors")
+    assert alone_cfg == cfg and meta["epoch"] == trained.best_epoch
+    assert np.array_equal(predict_arrays(alone, test, normalizer=trained.normalizer), outputs)
 
     result = evaluate_run(tmp_path / "run", data, split="test")
     for seed_dir, metrics in zip(sorted(result["seeds"]), per_seed):
         assert result["seeds"][seed_dir]["mae"] == pytest.approx(metrics["test"]["mae"], abs=1e-6)
     assert (tmp_path / "run" / "eval-test.json").exists()
 
-    with pytest.raises(ValueError, match="another configuration"):
-        mcr(["train", "--data", str(data), "--config", str(config), "--out", str(tmp_path / "run" / "seed-0"),
-             "--lr", "0.01", "--no-progress"])
+    capsys.readouterr()
+    assert mcr(["train", "--data", str(data), "--config", str(config), "--out", str(tmp_path / "run" / "seed-0"),
+                "--lr", "0.01", "--no-progress"]) == 2
+    assert "another configuration" in capsys.readouterr().err
 
 
 def test_iemocap_task_trains_with_cross_entropy(tmp_path):
@@ -125,7 +135,7 @@ def test_iemocap_task_trains_with_cross_entropy(tmp_path):
 
 
 def test_trains_on_a_feature_store_with_text_labels(tmp_path):
-    from tests.pipeline.test_datasets import _small_store
+    from tests.pipeline.test_sources import _small_store
 
     store = _small_store(tmp_path / "store")
     segments = store.segments()

@@ -19,15 +19,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from workflows.cluster import open_client
     from workflows.demo import NOTICE, demo_config
     from workflows.pipeline import run_pipeline
+
+    from pipeline.files import atomic_write
 
     t0 = time.perf_counter()
     out = Path(args.out)
     print(NOTICE)
     config = demo_config(out, workers=args.workers)
-    (out / "NOTICE.txt").write_text(NOTICE + "\n")
-    run_pipeline(config, force=args.force)
+    atomic_write(out / "NOTICE.txt", NOTICE + "\n")
+    with open_client(workers=args.workers) as client:
+        run_pipeline(config, force=args.force, client=client)
     print(f"\ndemo finished in {time.perf_counter() - t0:.0f} s. Look at:")
     for what, path in (("feature store (Parquet)", out / "store"), ("predictions", out / "predictions.parquet"),
                        ("subtitles", out / "subtitles"), ("report", out / "run" / "report" / "index.html")):

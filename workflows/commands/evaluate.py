@@ -21,7 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from workflows.commands.train import format_metrics
+    from workflows.runs import format_metrics
     from workflows.evaluate import evaluate_run
 
     result = evaluate_run(args.run, args.data, split=args.split, trust_pickle=args.trust_pickle)

@@ -20,7 +20,8 @@ import shutil
 import sys
 from typing import Any
 
-from workflows.extract import DEFAULT_EXTRACTORS, ExtractSummary
+from extractors.base import DEFAULT_EXTRACTORS
+from workflows.extract import ExtractSummary
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -82,25 +83,21 @@ def format_failures(failures: list[dict[str, Any]], width: int = 100) -> str:
 def run(args: argparse.Namespace) -> int:
     from pipeline.corpus import load_corpus
     from pipeline.store import FeatureStore
-    from workflows.extract import build_extractors, extract_corpus, scheduler_client
+    from workflows.cluster import absolute, open_client
+    from workflows.extract import build_extractors, extract_corpus
 
-    try:
-        sources = load_corpus(args.input)
-        options = parse_options(args.options)
-        names = {m: (None if getattr(args, m).lower() == "none" else getattr(args, m)) for m in DEFAULT_EXTRACTORS}
-        extractors = build_extractors(names, options)
-    except (ValueError, KeyError, TypeError, FileNotFoundError, NotADirectoryError, AssertionError) as exc:
-        print(f"mcr extract: error: {exc}", file=sys.stderr)
-        return 2
+    sources = load_corpus(args.input)
+    options = parse_options(args.options)
+    names = {m: (None if getattr(args, m).lower() == "none" else getattr(args, m)) for m in DEFAULT_EXTRACTORS}
+    extractors = build_extractors(names, options)
     if not sources:
-        print(f"mcr extract: no videos found in {args.input}", file=sys.stderr)
-        return 2
-    print(f"{len(sources)} videos -> {args.store} "
-          f"({', '.join(f'{e.modality}: {e.name}' for e in extractors)})", file=sys.stderr)
-    with scheduler_client(args.scheduler) as client:
-        summary = extract_corpus(sources, FeatureStore(args.store), client=client, extractors=extractors,
-                                 force=args.force, progress=not args.no_progress, n_workers=args.workers,
-                                 retries=args.retries)
+        raise FileNotFoundError(f"{args.input}: [scan] no videos found")
+    store = FeatureStore(absolute(args.store))
+    with open_client(args.scheduler, args.workers) as client:
+        print(f"{len(sources)} videos -> {store.url} "
+              f"({', '.join(f'{e.modality}: {e.name}' for e in extractors)})", file=sys.stderr)
+        summary = extract_corpus(sources, store, client=client, extractors=extractors, force=args.force,
+                                 progress=not args.no_progress, retries=args.retries)
     print(format_summary(summary))
     if summary.failures:
         print(f"\n{summary.failed} failed:")

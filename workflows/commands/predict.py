@@ -27,20 +27,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pipeline.errors import StageError
-    from workflows.extract import scheduler_client
+    from workflows.cluster import absolute, open_client
     from workflows.predict import predict_videos
 
-    try:
-        with scheduler_client(args.scheduler) as client:
-            frame = predict_videos(args.input, args.model, args.out, store=args.store, window=args.window,
-                                   vtt_dir=args.vtt, client=client, n_workers=args.workers, visual=args.visual)
-    except (StageError, ValueError, FileNotFoundError) as exc:
-        print(f"mcr predict: error: {exc}", file=sys.stderr)
-        return 2
+    store = absolute(args.store) if args.store else None
+    with open_client(args.scheduler, args.workers) as client:
+        frame = predict_videos(args.input, args.model, args.out, store=store, window=args.window, vtt_dir=args.vtt,
+                               client=client, visual=args.visual)
     print(f"wrote {len(frame)} segments of {frame['video_id'].nunique()} videos to {args.out}")
-    with_pandas_width = frame.drop(columns=["segment_id"]).head(20)
-    print(with_pandas_width.to_string(index=False, max_colwidth=40))
+    print(frame.drop(columns=["segment_id"]).head(20).to_string(index=False, max_colwidth=40))
     failures = frame.attrs.get("failures") or []
     for f in failures:
         print(f"failed: {f.get('path')} [{f.get('stage')}] {f.get('message')}", file=sys.stderr)

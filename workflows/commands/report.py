@@ -29,13 +29,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from workflows.evaluate import split_of
     from workflows.report import write_report
-    from workflows.train import load_run
+    from workflows.runs import load_run
 
-    _, _, info = load_run(args.run)
-    source = args.data or info["data"].get("source")
+    trained = load_run(args.run)
+    source = args.data or trained.data.get("source")
     split = None
     if source and Path(source).exists():
-        split = split_of(source, args.split, info, trust_pickle=args.trust_pickle)
+        split = split_of(source, args.split, trained, trust_pickle=args.trust_pickle)
     else:
         print(f"no data at {source!r}: the report has no attention plots (pass --data)", file=sys.stderr)
     page = write_report(args.run, split=split, sample=args.sample, layer=args.layer, out=args.out)

@@ -10,7 +10,6 @@ Example:
 from __future__ import annotations
 
 import argparse
-import sys
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -20,15 +19,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pipeline.errors import StageError
-    from workflows.extract import scheduler_client
+    from workflows.cluster import open_client
     from workflows.pipeline import run_pipeline
+    from workflows.pipeline_config import load_config
 
-    try:
-        with scheduler_client(args.scheduler) as client:
-            result = run_pipeline(args.config, force=args.force, client=client)
-    except (StageError, ValueError, FileNotFoundError) as exc:
-        print(f"mcr run: error: {exc}", file=sys.stderr)
-        return 2
+    config = load_config(args.config)  # every section checked before anything starts
+    with open_client(args.scheduler or config.extract.scheduler, config.extract.workers) as client:
+        result = run_pipeline(config, force=args.force, client=client)
     print("stages: " + ", ".join(f"{k} {v}" for k, v in result.items()))
     return 0

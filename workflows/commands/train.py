@@ -12,9 +12,7 @@ Running the same command again resumes from the last checkpoint; a finished run 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from pathlib import Path
 
 HELP = "Train MCR (or a baseline) on a store or a benchmark pickle."
 
@@ -44,20 +42,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
-def load_training_data(source: str, tcfg, *, trust_pickle: bool = False):
-    """``{split: ArraySplit}`` with train and valid (a single split is cut by video) and its description."""
-    from pipeline.datasets import ensure_splits, load_source
-
-    raw = load_source(source, trust_pickle=trust_pickle, aligned=tcfg.aligned, max_len=tcfg.max_len)
-    splits = ensure_splits(raw)
-    info = {"source": str(Path(source).resolve()), "splits": {k: len(v) for k, v in splits.items()},
-            "cut_by_video": sorted(raw) != sorted(splits), "dims": list(splits["train"].dims),
-            "lengths": list(splits["train"].lengths), "classes": splits["train"].classes}
-    return splits, info
-
-
 def run(args: argparse.Namespace) -> int:
-    from workflows.train import configure, fit_model_to_data, train_seeds
+    from pipeline.sources import training_splits
+    from workflows.runs import format_metrics
+    from workflows.train import train_seeds
+    from workflows.train_config import configure, fit_model_to_data
 
     model_cfg, tcfg = configure(args.preset, args.config, seed=args.seed, epochs=args.epochs,
                                 batch_size=args.batch_size, lr=args.lr, aligned=args.aligned,
@@ -66,7 +55,8 @@ def run(args: argparse.Namespace) -> int:
         model_cfg = model_cfg.replace(arch=args.arch)
     if args.ablation:
         model_cfg = model_cfg.with_ablation(args.ablation)
-    splits, data_info = load_training_data(args.data, tcfg, trust_pickle=args.trust_pickle)
+    splits, data_info = training_splits(args.data, aligned=tcfg.aligned, max_len=tcfg.max_len,
+                                        trust_pickle=args.trust_pickle)
     model_cfg = fit_model_to_data(model_cfg, splits["train"])
     print(f"training {model_cfg.arch} on {args.data}: " + ", ".join(f"{k} {v}" for k, v in
                                                                      data_info["splits"].items()), file=sys.stderr)
@@ -74,27 +64,3 @@ def run(args: argparse.Namespace) -> int:
                          progress=not args.no_progress)
     print(format_metrics(result))
     return 0
-
-
-def format_metrics(result: dict) -> str:
-    """A plain-text table of a run's metrics.json or a multi-seed summary.json."""
-    lines = []
-    for split in ("valid", "test"):
-        if split not in result:
-            continue
-        values = result[split]
-        cells = []
-        for name, v in values.items():
-            if isinstance(v, dict):  # summary: mean ± std
-                cells.append(f"{name} {_fmt(v['mean'])} ± {_fmt(v['std'])}")
-            else:
-                cells.append(f"{name} {_fmt(v)}")
-        lines.append(f"{split}: " + "  ".join(cells))
-    if "best_epoch" in result:
-        lines.append(f"best epoch {result['best_epoch']} of {result['epochs_run']}"
-                     + (" (stopped early)" if result.get("stopped_early") else ""))
-    return "\n".join(lines) if lines else json.dumps(result, indent=2)
-
-
-def _fmt(v) -> str:
-    return "nan" if v is None else f"{v:.4f}"

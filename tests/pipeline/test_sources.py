@@ -9,7 +9,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline import datasets as D
+from pipeline import arrays as A
+from pipeline.sources import load_source
 from pipeline.safe_pickle import UnsafePickleError
 
 SHARED = Path(__file__).resolve().parents[2] / ".." / "shared"
@@ -43,25 +44,25 @@ def _write_pickle(path: Path, obj) -> Path:
 def test_mult_pickle_aligned_and_unaligned(tmp_path):
     rng = np.random.default_rng(0)
     data = {s: _mult_split(rng, n, (5, 5, 5)) for s, n in (("train", 6), ("valid", 3), ("test", 4))}
-    splits = D.load_source(_write_pickle(tmp_path / "mosi_data.pkl", data))
+    splits = load_source(_write_pickle(tmp_path / "mosi_data.pkl", data))
     assert sorted(splits) == ["test", "train", "valid"]
     train = splits["train"]
     assert len(train) == 6 and train.dims == (6, 5, 4) and train.task == "regression"
     assert train.labels.shape == (6,) and train.labels[2] == pytest.approx(data["train"]["labels"][2, 0, 0])
-    assert train.text_mask[0].tolist() == [False, False, False, True, True]  # MulT pads at the start
-    assert np.isfinite(train.audio).all()  # -inf zeroed as MulT does
+    assert train.language_mask[0].tolist() == [False, False, False, True, True]  # MulT pads at the start
+    assert np.isfinite(train.acoustic).all()  # -inf zeroed as MulT does
     assert train.ids[1] == "vid0_1_9" and train.video_ids[2] == "vid1"
 
     noalign = {s: _mult_split(rng, 4, (6, 9, 12)) for s in ("train", "valid", "test")}
-    splits = D.load_source(_write_pickle(tmp_path / "mosi_data_noalign.pkl", noalign))
+    splits = load_source(_write_pickle(tmp_path / "mosi_data_noalign.pkl", noalign))
     assert splits["valid"].lengths == (6, 9, 12)
-    assert splits["valid"].vision_mask.sum(1).tolist() == [2, 3, 4, 2]
+    assert splits["valid"].visual_mask.sum(1).tolist() == [2, 3, 4, 2]
 
 
 def test_mult_iemocap_labels(tmp_path):
     rng = np.random.default_rng(1)
     data = {s: _mult_split(rng, 5, (4, 4, 4), iemocap=True) for s in ("train", "valid", "test")}
-    splits = D.load_source(_write_pickle(tmp_path / "iemocap_data.pkl", data))
+    splits = load_source(_write_pickle(tmp_path / "iemocap_data.pkl", data))
     assert splits["test"].task == "iemocap"
     assert splits["test"].labels.shape == (5, 4)
     mult = data["test"]["labels"].argmax(-1)  # (N, 4): neutral, happy, sad, angry
@@ -72,8 +73,8 @@ def test_folder_picks_aligned_or_unaligned(tmp_path):
     rng = np.random.default_rng(2)
     _write_pickle(tmp_path / "mosi_data.pkl", {s: _mult_split(rng, 3, (4, 4, 4)) for s in ("train", "valid")})
     _write_pickle(tmp_path / "mosi_data_noalign.pkl", {s: _mult_split(rng, 3, (4, 7, 8)) for s in ("train", "valid")})
-    assert D.load_source(tmp_path, aligned=True)["train"].lengths == (4, 4, 4)
-    assert D.load_source(tmp_path, aligned=False)["train"].lengths == (4, 7, 8)
+    assert load_source(tmp_path, aligned=True)["train"].lengths == (4, 4, 4)
+    assert load_source(tmp_path, aligned=False)["train"].lengths == (4, 7, 8)
 
 
 def _mmsa_split(rng, n: int, aligned: bool) -> dict:
@@ -100,18 +101,18 @@ def _mmsa_split(rng, n: int, aligned: bool) -> dict:
 def test_mmsa_pickles(tmp_path):
     rng = np.random.default_rng(3)
     unaligned = {s: _mmsa_split(rng, 3, False) for s in ("train", "valid", "test")}
-    splits = D.load_source(_write_pickle(tmp_path / "unaligned_50.pkl", unaligned))
+    splits = load_source(_write_pickle(tmp_path / "unaligned_50.pkl", unaligned))
     s = splits["train"]
     assert s.dims == (7, 5, 3) and s.lengths == (6, 10, 12)
-    assert s.text_mask.sum(1).tolist() == [3, 6, 1]
-    assert s.vision_mask.sum(1).tolist() == [4, 10, 2] and s.audio_mask.sum(1).tolist() == [12, 1, 3]
-    assert s.vision_mask[0].tolist()[:5] == [True] * 4 + [False]  # padded at the end
+    assert s.language_mask.sum(1).tolist() == [3, 6, 1]
+    assert s.visual_mask.sum(1).tolist() == [4, 10, 2] and s.acoustic_mask.sum(1).tolist() == [12, 1, 3]
+    assert s.visual_mask[0].tolist()[:5] == [True] * 4 + [False]  # padded at the end
     assert s.labels.tolist() == pytest.approx(unaligned["train"]["regression_labels"].tolist())
     assert s.ids[1] == "vid1$_$2" and s.video_ids[1] == "vid1"
 
     aligned = {s: _mmsa_split(rng, 3, True) for s in ("train", "valid", "test")}
-    a = D.load_source(_write_pickle(tmp_path / "aligned_50.pkl", aligned))["valid"]
-    assert (a.audio_mask == a.text_mask).all() and a.text_mask.sum(1).tolist() == [3, 6, 1]
+    a = load_source(_write_pickle(tmp_path / "aligned_50.pkl", aligned))["valid"]
+    assert (a.acoustic_mask == a.language_mask).all() and a.language_mask.sum(1).tolist() == [3, 6, 1]
 
 
 class _Payload:
@@ -122,7 +123,7 @@ class _Payload:
 def test_restricted_unpickler_refuses_code_unless_trusted(tmp_path):
     bad = _write_pickle(tmp_path / "mosi_data.pkl", {"train": {"labels": _Payload()}})
     with pytest.raises(UnsafePickleError) as err:
-        D.load_source(bad)
+        load_source(bad)
     assert str(bad) in str(err.value) and "--trust-pickle" in str(err.value) and "pathlib" in str(err.value)
     from pipeline import safe_pickle
     assert isinstance(safe_pickle.load(bad, trust_pickle=True)["train"]["labels"], Path)
@@ -146,51 +147,27 @@ def test_word_aligned_parquet(tmp_path):
     rng = np.random.default_rng(4)
     table = _word_aligned_table(6, rng)
     pq.write_table(table, tmp_path / "t.parquet")
-    splits = D.load_source(tmp_path / "t.parquet")
+    splits = load_source(tmp_path / "t.parquet")
     s = splits["all"]
     assert s.dims == (300, 47, 74) and s.lengths == (5, 5, 5)
-    assert s.text_mask.sum(1).tolist() == [3, 1, 4, 2, 5, 2]
-    assert s.vision[2, 3] == pytest.approx(np.asarray(table.column("facet47")[2].as_py()[3]))
-    capped = D.load_source(tmp_path / "t.parquet", max_len=2)["all"]
-    assert capped.lengths == (2, 2, 2) and capped.text_mask.sum(1).max() == 2
+    assert s.language_mask.sum(1).tolist() == [3, 1, 4, 2, 5, 2]
+    assert s.visual[2, 3] == pytest.approx(np.asarray(table.column("facet47")[2].as_py()[3]))
+    capped = load_source(tmp_path / "t.parquet", max_len=2)["all"]
+    assert capped.lengths == (2, 2, 2) and capped.language_mask.sum(1).max() == 2
     # without a split column: train/valid/test by video, never splitting a video
-    parts = D.ensure_splits(splits)
+    parts = A.ensure_splits(splits)
     assert sum(len(p) for p in parts.values()) == 6
     videos = [set(p.video_ids) for p in parts.values()]
     assert all(not (a & b) for i, a in enumerate(videos) for b in videos[i + 1:])
 
 
-def test_fit_lengths_and_normalizer():
-    rng = np.random.default_rng(5)
-    text, mask = D.pad_sequences([rng.normal(size=(k, 2)) for k in (1, 3)])
-    s = D.ArraySplit(text, text + 1, text * 2, mask, mask, mask, labels=np.zeros(2, np.float32), ids=["a", "b"])
-    stats = D.fit_normalizer(s)
-    z = D.normalize(s, stats)
-    real = z.vision[z.vision_mask]
-    assert np.allclose(real.mean(0), 0, atol=1e-5) and np.allclose(real.std(0), 1, atol=1e-4)
-    assert (z.text[~z.text_mask] == 0).all()
-    longer = D.fit_lengths(s, (5, 2, 3))
-    assert longer.lengths == (5, 2, 3) and longer.text_mask.sum(1).tolist() == [1, 3]
-    assert longer.vision_mask.sum(1).tolist() == [1, 2]
-
-
-def test_group_folds_keep_videos_together():
-    groups = ["a"] * 5 + ["b"] * 3 + ["c"] * 3 + ["d"] * 2 + ["e"]
-    folds = D.group_folds(groups, 3)
-    assert sorted(np.concatenate(folds).tolist()) == list(range(len(groups)))
-    assert sorted(len(f) for f in folds) == [4, 5, 5]
-    for f in folds:
-        for g in {groups[i] for i in f}:
-            assert all(i in f for i, x in enumerate(groups) if x == g)
-
-
 @pytest.mark.skipif(not MOSI_PARQUET.exists(), reason="shared MOSI data absent")
 def test_real_mosi_word_aligned():
-    s = D.load_source(MOSI_PARQUET)["all"]
+    s = load_source(MOSI_PARQUET)["all"]
     assert len(s) == 229 and s.dims == (300, 47, 74) and s.lengths == (44, 44, 44)
     assert s.labels.min() == -3.0 and s.labels.max() == 3.0
     assert len(set(s.video_ids)) == 10 and s.ids[0] == "WKA5OygbEKI[0]"
-    assert s.text_mask[0].sum() == 18 and s.text_mask.sum() == 2524
+    assert s.language_mask[0].sum() == 18 and s.language_mask.sum() == 2524
 
 
 def _small_store(root: Path):
@@ -221,23 +198,23 @@ def _small_store(root: Path):
 
 def test_store_unaligned_and_word_aligned(tmp_path):
     store = _small_store(tmp_path / "store")
-    splits = D.load_source(tmp_path / "store")
+    splits = load_source(tmp_path / "store")
     assert sorted(splits) == ["train", "valid"] and len(splits["valid"]) == 1  # the unlabelled segment is left out
     train = splits["train"]
     assert train.dims == (5, 2, 3) and train.labels.tolist() == [1.5, -0.5]
     assert train.ids == ["v1_0", "v1_1"] and train.video_ids == ["v1", "v1"]
-    assert train.text_mask.sum(1).tolist() == [2, 2]  # two words per one-second segment
-    assert train.audio_mask.sum(1).tolist() == [10, 10] and train.vision_mask.sum(1).tolist() == [4, 4]
-    assert np.isfinite(train.vision).all()  # a failed AU (NaN) becomes 0
+    assert train.language_mask.sum(1).tolist() == [2, 2]  # two words per one-second segment
+    assert train.acoustic_mask.sum(1).tolist() == [10, 10] and train.visual_mask.sum(1).tolist() == [4, 4]
+    assert np.isfinite(train.visual).all()  # a failed AU (NaN) becomes 0
     words = store.read_stream("language", ["v1"])
     from pipeline.store import feature_matrix
-    assert np.allclose(train.text[1, :2], feature_matrix(words)[2:4])
+    assert np.allclose(train.language[1, :2], feature_matrix(words)[2:4])
 
-    aligned = D.load_source(tmp_path / "store", aligned=True)["train"]
-    assert aligned.lengths == (2, 2, 2) and (aligned.audio_mask == aligned.text_mask).all()
+    aligned = load_source(tmp_path / "store", aligned=True)["train"]
+    assert aligned.lengths == (2, 2, 2) and (aligned.acoustic_mask == aligned.language_mask).all()
     # word "a" spans [0.1, 0.4]: acoustic frames at 0.15, 0.25, 0.35 averaged
     acoustic = feature_matrix(store.read_stream("acoustic", ["v1"]))
-    assert np.allclose(aligned.audio[0, 0], acoustic[1:4].mean(0), atol=1e-6)
+    assert np.allclose(aligned.acoustic[0, 0], acoustic[1:4].mean(0), atol=1e-6)
 
 
 def test_restricted_unpickler_reads_numpy1_protocol2_pickles(tmp_path):

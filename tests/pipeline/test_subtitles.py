@@ -1,0 +1,45 @@
+"""Subtitles are written by webvtt-py, atomically, and read back with the cues' times and texts."""
+from __future__ import annotations
+
+import pytest
+import webvtt
+
+from pipeline.subtitles import to_srt, to_webvtt, write_srt, write_webvtt
+
+CUES = [(61.25, 62.5, "happy: hello"), (0.0, 1.0, "neutral: hi"), (3725.5, 3726.0, "sad: a --> b\n\nc")]
+
+
+def _read(captions) -> list[tuple[int, int, str]]:
+    return [(c.start_time.in_milliseconds(), c.end_time.in_milliseconds(), c.text) for c in captions]
+
+
+EXPECTED = [(0, 1000, "neutral: hi"), (61250, 62500, "happy: hello"), (3725500, 3726000, "sad: a -> b\nc")]
+
+
+def test_webvtt_reads_back_in_time_order(tmp_path):
+    path = write_webvtt(tmp_path / "sub" / "v.vtt", CUES)
+    assert path == tmp_path / "sub" / "v.vtt"
+    assert path.read_text().startswith("WEBVTT")
+    assert _read(webvtt.read(str(path))) == EXPECTED
+    assert [p.name for p in path.parent.iterdir()] == ["v.vtt"]  # no temporary left behind
+
+
+def test_srt_reads_back(tmp_path):
+    path = write_srt(tmp_path / "v.srt", CUES)
+    text = path.read_text()
+    assert "00:01:01,250 --> 00:01:02,500" in text and text.endswith("\n")
+    assert _read(webvtt.from_srt(str(path))) == EXPECTED
+
+
+def test_empty_text_and_no_cues():
+    assert _read(webvtt.from_string(to_webvtt([(1.0, 2.0, "  ")]))) == [(1000, 2000, "…")]
+    assert to_webvtt([]).startswith("WEBVTT") and to_srt([]) == ""
+
+
+@pytest.mark.parametrize("cue", [(2.0, 1.0, "backwards"), (float("nan"), 1.0, "nan")])
+def test_bad_cues_raise_value_error(tmp_path, cue):
+    with pytest.raises(ValueError):
+        write_webvtt(tmp_path / "bad.vtt", [cue])
+    with pytest.raises(ValueError):
+        write_srt(tmp_path / "bad.srt", [cue])
+    assert not list(tmp_path.iterdir())

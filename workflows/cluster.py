@@ -1,0 +1,81 @@
+"""Dask clients: created at the edge (the ``mcr`` commands), found by the library.
+
+Library functions take ``client: Client | None`` and, when it is None, use :func:`current_client` (the client the
+caller has open, as ``distributed.get_client()`` finds it), the way xgboost's Dask interface does. Only the commands
+(and ``mcr run``) open one, with :func:`open_client`: a LocalCluster on this machine, or a running cluster's
+scheduler.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from distributed import Client
+
+CONNECT_TIMEOUT = 10  # seconds before an unreachable scheduler is an error
+
+
+def absolute(path_or_url: str) -> str:
+    """A local path made absolute, since workers may run in other directories; URLs as they are."""
+    return path_or_url if "://" in path_or_url else os.path.abspath(path_or_url)
+
+
+def current_client(client: "Client | None" = None) -> "Client":
+    """``client``, else the Dask client this process has open (``distributed.get_client()``)."""
+    if client is not None:
+        return client
+    from distributed import get_client
+
+    try:
+        return get_client()
+    except ValueError:
+        raise ValueError("[dask] no Dask client is open: pass client=..., or open one first "
+                         "(distributed.Client() starts a local cluster)") from None
+
+
+def local_client(n_workers: int | None = None, *, threads_per_worker: int = 1) -> "Client":
+    """A LocalCluster of single-threaded worker processes (one per core, or ``n_workers``), on loopback only."""
+    from distributed import Client, LocalCluster
+
+    if n_workers is not None and n_workers < 1:
+        raise ValueError(f"--workers {n_workers}: give at least 1 worker")
+    cluster = LocalCluster(n_workers=n_workers or os.cpu_count() or 1, threads_per_worker=threads_per_worker,
+                           processes=True, host="127.0.0.1", dashboard_address="127.0.0.1:0",
+                           silence_logs=logging.ERROR)
+    return Client(cluster)
+
+
+def connect(address: str, *, timeout: float = CONNECT_TIMEOUT) -> "Client":
+    """A client of the running scheduler at ``address``; a one-line ConnectionError when it cannot be reached."""
+    from distributed import Client
+
+    try:
+        return Client(address, timeout=timeout)
+    except (OSError, TimeoutError, ValueError) as exc:
+        raise ConnectionError(f"{address}: [dask] cannot reach a Dask scheduler there within {timeout:.0f} s "
+                              f"({type(exc).__name__}); check the address (tcp://HOST:8786) and that "
+                              "`dask scheduler` runs") from None
+
+
+@contextlib.contextmanager
+def open_client(scheduler: str | None = None, workers: int | None = None, *, announce: bool = True
+                ) -> Iterator["Client"]:
+    """A Dask client for the block: of the scheduler at ``scheduler``, else of a new LocalCluster of ``workers``.
+
+    announce: print the dashboard's address to stderr.
+    """
+    client = connect(scheduler) if scheduler else local_client(workers)
+    try:
+        if announce and client.dashboard_link:
+            print(f"Dask dashboard: {client.dashboard_link}", file=sys.stderr)
+        yield client
+    finally:
+        cluster = None if scheduler else client.cluster
+        client.close()
+        if cluster is not None:
+            cluster.close()

@@ -1,0 +1,179 @@
+"""The ``mcr run`` config file, read strictly: every section refuses unknown keys, naming them, before any stage runs.
+
+A config (TOML; paths relative to the file)::
+
+    workdir = "out"                      # stage records (stages.json) and default outputs
+
+    [extract]
+    input = "corpus/manifest.csv"        # folder of videos or manifest CSV (labels and splits for training)
+    store = "out/store"
+    workers = 2                          # local Dask workers (default: one per core)
+    # scheduler = "tcp://host:8786"      # or an existing cluster
+    # visual = "pyfeat"                  # visual backend (default mediapipe)
+
+    [train]
+    preset = "mosi"                      # Table 1 column
+    out = "out/run"
+    seeds = 1
+    epochs = 20                          # any training option (workflows.train_config.TrainConfig)
+    [train.model]                        # any MCRConfig field
+    n_layers = 2
+
+    [evaluate]
+    split = "test"
+
+    [predict]                            # optional
+    input = "new_videos/"
+    out = "out/predictions.parquet"
+    vtt = "out/subtitles"                # optional WebVTT per video
+    # store = "out/predict-store"        # where new videos are extracted (default: <out>.store); keep it apart
+                                         # from the training store, whose segments define the dataset
+    # window = 10                        # fixed windows instead of utterances
+
+    [report]                             # optional; written to <train.out>/report
+    # sample = 0                         # the attention plots' sample of the evaluated split
+"""
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class ExtractSection:
+    input: str
+    store: str
+    workers: int | None = None
+    scheduler: str | None = None
+    visual: str | None = None
+
+
+@dataclass
+class TrainSection:
+    out: str
+    preset: str = "mosi"
+    seeds: int = 1
+    options: dict[str, Any] = field(default_factory=dict)
+    """Every other key: training options and the ``model`` table, checked by :func:`workflows.train_config.configure`."""
+
+
+@dataclass
+class EvaluateSection:
+    split: str = "test"
+
+
+@dataclass
+class PredictSection:
+    input: str
+    out: str
+    vtt: str | None = None
+    store: str | None = None
+    window: float | None = None
+
+
+@dataclass
+class ReportSection:
+    sample: int = 0
+    layer: int | None = None
+
+
+@dataclass
+class PipelineConfig:
+    workdir: str
+    extract: ExtractSection
+    train: TrainSection
+    evaluate: EvaluateSection = field(default_factory=EvaluateSection)
+    predict: PredictSection | None = None
+    report: ReportSection = field(default_factory=ReportSection)
+
+
+SECTIONS = {"extract": ExtractSection, "train": TrainSection, "evaluate": EvaluateSection,
+            "predict": PredictSection, "report": ReportSection}
+PATH_KEYS = {"extract": ("input", "store"), "train": ("out",), "predict": ("input", "out", "vtt", "store")}
+
+
+def _accepts(annotation: Any, value: Any) -> bool:
+    """Whether ``value`` fits a simple annotation (str, int, float, bool, dict, their unions with None)."""
+    options = typing.get_args(annotation) if isinstance(annotation, types.UnionType) else (annotation,)
+    for option in options:
+        option = typing.get_origin(option) or option
+        if option is type(None) and value is None:
+            return True
+        if option is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+            return True
+        if option is int and isinstance(value, bool):
+            continue
+        if isinstance(option, type) and isinstance(value, option):
+            return True
+    return False
+
+
+def _section(cls: type, values: Any, name: str, where: str):
+    if not isinstance(values, dict):
+        raise ValueError(f"{where}: [config] [{name}] must be a table, got {type(values).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
+    if cls is TrainSection:
+        values = {**{k: v for k, v in values.items() if k in fields},
+                  "options": {k: v for k, v in values.items() if k not in fields}}
+    if unknown := sorted(set(values) - set(fields)):
+        raise ValueError(f"{where}: [config] unknown keys in [{name}]: {', '.join(unknown)}; "
+                         f"known: {', '.join(fields)}")
+    required = [n for n, f in fields.items() if f.default is dataclasses.MISSING
+                and f.default_factory is dataclasses.MISSING]
+    if missing := [n for n in required if n not in values]:
+        raise ValueError(f"{where}: [config] [{name}] needs {', '.join(missing)}")
+    for key, value in values.items():
+        if not _accepts(hints[key], value):
+            raise ValueError(f"{where}: [config] [{name}] {key} = {value!r}: expected {fields[key].type}")
+    return cls(**values)
+
+
+def parse_config(raw: dict[str, Any], base: Path, *, where: str = "config") -> PipelineConfig:
+    """A :class:`PipelineConfig` of a parsed TOML dict, paths made absolute against ``base``."""
+    if unknown := sorted(set(raw) - set(SECTIONS) - {"workdir"}):
+        raise ValueError(f"{where}: [config] unknown sections {', '.join(unknown)}; "
+                         f"known: workdir, {', '.join(SECTIONS)}")
+    for name in ("extract", "train"):
+        if name not in raw:
+            raise ValueError(f"{where}: [config] the [{name}] section is required")
+    raw = {k: (dict(v) if isinstance(v, dict) else v) for k, v in raw.items()}
+    workdir = (base / str(raw.get("workdir", "."))).resolve()
+    for name, keys in PATH_KEYS.items():
+        for key in keys:
+            if isinstance(raw.get(name), dict) and isinstance(raw[name].get(key), str):
+                raw[name][key] = str((base / raw[name][key]).resolve())
+    if isinstance(raw["train"], dict):
+        raw["train"].setdefault("out", str(workdir / "run"))
+    sections = {name: _section(cls, raw[name], name, where) for name, cls in SECTIONS.items() if name in raw}
+    config = PipelineConfig(workdir=str(workdir), **sections)
+    _check_train(config.train, where)
+    return config
+
+
+def _check_train(train: TrainSection, where: str) -> None:
+    from workflows.train_config import configure
+
+    if train.seeds < 1:
+        raise ValueError(f"{where}: [config] [train] seeds = {train.seeds}: train at least one seed")
+    try:
+        configure(train.preset, train.options)
+    except (KeyError, ValueError, TypeError) as exc:
+        raise ValueError(f"{where}: [config] [train] {exc}") from None
+
+
+def load_config(path: str | Path) -> PipelineConfig:
+    """Read and check a pipeline TOML file."""
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: [config] no such pipeline config") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"{path}: [config] not valid TOML: {exc}") from None
+    return parse_config(raw, path.parent, where=str(path))

@@ -1,0 +1,161 @@
+"""Run directories: what a training run writes, and reading a trained run back for evaluation and prediction.
+
+A run directory::
+
+    RUN/config.json            train + model config and the data's description
+    RUN/normalizer.safetensors per-feature mean/std of each modality (from the training split)
+    RUN/checkpoints/last.safetensors (+ last.json)   model + optimizer + state, after the latest epoch
+    RUN/checkpoints/best.safetensors (+ best.json)   model weights and config of the best validation epoch
+    RUN/history.json           one dict per epoch: losses, learning rate, validation metrics
+    RUN/metrics.json           the best epoch's metrics on valid (and test when there is one), confusion matrices
+
+With several seeds, ``RUN/seed-<s>/`` is one such directory per seed and ``RUN/summary.json`` the mean ± std.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from pipeline import metrics as M
+from pipeline.arrays import IEMOCAP_EMOTIONS
+from workflows.checkpoint import load_model
+
+BEST = Path("checkpoints") / "best.safetensors"
+_NOT_IDENTITY = ("cpu_threads", "eval_batch_size")  # settings a resumed run may change
+
+
+def config_record(model_cfg, tcfg, data: dict) -> dict:
+    """What ``config.json`` holds: the training and model configs and the data's description."""
+    return json.loads(json.dumps({"train": dataclasses.asdict(tcfg), "model": model_cfg.to_dict(), "data": data}))
+
+
+def identity(record: dict) -> dict:
+    """The part of a run's config.json that must match for a run to be resumed."""
+    train = {k: v for k, v in (record.get("train") or {}).items() if k not in _NOT_IDENTITY}
+    return {"model": record.get("model"), "train": train}
+
+
+def holds_other_run(out: str | Path, model_cfg, tcfg, data_info: dict | None = None) -> bool:
+    """Whether ``out`` holds a run (finished or not) of another configuration, which training there would refuse."""
+    record = identity(config_record(model_cfg, tcfg, data_info or {}))
+    for path in (Path(out) / "config.json", Path(out) / f"seed-{tcfg.seed}" / "config.json"):
+        if path.exists() and identity(json.loads(path.read_text())) != record:
+            return True
+    return False
+
+
+def run_dirs(run: str | Path) -> list[Path]:
+    """The single-seed run directories of ``run`` that hold a trained model: itself, or its ``seed-*`` folders."""
+    run = Path(run)
+    if not run.is_dir():
+        raise FileNotFoundError(f"{run}: [load] no such run directory (mcr train --out writes one)")
+    if (run / BEST).exists():
+        return [run]
+    seeds = sorted((p for p in run.glob("seed-*") if (p / BEST).exists()), key=lambda p: int(p.name.split("-", 1)[1]))
+    if not seeds:
+        hint = ("training was interrupted before its first epoch ended: rerun the same `mcr train` command to resume"
+                if (run / "config.json").exists() else "is it the --out folder of `mcr train`?")
+        raise FileNotFoundError(f"{run}: [load] not a trained run (no checkpoints/best.safetensors); {hint}")
+    return seeds
+
+
+def summarize(results: list[dict], splits: tuple[str, ...] = ("valid", "test")) -> dict:
+    """Mean and sample std (ddof=1; 0 for one seed) of every metric over seeds: {split: {metric: {mean, std}}}."""
+    summary: dict[str, Any] = {"n_seeds": len(results)}
+    for split in splits:
+        names = [k for k in results[0].get(split, {}) if all(k in r.get(split, {}) for r in results)]
+        if not names:
+            continue
+        summary[split] = {}
+        for name in names:
+            values = np.array([np.nan if r[split][name] is None else r[split][name] for r in results], float)
+            std = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+            summary[split][name] = {"mean": float(np.mean(values)), "std": std, "values": values.tolist()}
+    return M.jsonable(summary)
+
+
+@dataclass
+class TrainedRun:
+    """One seed of a trained run, ready for inference: the best validation epoch's model and how to feed it."""
+
+    model: torch.nn.Module  # in eval mode
+    config: Any  # the MCRConfig the model was rebuilt from (stored in the checkpoint)
+    run_dir: Path
+    normalizer: dict[str, np.ndarray] | None  # {"<m>.mean"/"<m>.std": (d,)} of the training split, or None
+    train: dict  # the TrainConfig as a dict
+    data: dict  # what the run was trained on
+    best_epoch: int | None
+    best_val_loss: float | None
+
+    @property
+    def task(self) -> str:
+        return self.config.task
+
+    @property
+    def aligned(self) -> bool:
+        return bool(self.train.get("aligned", False))
+
+    @property
+    def max_len(self) -> int | None:
+        return self.train.get("max_len")
+
+    @property
+    def classes(self) -> list[str] | None:
+        """Class names of a classification run."""
+        return self.data.get("classes")
+
+    @property
+    def label_names(self) -> list[str]:
+        """What each output index means: the emotions of iemocap outputs (B, 4, 2), class names of classification
+        outputs, ``["sentiment"]`` for regression."""
+        if self.task == "iemocap":
+            return list(IEMOCAP_EMOTIONS)
+        if self.task == "classification":
+            return list(self.classes or [])
+        return ["sentiment"]
+
+
+def load_run(run: str | Path, *, device: str = "cpu") -> TrainedRun:
+    """The trained model of ``run``; with several seeds, the seed with the lowest best validation loss."""
+    from safetensors.numpy import load_file as load_numpy
+
+    def best_loss(d: Path) -> float:
+        return json.loads((d / "checkpoints" / "best.json").read_text())["val_loss"]
+
+    run_dir = min(run_dirs(run), key=best_loss)
+    record = json.loads((run_dir / "config.json").read_text())
+    model, cfg, meta = load_model(run_dir / BEST, device=device)
+    norm = run_dir / "normalizer.safetensors"
+    return TrainedRun(model=model, config=cfg, run_dir=run_dir,
+                      normalizer=load_numpy(str(norm)) if norm.exists() else None, train=record["train"],
+                      data=record.get("data", {}), best_epoch=meta.get("epoch"), best_val_loss=meta.get("val_loss"))
+
+
+def format_metrics(result: dict) -> str:
+    """A plain-text table of a run's metrics.json or a multi-seed summary.json."""
+    lines = []
+    for split in ("valid", "test"):
+        if split not in result:
+            continue
+        values = result[split]
+        cells = []
+        for name, v in values.items():
+            if isinstance(v, dict):  # summary: mean ± std
+                cells.append(f"{name} {_fmt(v['mean'])} ± {_fmt(v['std'])}")
+            else:
+                cells.append(f"{name} {_fmt(v)}")
+        lines.append(f"{split}: " + "  ".join(cells))
+    if "best_epoch" in result:
+        lines.append(f"best epoch {result['best_epoch']} of {result['epochs_run']}"
+                     + (" (stopped early)" if result.get("stopped_early") else ""))
+    return "\n".join(lines) if lines else json.dumps(result, indent=2)
+
+
+def _fmt(v) -> str:
+    return "nan" if v is None else f"{v:.4f}"

@@ -1,0 +1,86 @@
+"""How to train: :class:`TrainConfig` and the (model, training) configuration of a preset, a file and the CLI.
+
+Precedence: the preset (the paper's Table 1 column), then the config file (JSON or TOML), then explicit overrides
+(the command line). Unknown keys are refused, naming them.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pipeline.arrays import ArraySplit
+
+
+@dataclass
+class TrainConfig:
+    """How to train; the defaults are overridden by the preset (Table 1), then the config file, then the CLI."""
+
+    preset: str = "mosi"
+    """Table 1 column the model and the batch size / learning rate / epochs come from: mosi, mosei or iemocap."""
+    batch_size: int = 64
+    lr: float = 1e-3
+    epochs: int = 120
+    seed: int = 0
+    """Seeds the model's initialisation and, with the epoch number, every epoch's shuffling and dropout."""
+    grad_clip: float = 0.8
+    """Max global gradient norm (MulT's default); 0 switches clipping off."""
+    weight_decay: float = 0.0
+    lr_patience: int = 10
+    """Epochs without validation improvement before ReduceLROnPlateau multiplies the learning rate by lr_factor."""
+    lr_factor: float = 0.1
+    early_stop_patience: int = 25
+    """Epochs without validation improvement before training stops; 0 never stops early."""
+    normalize: bool = True
+    """Standardise every feature with the training split's mean and std (stored with the run)."""
+    max_len: int | None = None
+    """Longest sequence (steps per modality) for sources of varying lengths; None keeps them whole."""
+    aligned: bool = False
+    """Use the word-aligned view of a store / the aligned pickle of a folder."""
+    amp: bool = True
+    """Mixed precision (bfloat16, or float16 with a gradient scaler) when training on CUDA."""
+    device: str = "auto"
+    """``auto`` (CUDA when available), ``cpu`` or ``cuda``."""
+    eval_batch_size: int = 256
+    cpu_threads: int = 0
+    """Torch CPU threads (0: torch's default). One is fastest for small models on a busy machine."""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+        unknown = sorted(set(d) - {f.name for f in dataclasses.fields(cls)})
+        if unknown:
+            raise ValueError(f"[train] unknown training options {unknown}; known: "
+                             f"{sorted(f.name for f in dataclasses.fields(cls))}")
+        return cls(**d)
+
+
+def configure(preset: str, config: str | Path | dict | None = None, **overrides: Any) -> tuple[Any, TrainConfig]:
+    """(MCRConfig, TrainConfig) of ``preset`` (Table 1) with a config file's (or dict's) settings, then ``overrides``.
+
+    The file (JSON or TOML) holds the preset's keys (``batch_size``, ``lr``, ``epochs``, a ``model`` table of
+    MCRConfig fields) and any TrainConfig field, top level or in a ``train`` table. ``overrides``: TrainConfig
+    fields (None values are ignored), e.g. the command line's.
+    """
+    from model import load_preset
+    from model.presets import apply_overrides, read_overrides
+
+    settings = dict(read_overrides(config) if isinstance(config, (str, Path)) else (config or {}))
+    train_settings = dict(settings.pop("train", {}) or {})
+    train_fields = {f.name for f in dataclasses.fields(TrainConfig)} - {"preset"}
+    for key in [k for k in settings if k in train_fields and k not in ("batch_size", "lr", "epochs", "extra")]:
+        train_settings[key] = settings.pop(key)
+    p = apply_overrides(load_preset(preset), settings)
+    tcfg = TrainConfig.from_dict({"preset": preset, "batch_size": p.batch_size, "lr": p.lr, "epochs": p.epochs,
+                                  **train_settings, **{k: v for k, v in overrides.items() if v is not None}})
+    return p.model, tcfg
+
+
+def fit_model_to_data(model_cfg, split: ArraySplit):
+    """The model config with the data's feature sizes, task and number of classes."""
+    d_l, d_v, d_a = split.dims
+    changes: dict[str, Any] = {"d_l": d_l, "d_v": d_v, "d_a": d_a, "task": split.task}
+    if split.task == "classification":
+        changes["n_classes"] = len(split.classes) if split.classes else int(split.labels.max()) + 1
+    return model_cfg.replace(**changes)
