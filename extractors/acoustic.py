@@ -101,12 +101,12 @@ class AcousticExtractor(Extractor):
         if hop < 1:
             raise ValueError(f"hop {c.hop} s is under one sample at {sample_rate} Hz")
         n_frames = 1 + len(audio) // hop
-        if not np.isfinite(audio).all():
-            raise ValueError("the audio has NaN or infinite samples")
         pitch_frame = int(2 ** np.ceil(np.log2(c.pitch_window * sample_rate)))
         if pitch_frame // 2 <= sample_rate / c.fmin:
             raise ValueError(f"pitch_window {c.pitch_window} s is too short for fmin={c.fmin} Hz: it must hold two "
                              f"periods of fmin (raise pitch_window or fmin)")
+        if not np.isfinite(audio).all():
+            raise ValueError("the audio has NaN or infinite samples")
         # pad short clips so every analysis frame fits; the extra frames are cut below
         y = np.pad(np.asarray(audio, np.float32), (0, max(0, pitch_frame - len(audio))))
 

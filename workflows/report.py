@@ -23,7 +23,7 @@ from pipeline.files import atomic_write  # noqa: E402
 from workflows.inference import batch_inputs  # noqa: E402
 from workflows.runs import load_run, run_dirs  # noqa: E402
 
-NAMES = {"l": "language", "v": "vision", "a": "audio"}
+NAMES = {"l": "language", "v": "visual", "a": "acoustic"}  # the model's l/v/a in the store's words
 CURVE_METRIC = {"regression": ("val_mae", "validation MAE"), "iemocap": ("val_mean_acc", "validation mean accuracy"),
                 "classification": ("val_acc", "validation accuracy")}
 

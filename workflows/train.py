@@ -23,6 +23,7 @@ from safetensors.numpy import save_file as save_numpy
 
 from pipeline import metrics as M
 from pipeline.arrays import ArraySplit, fit_normalizer, normalize
+from pipeline.errors import StageError
 from pipeline.files import atomic_write, write_json
 from workflows.checkpoint import load_checkpoint, load_weights, save_checkpoint, save_weights
 from workflows.inference import autocast, batch_inputs, pick_device, predict_arrays
@@ -159,8 +160,8 @@ def train_run(splits: dict[str, ArraySplit], model_cfg, tcfg: TrainConfig, out: 
 def _final_metrics(model, splits, task: str, tcfg: TrainConfig, out: Path, state: dict) -> dict:
     """Evaluate the best validation epoch's weights on every split but train; write ``metrics.json``."""
     if not (out / "checkpoints" / "best.safetensors").exists():
-        raise RuntimeError(f"{out}: [train] no epoch reached a finite validation loss (diverged?); "
-                           "try a lower learning rate")
+        raise StageError(out, "train", "no epoch reached a finite validation loss (diverged?); "
+                         "try a lower learning rate (--lr)")
     load_weights(model, out / "checkpoints" / "best.safetensors")
     result: dict[str, Any] = {"best_epoch": state["best_epoch"], "epochs_run": state["epoch"],
                               "stopped_early": state["stopped_early"], "task": task}

@@ -41,6 +41,7 @@ def test_every_subcommand_has_help(capsys):
         assert "usage: mcr " + name in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_inspect_json_on_a_real_clip(capsys):
     clip = cremad_clips()["HAP"]
     assert main(["inspect", str(clip), "--json"]) == 0
@@ -80,6 +81,7 @@ def test_a_bad_manifest_is_one_line_naming_the_file(tmp_path):
     assert_one_line_error(result, "extract", str(manifest), "'path' column")
 
 
+@pytest.mark.slow  # three subprocesses importing torch
 @pytest.mark.parametrize("where", ["before", "after", "environment"])
 def test_debug_shows_the_traceback(tmp_path, where):
     args = ["train", "--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "run")]

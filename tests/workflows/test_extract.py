@@ -179,7 +179,7 @@ def test_rerun_skips_everything_and_a_new_hop_recomputes_only_acoustic(tmp_path,
     assert again.computed == {"acoustic": 0, "visual": 0}
     assert {m: _stream_files(store, m) for m in before} == before
 
-    acoustic = build_extractors(AV_ONLY)[0]
+    acoustic = next(e for e in build_extractors(AV_ONLY) if e.modality == "acoustic")
     hop = next(f.name for f in dataclasses.fields(acoustic.config) if "hop" in f.name)
     old = getattr(acoustic.config, hop)
     new_hop = old * 2

@@ -15,6 +15,8 @@ from workflows.cluster import open_client
 from workflows.pipeline import run_pipeline
 from workflows.pipeline_config import load_config
 
+pytestmark = pytest.mark.slow  # real models on real clips, a 60-s video
+
 
 def _config(root, clips, epochs=2):
     manifest = root / "manifest.csv"

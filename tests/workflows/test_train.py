@@ -19,6 +19,7 @@ from workflows.cli import main as mcr
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.slow
 def test_learns_planted_signal_better_than_the_mean(tmp_path):
     from workflows.train import train_run
     from workflows.train_config import configure, fit_model_to_data
@@ -42,6 +43,7 @@ def _train_cmd(data: Path, config: Path, out: Path) -> list[str]:
             "--out", str(out), "--no-progress"]
 
 
+@pytest.mark.slow
 def test_sigkill_mid_epoch_resumes_to_the_same_end(tmp_path):
     data = write_mult_pickle(tmp_path, sizes=(400, 40, 40))
     config = write_config(tmp_path, epochs=6)

@@ -67,6 +67,7 @@ def test_train_on_a_store_without_labels(tmp_path, capsys):
     assert "[load]" in line and "'label' column" in line and "manifest" in line
 
 
+@pytest.mark.slow
 def test_an_unreachable_scheduler_fails_fast_in_one_line(tmp_path, capsys):
     store = tmp_path / "store"
     (tmp_path / "videos").mkdir()
