@@ -116,12 +116,16 @@ class SinusoidalPositions(nn.Module):
         self.d_model = d_model
         self.register_buffer("table", sinusoidal_positions(initial_length, d_model), persistent=False)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, T, d) -> (B, T, d) with positions 0..T-1 added."""
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, T, d) -> (B, T, d) with positions added: 0..T-1, or with a mask (B, T), each real step's rank among
+        the real steps, so that a sequence padded at the start gets the positions it has unpadded."""
         T = x.shape[1]
         if T > self.table.shape[0]:
             self.table = sinusoidal_positions(max(T, 2 * self.table.shape[0]), self.d_model, device=x.device)
-        return x + self.table[:T].to(dtype=x.dtype)
+        if mask is None:
+            return x + self.table[:T].to(dtype=x.dtype)
+        index = (mask.long().cumsum(dim=1) - 1).clamp(min=0)  # (B, T): 0 for leading padding and the first step
+        return x + self.table[index].to(dtype=x.dtype)
 
 
 class SelfAttentionLayer(nn.Module):

@@ -25,16 +25,18 @@ class ModelOutput:
 def pool(x: torch.Tensor, mask: torch.Tensor | None, how: str) -> torch.Tensor:
     """x (B, T, d) -> (B, d): the last real step (``"last"``) or the mean of the real steps (``"mean"``).
 
-    A sample with no real step gets a zero vector.
+    The last real step is the last True of the mask, wherever the padding is (MulT's and MMSA's files pad at the
+    start, the store at the end). A sample with no real step gets a zero vector.
     """
     if mask is None:
         return x[:, -1] if how == "last" else x.mean(dim=1)
     m = mask.to(x.dtype)
     if how == "mean":
         return (x * m[..., None]).sum(dim=1) / m.sum(dim=1, keepdim=True).clamp(min=1.0)
-    lengths = mask.sum(dim=1)  # (B,)
-    last = x[torch.arange(x.shape[0], device=x.device), (lengths - 1).clamp(min=0)]  # (B, d)
-    return last * (lengths > 0)[:, None].to(x.dtype)
+    steps = torch.arange(x.shape[1], device=x.device)  # (T,)
+    last_index = (steps * mask).argmax(dim=1)  # (B,): the last real step (0 when there is none)
+    last = x[torch.arange(x.shape[0], device=x.device), last_index]  # (B, d)
+    return last * mask.any(dim=1)[:, None].to(x.dtype)
 
 
 class OutputHead(nn.Module):

@@ -65,15 +65,15 @@ class MulTTransformer(nn.Module):
                             res_dropout=res_dropout) for _ in range(n_layers))
         self.norm = nn.LayerNorm(d_model)
 
-    def _embed(self, x: torch.Tensor) -> torch.Tensor:
-        return F.dropout(self.positions(self.scale * x), self.embed_dropout, self.training)
+    def _embed(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        return F.dropout(self.positions(self.scale * x, mask), self.embed_dropout, self.training)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None, x_src: torch.Tensor | None = None,
                 src_mask: torch.Tensor | None = None, *, need_weights: bool = False
                 ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """x (B, T_t, d) [, x_src (B, T_s, d)] -> (B, T_t, d) and the per-layer weights when asked."""
-        x = self._embed(x)
-        kv, kv_mask = (None, mask) if x_src is None else (self._embed(x_src), src_mask)
+        x = self._embed(x, mask)
+        kv, kv_mask = (None, mask) if x_src is None else (self._embed(x_src, src_mask), src_mask)
         maps = []
         for layer in self.layers:
             x, w = layer(x, kv, kv_mask, need_weights=need_weights)

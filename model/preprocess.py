@@ -29,7 +29,7 @@ class ModalityPreprocess(nn.Module):
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         """x (B, T, d_in), mask (B, T) -> (B, T, d)."""
         z = self.conv(zero_padded(x, mask).transpose(1, 2)).transpose(1, 2)  # (B, T, d)
-        return self.dropout(self.positions(self.scale * z))
+        return self.dropout(self.positions(self.scale * z, mask))
 
 
 class Preprocess(nn.Module):

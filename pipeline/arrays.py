@@ -16,6 +16,7 @@ import numpy as np
 MODALITIES = ("language", "visual", "acoustic")  # the model's input order (x_l, x_v, x_a)
 TASKS = ("regression", "iemocap", "classification")
 IEMOCAP_EMOTIONS = ("happy", "sad", "angry", "neutral")  # the order of the iemocap outputs (N, 4, 2) and labels
+PADDING_SIDES = ("end", "start")
 SPLIT_NAMES = {"train": "train", "valid": "valid", "dev": "valid", "val": "valid", "validation": "valid",
                "test": "test"}
 
@@ -35,10 +36,13 @@ class ArraySplit:
     task: str = "regression"
     video_ids: list[str] | None = None  # groups for splits that keep a speaker's segments together
     classes: list[str] | None = None  # names of the classification labels 0..C-1
+    padding: str = "end"  # where the padding is: "end" (the store, MMSA's files) or "start" (MulT's files)
 
     def __post_init__(self):
         if self.task not in TASKS:
             raise ValueError(f"task {self.task!r} is not one of {TASKS}")
+        if self.padding not in PADDING_SIDES:
+            raise ValueError(f"padding {self.padding!r} is not one of {PADDING_SIDES}")
         n = len(self.labels)
         for m in MODALITIES:
             x, mask = getattr(self, m), getattr(self, f"{m}_mask")
@@ -79,6 +83,14 @@ class ArraySplit:
         return ArraySplit(**fields)
 
 
+def real_from_first(x: np.ndarray) -> np.ndarray:
+    """Mask of a start-padded batch (N, T, d): True from each sample's first non-zero step on, so that a real step
+    that happens to be all zeros after it stays real. -> (N, T) bool."""
+    nonzero = np.abs(x).sum(-1) > 0  # (N, T)
+    first = np.where(nonzero.any(1), nonzero.argmax(1), x.shape[1])  # (N,)
+    return np.arange(x.shape[1])[None, :] >= first[:, None]
+
+
 def pad_sequences(seqs: list[np.ndarray], max_len: int | None = None, dim: int | None = None
                   ) -> tuple[np.ndarray, np.ndarray]:
     """Stack (T_i, d) sequences, zero-padded at the end (truncated to ``max_len``). -> (N, T, d) float32, (N, T) bool."""
@@ -105,7 +117,7 @@ def fit_lengths(split: ArraySplit, lengths: tuple[int, int, int]) -> ArraySplit:
         x, mask = getattr(split, m), getattr(split, f"{m}_mask")
         seqs = [row[keep] for row, keep in zip(x, mask)]
         fields[m], fields[f"{m}_mask"] = pad_sequences(seqs, length, x.shape[2])
-    return dataclasses.replace(split, **fields)
+    return dataclasses.replace(split, **fields, padding="end")
 
 
 # ------------------------------------------------------------------------------------------------ from records

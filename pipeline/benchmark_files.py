@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline import safe_pickle
-from pipeline.arrays import SPLIT_NAMES, ArraySplit, pad_sequences
+from pipeline.arrays import SPLIT_NAMES, ArraySplit, pad_sequences, real_from_first
 
 MULT_PICKLES = ("mosi_data.pkl", "mosi_data_noalign.pkl", "mosei_senti_data.pkl", "mosei_senti_data_noalign.pkl",
                 "iemocap_data.pkl", "iemocap_data_noalign.pkl")
@@ -83,12 +83,15 @@ def _from_mult(split: dict, path: Path, task: str) -> ArraySplit:
         labels = labels[:, MULT_TO_PROJECT_EMOTIONS]
     else:
         labels = labels.reshape(len(labels)).astype(np.float32)
-    # Zero rows are padding (MulT pads at the start); aligned files share one time axis, so use the union there.
-    masks = [np.abs(x).sum(-1) > 0 for x in (text, vision, audio)]
+    # MulT pads at the start: the zero rows before a sample's first non-zero step are padding. Aligned files share
+    # one time axis (a word's vision may be zero where its text is not), so the earliest start of the three counts.
     if text.shape[1] == vision.shape[1] == audio.shape[1]:
-        masks = [masks[0] | masks[1] | masks[2]] * 3
+        masks = [real_from_first(np.concatenate([text, vision, audio], axis=-1))] * 3
+    else:
+        masks = [real_from_first(x) for x in (text, vision, audio)]
     ids, videos = _ids(split.get("id"), len(labels))
-    return ArraySplit(text, vision, audio, *masks, labels=labels, ids=ids, task=task, video_ids=videos)
+    return ArraySplit(text, vision, audio, *masks, labels=labels, ids=ids, task=task, video_ids=videos,
+                      padding="start")
 
 
 def _from_mmsa(split: dict, path: Path) -> ArraySplit:

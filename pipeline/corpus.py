@@ -1,4 +1,5 @@
-"""What a corpus is made of: a folder of videos or a manifest CSV, as a list of :class:`VideoSource`.
+"""What a corpus is made of: a folder of videos (and audio files) or a manifest CSV, as a list of
+:class:`VideoSource` (a :class:`Corpus`, which also lists what a folder scan passed over, with the reason).
 
 A manifest has a ``path`` column (absolute, or relative to the CSV's folder) and optionally ``video_id``,
 ``segment_id``, ``start`` and ``end`` (seconds inside the video), ``split``; every other column is a label.
@@ -8,52 +9,119 @@ from __future__ import annotations
 
 import csv
 import math
+import os
 import re
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from pipeline.files import sha256_text
 from pipeline.manifest import Segment, VideoSource
-from pipeline.store import check_video_id
+from pipeline.store import MAX_VIDEO_ID_LENGTH, check_video_id
 
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".flv", ".m4v", ".mpg", ".mpeg", ".wmv", ".3gp",
                     ".ts", ".mts", ".ogv")
+# audio-only files give language and acoustic streams and an empty visual stream (extractors.media decodes either)
+AUDIO_EXTENSIONS = (".wav", ".mp3", ".flac", ".m4a", ".aac", ".ogg", ".oga", ".opus", ".wma", ".aif", ".aiff",
+                    ".amr", ".mka", ".ac3")
+MEDIA_EXTENSIONS = VIDEO_EXTENSIONS + AUDIO_EXTENSIONS
 MANIFEST_COLUMNS = ("path", "video_id", "segment_id", "start", "end", "split")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+class Corpus(list):
+    """The media of a corpus, a ``list`` of :class:`VideoSource`, and what its scan passed over.
+
+    ``skipped`` holds one ``{"path", "reason"}`` dict per file (or folder) a folder scan did not take; extraction
+    copies it into its summary, so nothing is left out silently.
+    """
+
+    def __init__(self, sources=(), skipped=()):
+        super().__init__(sources)
+        self.skipped: list[dict[str, str]] = list(skipped)
+
+
+def _raw_id(relative: str | Path) -> str:
+    parts = list(Path(relative).with_suffix("").parts)
+    vid = "__".join(re.sub(r"[^A-Za-z0-9._-]", "_", p) for p in parts if p not in ("", "."))
+    return re.sub(r"^[._-]+", "", vid) or "video"
+
+
+def _fit_id(vid: str) -> str:
+    """An id from a file name, cut to :data:`MAX_VIDEO_ID_LENGTH`: its start, '-' and 12 hex of its hash."""
+    if len(vid) > MAX_VIDEO_ID_LENGTH:
+        vid = f"{vid[:MAX_VIDEO_ID_LENGTH - 13]}-{sha256_text(vid)[:12]}"
+    return check_video_id(vid)
 
 
 def video_id_from_path(relative: str | Path) -> str:
     """A stable id from a path relative to the corpus root: folders joined by ``__``, odd characters as ``_``.
 
-    ``talks/day 1/intro.mp4`` -> ``talks__day_1__intro``.
+    ``talks/day 1/intro.mp4`` -> ``talks__day_1__intro``. Users do not choose file names with ids in mind, so an
+    id over :data:`MAX_VIDEO_ID_LENGTH` characters is shortened (deterministically) rather than refused.
     """
-    parts = list(Path(relative).with_suffix("").parts)
-    vid = "__".join(re.sub(r"[^A-Za-z0-9._-]", "_", p) for p in parts if p not in ("", "."))
-    vid = re.sub(r"^[._-]+", "", vid) or "video"
-    return check_video_id(vid)
+    return _fit_id(_raw_id(relative))
 
 
-def scan_folder(root: str | Path, *, extensions: tuple[str, ...] = VIDEO_EXTENSIONS) -> list[VideoSource]:
+def check_segment_id(segment_id: str) -> str:
+    """Segment ids are free text (never part of a path) but not blank and without control characters."""
+    if not isinstance(segment_id, str) or not segment_id.strip() or _CONTROL.search(segment_id):
+        raise ValueError(f"invalid segment_id {segment_id!r}: give a non-blank id without control characters "
+                         "(newlines, tabs)")
+    return segment_id
+
+
+def scan_folder(root: str | Path, *, extensions: tuple[str, ...] = MEDIA_EXTENSIONS) -> Corpus:
     """Every file under ``root`` (recursively) whose suffix is in ``extensions``, sorted by path.
 
     Ids come from the path relative to ``root``; when two files differ only by their suffix, the suffix is kept
-    in both ids (``a.mp4`` -> ``a_mp4``) so that neither depends on which one was found first.
+    in both ids (``a.mp4`` -> ``a_mp4``) so that neither depends on which one was found first. Everything else
+    the scan meets is listed in the result's ``skipped`` with the reason: hidden files and folders, links to
+    folders (not followed), other suffixes, broken links and special files, unreadable folders.
     """
     root = Path(root)
     if not root.is_dir():
         raise NotADirectoryError(f"{root}: not a folder")
-    files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in extensions
-                   and not any(part.startswith(".") for part in p.relative_to(root).parts))
-    ids = [video_id_from_path(p.relative_to(root)) for p in files]
+    files: list[Path] = []
+    skipped: list[dict[str, str]] = []
+
+    def skip(path: str | Path, reason: str) -> None:
+        skipped.append({"path": str(path), "reason": reason})
+
+    def unreadable(error: OSError) -> None:
+        skip(error.filename, f"cannot read the folder ({type(error).__name__})")
+
+    for folder, dirs, names in os.walk(root, onerror=unreadable):
+        for d in sorted(dirs):
+            if d.startswith("."):
+                skip(Path(folder, d), "hidden folder, not scanned")
+            elif os.path.islink(os.path.join(folder, d)):
+                skip(Path(folder, d), "link to a folder, not followed")
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and not os.path.islink(os.path.join(folder, d)))
+        for name in names:
+            p = Path(folder, name)
+            if name.startswith("."):
+                skip(p, "hidden file")
+            elif not p.is_file():
+                skip(p, "broken link" if p.is_symlink() else "not a regular file")
+            elif p.suffix.lower() not in extensions:
+                skip(p, f"not a video or audio file ({p.suffix.lower() or 'no suffix'})")
+            else:
+                files.append(p)
+    files.sort()
+    raw = [_raw_id(p.relative_to(root)) for p in files]
     counts: dict[str, int] = defaultdict(int)
-    for vid in ids:
+    for vid in raw:
         counts[vid] += 1
-    ids = [f"{vid}_{p.suffix.lstrip('.').lower()}" if counts[vid] > 1 else vid for vid, p in zip(ids, files)]
+    ids = [_fit_id(f"{vid}_{p.suffix.lstrip('.').lower()}" if counts[vid] > 1 else vid)
+           for vid, p in zip(raw, files)]
     taken: dict[str, Path] = {}
     for vid, p in zip(ids, files):
         if taken.setdefault(vid, p) != p:
             raise ValueError(f"{root}: {taken[vid]} and {p} would both get the video id {vid!r}; rename one, or "
                              f"list the videos in a manifest CSV with a video_id column")
-    return [VideoSource(vid, str(p.resolve())) for vid, p in zip(ids, files)]
+    skipped.sort(key=lambda s: s["path"])
+    return Corpus([VideoSource(vid, str(p.resolve())) for vid, p in zip(ids, files)], skipped)
 
 
 def _number(value: str | None, column: str, where: str) -> float | None:
@@ -76,7 +144,7 @@ def _label(value: str) -> Any:
         return value
 
 
-def read_manifest(csv_path: str | Path) -> list[VideoSource]:
+def read_manifest(csv_path: str | Path) -> Corpus:
     """A manifest CSV -> one :class:`VideoSource` per distinct video, its rows as segments, in file order."""
     csv_path = Path(csv_path)
     with open(csv_path, newline="") as f:
@@ -97,7 +165,11 @@ def read_manifest(csv_path: str | Path) -> list[VideoSource]:
             raise ValueError(f"{where}: the row has no path")
         path = Path(row["path"])
         path = str(path if path.is_absolute() else (csv_path.parent / path).resolve())
-        vid = check_video_id(row.get("video_id") or video_id_from_path(Path(row["path"])))
+        try:
+            vid = check_video_id(row["video_id"]) if row.get("video_id") else video_id_from_path(Path(row["path"]))
+            segment_id = check_segment_id(row["segment_id"]) if row.get("segment_id") else None
+        except ValueError as error:
+            raise ValueError(f"{where}: {error}") from None
         if paths.setdefault(vid, path) != path:
             raise ValueError(f"{where}: video_id {vid!r} names two files: {paths[vid]} and {path}")
         start = _number(row.get("start"), "start", where) or 0.0
@@ -105,17 +177,17 @@ def read_manifest(csv_path: str | Path) -> list[VideoSource]:
         if end is not None and end <= start:
             raise ValueError(f"{where}: segment ends ({end}) at or before it starts ({start})")
         labels = {c: _label(row[c]) for c in label_columns if row.get(c) not in (None, "")}
-        segment_id = row.get("segment_id") or f"{vid}_{len(segments[vid])}"
+        segment_id = segment_id or f"{vid}_{len(segments[vid])}"
         segments[vid].append(Segment(vid, segment_id, start, end, row.get("split") or None, labels))
     for vid, segs in segments.items():
         ids = [s.segment_id for s in segs]
         if len(set(ids)) != len(ids):
             raise ValueError(f"{csv_path}: video {vid!r} has duplicate segment ids")
-    return [VideoSource(vid, path, tuple(segments[vid])) for vid, path in paths.items()]
+    return Corpus(VideoSource(vid, path, tuple(segments[vid])) for vid, path in paths.items())
 
 
-def load_corpus(source: str | Path) -> list[VideoSource]:
-    """A folder (scanned recursively) or a ``.csv`` manifest."""
+def load_corpus(source: str | Path) -> Corpus:
+    """A folder (scanned recursively; see :func:`scan_folder` for what it skips) or a ``.csv`` manifest."""
     source = Path(source)
     if source.is_dir():
         return scan_folder(source)
@@ -123,7 +195,7 @@ def load_corpus(source: str | Path) -> list[VideoSource]:
         return read_manifest(source)
     if not source.exists():
         raise FileNotFoundError(f"{source}: no such folder or manifest")
-    raise ValueError(f"{source}: give a folder of videos or a manifest .csv")
+    raise ValueError(f"{source}: give a folder of videos (or audio files) or a manifest .csv")
 
 
 def segments_of(source: VideoSource) -> tuple[Segment, ...]:

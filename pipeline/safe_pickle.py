@@ -1,15 +1,14 @@
 """Load the benchmarks' pickles without running arbitrary code.
 
-MulT's and MMSA's feature files are pickles: a dict of splits holding numpy arrays. ``pickle.load`` on a file from
-the internet can execute anything, so :func:`load` resolves only the exact (module, name) pairs of :data:`_ALLOWED`,
-each to a stand-in that checks its arguments, and applies object state (the BUILD opcode) only to numpy arrays and
-dtypes, after checking it too: numpy's own ``dtype.__setstate__`` accepts object flags and field offsets outside the
-item, which turn an array's bytes into pointers. Whatever else the file asks for, and any error on the way, raises
-:class:`UnsafePickleError`: one line naming the file and ``--trust-pickle``, the opt-in to plain :mod:`pickle`.
+MulT's and MMSA's feature files are pickles of numpy arrays in dicts. :func:`load` resolves only the exact (module,
+name) pairs of :data:`_ALLOWED`, each to a stand-in that checks its arguments, and lets BUILD set only numpy arrays'
+and dtypes' own state, checked too (numpy's ``__setstate__`` takes forged dtype flags and reads past a short list of
+objects). Anything else, and any error, raises :class:`UnsafePickleError`: one line, naming ``--trust-pickle``.
 """
 from __future__ import annotations
 
 import io
+import math
 import pickle
 import re
 import reprlib
@@ -24,55 +23,41 @@ class UnsafePickleError(pickle.UnpicklingError):
     def __init__(self, path: str | Path, reason: str):
         self.path, self.reason = str(path), reason
         super().__init__(
-            f"{path}: [load] refused to unpickle: {reason}. Only numpy arrays of numbers or strings in plain "
-            "containers are loaded; if you trust this file, pass --trust-pickle (load_source(..., trust_pickle=True)).")
+            f"{path}: [load] refused to unpickle: {reason}. Only numpy arrays and plain containers are loaded; "
+            "if you trust this file, pass --trust-pickle (load_source(..., trust_pickle=True)).")
 
 
-class _Refused(pickle.UnpicklingError):
-    pass
+_Refused = type("_Refused", (pickle.UnpicklingError,), {})  # the checks' refusals: load() wraps them, reason as is
+_short = reprlib.Repr()  # short reprs for messages, cheap even for a hostile gigabyte of bytes
+_short.repr_bytes = _short.repr_bytearray = lambda x, level: repr(bytes(x[:20])) + ("..." if len(x) > 20 else "")
+_brief = _short.repr
+_DTYPE_SPEC = re.compile(r"[biuf][1248]|[SU][0-9]{1,9}|O[48]")  # np.dtype.__reduce__'s numbers, strings, objects
 
 
-class _Brief(reprlib.Repr):  # short reprs for messages, cheap even for a hostile gigabyte of bytes
-    def repr_bytes(self, x, level):
-        return repr(bytes(x[:20])) + ("..." if len(x) > 20 else "")
-
-    repr_bytearray = repr_bytes
-
-
-_brief = _Brief().repr
-_DTYPE_SPEC = re.compile(r"[biuf][1248]|[SU][0-9]{1,9}")  # the specs np.dtype.__reduce__ writes for numbers, strings
-
-
-def _safe_dtype(d) -> bool:
-    """A plain number or string dtype (no objects, fields or sub-arrays), with the flags numpy gives it."""
-    return (isinstance(d, np.dtype) and d.kind in tuple("biufSU") and d.names is None and d.subdtype is None
-            and not d.hasobject and d.flags in (0, np.dtype(d.str).flags))
+def _safe_dtype(d, kinds: str = "biufSU") -> bool:
+    """A dtype of one of ``kinds`` (numbers, strings; "O" objects) without fields, sub-arrays or forged flags."""
+    return (isinstance(d, np.dtype) and d.kind in tuple(kinds) and d.names is None and d.subdtype is None
+            and d.flags == np.dtype(d.str).flags)
 
 
 def _dtype(spec, align=False, copy=True):
-    """numpy.dtype(spec, align, copy) for a number or string; always a fresh copy (BUILD then sets its byte order)."""
+    """numpy.dtype(spec, align, copy) of a number, string or object; always a fresh copy (BUILD sets its byte order)."""
     if not isinstance(spec, str) or not _DTYPE_SPEC.fullmatch(spec) or align:
-        raise _Refused(f"numpy.dtype({_brief(spec)}, align={_brief(align)}): only numbers and strings, no objects")
+        raise _Refused(f"numpy.dtype({_brief(spec)}, align={_brief(align)}): only numbers, strings and plain objects")
     return np.dtype(spec, align=False, copy=True)
 
 
-class _Marker:
-    def __repr__(self):
-        return "numpy.ndarray"
-
-
-_NDARRAY = _Marker()  # what ("numpy", "ndarray") resolves to: not callable; only _reconstruct's first argument
+_NDARRAY = type("_Marker", (), {"__repr__": lambda self: "numpy.ndarray"})()  # ("numpy", "ndarray"): not callable
 
 
 def _reconstruct(subtype, shape, typecode):
-    """numpy's _reconstruct(ndarray, (0,), b"b") of ndarray.__reduce__: an empty array that BUILD then fills."""
+    """numpy's _reconstruct(numpy.ndarray, (0,), b"b") of ndarray.__reduce__: an empty array that BUILD fills."""
     if subtype is not _NDARRAY or shape != (0,) or typecode not in (b"b", "b"):
         raise _Refused(f"_reconstruct{_brief((subtype, shape, typecode))}: only (numpy.ndarray, (0,), b'b')")
     return np.ndarray((0,), "b")
 
 
-def _frombuffer(buf, dtype, shape, order, axis_order=None):
-    """numpy's _frombuffer of protocol 5: an in-band buffer as an array."""
+def _frombuffer(buf, dtype, shape, order, axis_order=None):  # numpy's, for protocol 5: in-band bytes as an array
     if not isinstance(buf, (bytes, bytearray)) or not _safe_dtype(dtype) or order not in ("C", "F", "K"):
         raise _Refused(f"_frombuffer{_brief((buf, dtype, shape, order))}: only bytes of a number or string dtype")
     array = np.frombuffer(buf, dtype=dtype)
@@ -96,8 +81,8 @@ def _latin1(text, encoding):
     return text.encode("latin1")
 
 
-def _empty_bytes():
-    return b""  # bytes(), how protocols 0-2 write b""; bytes(n) would allocate n bytes
+def _empty_bytes():  # bytes(), how protocols 0-2 write b""; bytes(n) would allocate n bytes
+    return b""
 
 
 # Every global that a pickle of numpy arrays in dicts, lists, tuples and sets names: written by numpy 1.x
@@ -116,14 +101,19 @@ _ALLOWED = {
 
 
 def _state_ok(inst, state) -> bool:
-    """A dtype's state must be a fresh one's but for byte order; an array's is ([version,] shape, dtype, fortran,
-    raw bytes) with a plain dtype (numpy checks the bytes against shape and dtype)."""
+    """A dtype's is a fresh one's but for byte order; an array's ([version,] shape, dtype, fortran, data) has a safe
+    dtype and exactly its shape's worth of bytes, or of items for objects (themselves unpickled through this list)."""
     if isinstance(inst, np.dtype) and isinstance(state, tuple) and len(state) == 8:
-        ref = inst.__reduce__()[2]
-        return state[0] == 3 and state[1] in ("<", ">", "|", "=") and state[2:7] == ref[2:7] and state[7] in (0, ref[7])
-    if type(inst) is np.ndarray and isinstance(state, tuple) and len(state) in (4, 5):
-        return _safe_dtype(state[-3]) and isinstance(state[-1], (bytes, bytearray, str))
-    return False
+        return state[0] == 3 and state[1] in ("<", ">", "|", "=") and state[2:] == inst.__reduce__()[2][2:]
+    if type(inst) is not np.ndarray or not isinstance(state, tuple) or len(state) not in (4, 5):
+        return False
+    shape, dtype, data = state[-4], state[-3], state[-1]
+    if not (isinstance(shape, tuple) and all(type(n) is int and n >= 0 for n in shape)
+            and _safe_dtype(dtype, "biufSUO")):
+        return False
+    if dtype.kind == "O":
+        return type(data) is list and len(data) == math.prod(shape)
+    return isinstance(data, (bytes, bytearray, str)) and len(data) == math.prod(shape) * dtype.itemsize
 
 
 class _RestrictedUnpickler(pickle._Unpickler):  # Python's own implementation, whose BUILD can be checked
@@ -146,17 +136,14 @@ class _RestrictedUnpickler(pickle._Unpickler):  # Python's own implementation, w
 
 
 def load(path: str | Path, *, trust_pickle: bool = False):
-    """The object in the pickle at ``path``.
-
-    trust_pickle: load with the plain, unrestricted :mod:`pickle` (runs whatever the file says: only for files you
-        trust).
-    """
-    path = Path(path)
-    data = path.read_bytes()
+    """The object in the pickle at ``path``; ``trust_pickle``: with the plain, unrestricted :mod:`pickle`, which runs
+    whatever the file says (only for files you trust)."""
+    data = Path(path).read_bytes()
     if trust_pickle:
         return pickle.loads(data, encoding="latin1")
     try:  # latin1 reads numpy arrays from Python 2 pickles too
         return _RestrictedUnpickler(io.BytesIO(data), encoding="latin1").load()
     except Exception as exc:  # anything failing in the restricted load (TypeError, MemoryError, EOFError...)
         first = (str(exc).strip().splitlines() or [""])[0][:200]
-        raise UnsafePickleError(path, first if isinstance(exc, _Refused) else f"{type(exc).__name__}: {first}") from None
+        reason = first if isinstance(exc, _Refused) else f"{type(exc).__name__}: {first}".rstrip(": ")
+        raise UnsafePickleError(path, reason) from None

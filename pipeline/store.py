@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from dataclasses import dataclass
 from typing import Any, Iterable
 
 import pandas as pd
@@ -29,7 +30,12 @@ import pyarrow.parquet as pq
 from pipeline.arrays import MODALITIES
 from pipeline.files import atomic_write, remove_temporaries
 
-VIDEO_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+VIDEO_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")  # matched whole (re.fullmatch), ASCII only
+# A video id names path components: the store's folder ``video_id=<id>`` (id + 9 bytes), subtitle files ``<id>.vtt``
+# and the atomic writer's temporaries beside them, ``.<id>.vtt.<12 hex>.tmp`` (id + 22 bytes, the longest). A
+# component may hold 255 bytes on ext4, XFS, Btrfs, APFS and NTFS but only 143 on eCryptfs (encrypted home
+# folders); 100 ASCII characters leave 122 bytes at most, under both.
+MAX_VIDEO_ID_LENGTH = 100
 PARTITIONING = ds.partitioning(pa.schema([("video_id", pa.string())]), flavor="hive")
 
 # videos.parquet: one row per video; per-modality provenance columns for each modality in MODALITIES.
@@ -47,9 +53,15 @@ SEGMENT_COLUMNS = SEGMENT_SCHEMA.names
 
 
 def check_video_id(video_id: str) -> str:
-    """A video id names a folder: letters, digits, '.', '_' and '-' only, not starting with '.', '_' or '-'."""
-    if not isinstance(video_id, str) or not VIDEO_ID_PATTERN.match(video_id):
-        raise ValueError(f"invalid video_id {video_id!r}: use letters, digits, '.', '_' and '-', "
+    """A video id names a folder: 1 to :data:`MAX_VIDEO_ID_LENGTH` ASCII letters, digits, '.', '_' and '-', not
+    starting with '.', '_' or '-'. The whole string must match (no trailing newline)."""
+    if not isinstance(video_id, str):
+        raise ValueError(f"invalid video_id {video_id!r}: not a string")
+    if len(video_id) > MAX_VIDEO_ID_LENGTH:
+        raise ValueError(f"invalid video_id {video_id[:40]!r}... ({len(video_id)} characters): at most "
+                         f"{MAX_VIDEO_ID_LENGTH}, since it names folders and files of the store")
+    if not VIDEO_ID_PATTERN.fullmatch(video_id):
+        raise ValueError(f"invalid video_id {video_id!r}: use ASCII letters, digits, '.', '_' and '-', "
                          "starting with a letter or digit")
     return video_id
 
@@ -119,17 +131,36 @@ class FeatureStore:
             raise ValueError(f"unknown modality {modality!r}; one of {MODALITIES}")
         return self.path(modality, f"video_id={check_video_id(video_id)}", "part.parquet")
 
-    def write_stream(self, modality: str, video_id: str, table: pa.Table,
-                     metadata: dict[str, str] | None = None) -> str:
-        """Write (or replace) one video's stream atomically; ``metadata`` is merged into the schema metadata."""
+    def write_stream(self, modality: str, video_id: str, table: pa.Table, metadata: dict[str, str] | None = None,
+                     *, source_sha256: str | None = None) -> str:
+        """Write (or replace) one video's stream atomically.
+
+        ``metadata`` is merged into the schema metadata, with ``rows`` (the table's row count) and, when given,
+        ``source_sha256`` (the hash of the source it was extracted from): with the extractor's ``config_hash``,
+        they are what :func:`stream_is_current` checks.
+        """
         if "video_id" in table.column_names:
             raise ValueError(f"{modality}: video_id lives in the partition folder, not in the file")
-        if metadata:
-            merged = {**(table.schema.metadata or {}), **{k.encode(): str(v).encode() for k, v in metadata.items()}}
-            table = table.replace_schema_metadata(merged)
+        extra = {**(metadata or {}), "rows": table.num_rows}
+        if source_sha256 is not None:
+            extra["source_sha256"] = source_sha256
+        merged = {**(table.schema.metadata or {}), **{k.encode(): str(v).encode() for k, v in extra.items()}}
+        table = table.replace_schema_metadata(merged)
         path = self.stream_path(modality, video_id)
         self._write_atomic(table, path)
         return path
+
+    def stream_info(self, modality: str, video_id: str) -> "StreamInfo | None":
+        """What one stream file says of itself, from its Parquet footer only; None when there is no such file
+        (or it cannot be read as Parquet)."""
+        path = self.stream_path(modality, video_id)
+        try:
+            with self.fs.open(path, "rb") as f:
+                parquet = pq.ParquetFile(f)
+                rows, meta = parquet.metadata.num_rows, parquet.schema_arrow.metadata or {}
+        except (OSError, pa.ArrowException):  # no file, or not Parquet: it vouches for nothing
+            return None
+        return StreamInfo(rows, {k.decode(): v.decode() for k, v in meta.items() if not k.startswith(b"ARROW:")})
 
     def has_stream(self, modality: str, video_id: str) -> bool:
         return self.fs.exists(self.stream_path(modality, video_id))
@@ -246,6 +277,45 @@ class FeatureStore:
         for i, f in enumerate(SEGMENT_SCHEMA):  # fixed types even when a column is all null
             table = table.set_column(i, f, table.column(f.name).cast(f.type))
         self._write_atomic(table, self.path("segments.parquet"))
+
+
+@dataclass(frozen=True)
+class StreamInfo:
+    """A stream file's footer: its row count and its schema metadata (see docs/store.md)."""
+
+    rows: int
+    metadata: dict[str, str]
+
+    @property
+    def extractor(self) -> str | None:
+        return self.metadata.get("extractor")
+
+    @property
+    def config_hash(self) -> str | None:
+        return self.metadata.get("config_hash")
+
+    @property
+    def source_sha256(self) -> str | None:
+        return self.metadata.get("source_sha256")
+
+    def is_current(self, *, config_hash: str, source_sha256: str) -> bool:
+        """Written by this config from this source, and whole: the recorded row count is the file's own.
+
+        A file without ``source_sha256`` or ``rows`` (written before they were recorded) is never current.
+        """
+        return (self.config_hash == config_hash and self.source_sha256 == source_sha256
+                and self.metadata.get("rows") == str(self.rows))
+
+
+def stream_is_current(store: FeatureStore, modality: str, video_id: str, *, config_hash: str,
+                      source_sha256: str) -> bool:
+    """Whether ``video_id``'s ``modality`` file says it holds the output of ``config_hash`` on ``source_sha256``.
+
+    The file decides, not ``videos.parquet``: a run killed between writing a stream and writing its row leaves the
+    row behind the file, never the other way round.
+    """
+    info = store.stream_info(modality, video_id)
+    return info is not None and info.is_current(config_hash=config_hash, source_sha256=source_sha256)
 
 
 def plain_value(value: Any) -> Any:

@@ -9,7 +9,7 @@ from pipeline import metrics as M
 from pipeline.arrays import ArraySplit, ensure_splits
 from pipeline.files import write_json
 from pipeline.sources import load_source
-from workflows.inference import predict_arrays
+from workflows.inference import predict_arrays, require_finite
 from workflows.runs import TrainedRun, load_run, run_dirs, summarize
 
 
@@ -42,7 +42,8 @@ def evaluate_run(run: str | Path, source: str | Path, *, split: str = "test", tr
             if data.task != cfg.task or data.dims != (cfg.d_l, cfg.d_v, cfg.d_a):
                 raise ValueError(f"{source}: [evaluate] {data.task} data with features {data.dims} does not fit a "
                                  f"{cfg.task} model for {(cfg.d_l, cfg.d_v, cfg.d_a)}")
-        outputs = predict_arrays(trained.model, data, normalizer=trained.normalizer)
+        outputs = require_finite(predict_arrays(trained.model, data, normalizer=trained.normalizer),
+                                 trained.checkpoint, data.ids, stage="evaluate")
         per_seed[str(run_dir)] = M.compute_metrics(cfg.task, outputs, data.labels)
         if confusion is None:
             confusion = M.confusion(cfg.task, outputs, data.labels)

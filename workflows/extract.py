@@ -3,7 +3,9 @@
 Each task hashes its source, decodes it once, runs the extractors whose output is missing or stale and writes
 each stream atomically, then returns the video's ``videos.parquet`` row. The client writes that row as soon as it
 arrives, so a run killed at any moment loses at most its in-flight videos; their partial streams are either
-whole files (rewritten on the rerun) or hidden temporaries (removed on the rerun).
+whole files or hidden temporaries (removed on the rerun). A stream file carries its config hash, source hash and
+row count, and only the file is trusted: a file rewritten just before a kill, whose row still describes the old
+one, is judged by what it holds, and the row is read back from the files.
 
 Only the :class:`extractors.base.Extractor` interface is used: any registered extractor of a modality works.
 """
@@ -19,11 +21,11 @@ from typing import TYPE_CHECKING, Any, Iterable
 
 from extractors.base import DEFAULT_EXTRACTORS, Extractor, ExtractorConfig
 from pipeline.arrays import MODALITIES
-from pipeline.corpus import segments_of
+from pipeline.corpus import Corpus, check_segment_id, segments_of
 from pipeline.errors import MediaNotFoundError, StageError
 from pipeline.files import sha256_file
 from pipeline.manifest import VideoSource
-from pipeline.store import FeatureStore, plain_value
+from pipeline.store import FeatureStore, check_video_id, plain_value
 from workflows.cluster import current_client
 
 if TYPE_CHECKING:
@@ -49,11 +51,16 @@ class ExtractorSpec:
 
 @dataclass
 class ExtractSummary:
-    """What one ``extract_corpus`` run did. ``media_seconds`` counts the videos extracted in this run."""
+    """What one ``extract_corpus`` run did. ``media_seconds`` counts the videos extracted in this run.
+
+    ``skipped`` counts videos that were up to date; ``skipped_files`` lists the files the corpus scan passed over
+    (``path``, ``reason``: hidden, not a video or audio file, ...), which never reached extraction.
+    """
 
     done: int = 0
     skipped: int = 0
     failed: int = 0
+    skipped_files: list[dict[str, str]] = field(default_factory=list)  # path, reason
     failures: list[dict[str, Any]] = field(default_factory=list)  # video_id, path, stage, message
     computed: dict[str, int] = field(default_factory=dict)        # modality -> videos (re)computed
     media_seconds: float = 0.0
@@ -106,13 +113,38 @@ def library_versions() -> dict[str, str]:
     return dict(_VERSIONS)
 
 
-def _stale(previous: dict[str, Any] | None, sha256: str, spec: ExtractorSpec, store: FeatureStore,
-           video_id: str) -> bool:
-    if not previous or previous.get("sha256") != sha256:
-        return True
-    if previous.get(f"{spec.modality}_config_hash") != spec.config_hash:
-        return True
-    return not store.has_stream(spec.modality, video_id)
+def stream_columns(store: FeatureStore, video_id: str) -> dict[str, Any]:
+    """The video's ``<m>_extractor``, ``<m>_config_hash``, ``<m>_rows`` and ``models`` as its stream files say
+    (their footers), so that ``videos.parquet`` never vouches for a file that holds something else."""
+    columns: dict[str, Any] = {}
+    models = {}
+    for m in MODALITIES:
+        info = store.stream_info(m, video_id)
+        columns[f"{m}_extractor"] = info.extractor if info else None
+        columns[f"{m}_config_hash"] = info.config_hash if info else None
+        columns[f"{m}_rows"] = info.rows if info else None
+        if info is not None:
+            try:
+                identity = json.loads(info.metadata.get("models") or "{}")
+            except json.JSONDecodeError:
+                identity = {}
+            models[m] = {"extractor": info.extractor, **(identity if isinstance(identity, dict) else {})}
+    columns["models"] = json.dumps(models, sort_keys=True)
+    return columns
+
+
+def _stale_specs(store: FeatureStore, video_id: str, sha256: str, specs: tuple[ExtractorSpec, ...],
+                 same_source: bool, force: bool) -> list[ExtractorSpec]:
+    """The specs whose stream file is not current (:meth:`StreamInfo.is_current`); streams of another source are
+    deleted first, whatever their modality, so that no file outlives the source it was extracted from."""
+    infos = {m: store.stream_info(m, video_id) for m in MODALITIES}
+    for m, info in infos.items():
+        # a file marked with another source, or an unmarked one (older version) when the source changed
+        if info is not None and info.source_sha256 != sha256 and (info.source_sha256 or not same_source):
+            store.delete_stream(m, video_id)
+            infos[m] = None
+    return [s for s in specs if force or infos[s.modality] is None
+            or not infos[s.modality].is_current(config_hash=s.config_hash, source_sha256=sha256)]
 
 
 def extract_video(source: VideoSource, store: FeatureStore, specs: tuple[ExtractorSpec, ...],
@@ -120,8 +152,10 @@ def extract_video(source: VideoSource, store: FeatureStore, specs: tuple[Extract
                   decode_options: dict[str, Any] | None = None) -> dict[str, Any]:
     """One video, on a worker: the new ``videos.parquet`` row, plus ``_outcome``, ``_computed``, ``_loads``.
 
-    Never raises for a bad input: the failing stage and message go into the row (``status="failed"``). Streams of
-    modalities that succeeded are kept, so a rerun recomputes only what failed.
+    A stream is up to date when its file says so (:func:`pipeline.store.stream_is_current`: config hash, source
+    hash, row count), whatever ``previous`` (the video's last row) claims; the row's stream columns are read back
+    from the files. Never raises for a bad input: the failing stage and message go into the row
+    (``status="failed"``). Streams of modalities that succeeded are kept, so a rerun recomputes only what failed.
     """
     started = time.perf_counter()
     row: dict[str, Any] = {**(previous or {}), "video_id": source.video_id, "path": source.path}
@@ -133,22 +167,20 @@ def extract_video(source: VideoSource, store: FeatureStore, specs: tuple[Extract
         if not os.path.isfile(source.path):
             raise MediaNotFoundError(source.path, "read", "no such file")
         row["size"] = os.path.getsize(source.path)
-        row["sha256"] = sha256_file(source.path)
-        if not previous or previous.get("sha256") != row["sha256"]:  # a new or changed source: forget old streams
-            for m in MODALITIES:
-                row[f"{m}_config_hash"] = row[f"{m}_extractor"] = row[f"{m}_rows"] = None
-                store.delete_stream(m, source.video_id)
-        todo = [s for s in specs if force or _stale(previous, row["sha256"], s, store, source.video_id)]
-        if not todo and previous and previous.get("status") == "done":
-            return {**row, "_outcome": "skipped", "_computed": [], "_loads": []}
+        sha256 = row["sha256"] = sha256_file(source.path)
+        same_source = bool(previous) and previous.get("sha256") == sha256
+        stage = "store"
+        todo = _stale_specs(store, source.video_id, sha256, specs, same_source, force)
+        if not todo and same_source and previous.get("status") == "done":
+            return {**row, **stream_columns(store, source.video_id), "_outcome": "skipped", "_computed": [],
+                    "_loads": []}
 
         from extractors.media import decode
 
         stage = "decode"
-        media = decode(source.path, **(decode_options or {}))
+        media = decode(source.path, **(decode_options or {}))  # audio-only: no frames, an empty visual stream
         row["duration"] = float(media.duration)
         row["fps"] = float(media.native_fps) if media.native_fps else None
-        models = json.loads(row["models"]) if isinstance(row.get("models"), str) else {}
         for spec in todo:
             stage = spec.modality
             try:
@@ -156,23 +188,22 @@ def extract_video(source: VideoSource, store: FeatureStore, specs: tuple[Extract
                 if created:
                     loads.append(spec.name)
                 table = extractor.extract(media)
-                store.write_stream(spec.modality, source.video_id, table, extractor.metadata())
+                store.write_stream(spec.modality, source.video_id, table, extractor.metadata(),
+                                   source_sha256=sha256)
             except Exception as exc:  # record it, go on with the other modalities of this video
                 errors.append((spec.modality, exc.message if isinstance(exc, StageError) else
                                f"{type(exc).__name__}: {exc}"))
-                store.delete_stream(spec.modality, source.video_id)  # no stream that the row does not vouch for
-                row[f"{spec.modality}_config_hash"] = row[f"{spec.modality}_rows"] = None
+                store.delete_stream(spec.modality, source.video_id)  # no stale stream left behind
                 continue
-            row[f"{spec.modality}_extractor"] = spec.name
-            row[f"{spec.modality}_config_hash"] = spec.config_hash
-            row[f"{spec.modality}_rows"] = table.num_rows
-            models[spec.modality] = {"extractor": spec.name, **extractor.model_identity()}
             computed.append(spec.modality)
-        row["models"] = json.dumps(models, sort_keys=True)
     except StageError as exc:
         errors.append((exc.stage, exc.message))
     except Exception as exc:  # a library failing deep inside: name the stage
         errors.append((stage, f"{type(exc).__name__}: {exc}"))
+    try:
+        row.update(stream_columns(store, source.video_id))
+    except Exception as exc:  # the store itself cannot be read
+        errors.append(("store", f"{type(exc).__name__}: {exc}"))
     row["versions"] = json.dumps(library_versions(), sort_keys=True)
     row["status"] = "failed" if errors else "done"
     row["error_stage"] = errors[0][0] if errors else None
@@ -252,6 +283,7 @@ def extract_corpus(sources: list[VideoSource], store: FeatureStore | str, *, cli
     specs = tuple(ExtractorSpec.of(e) for e in extractors)
     if len({s.modality for s in specs}) != len(specs):
         raise ValueError("[extract] give one extractor per modality")
+    _check_ids(sources)
     ids = [s.video_id for s in sources]
     if len(set(ids)) != len(ids):
         twice = sorted({i for i in ids if ids.count(i) > 1})[:5]
@@ -264,7 +296,8 @@ def extract_corpus(sources: list[VideoSource], store: FeatureStore | str, *, cli
     videos = store.videos()
     rows: dict[str, dict[str, Any]] = {r["video_id"]: {k: plain_value(v) for k, v in r.items()}
                                        for r in videos.to_dict("records")}
-    summary = ExtractSummary(computed={s.modality: 0 for s in specs})
+    summary = ExtractSummary(computed={s.modality: 0 for s in specs},
+                             skipped_files=list(sources.skipped) if isinstance(sources, Corpus) else [])
     summary.workers = len(client.scheduler_info(n_workers=-1)["workers"])
     # largest files first, so that no long video starts last and leaves the other workers idle at the end
     futures = [client.submit(extract_video, src, store, specs, rows.get(src.video_id), force=force,
@@ -278,9 +311,10 @@ def extract_corpus(sources: list[VideoSource], store: FeatureStore | str, *, cli
         try:
             result = future.result()
         except Exception as exc:  # the task itself died (KilledWorker after repeated worker deaths)
-            result = {**rows.get(src.video_id, {}), "video_id": src.video_id, "path": src.path,
-                      "status": "failed", "error_stage": "worker", "error_message": f"{type(exc).__name__}: {exc}",
-                      "_outcome": "failed", "_computed": [], "_loads": []}
+            result = {**rows.get(src.video_id, {}), **_stream_columns_or_none(store, src.video_id),
+                      "video_id": src.video_id, "path": src.path, "status": "failed", "error_stage": "worker",
+                      "error_message": f"{type(exc).__name__}: {exc}", "_outcome": "failed", "_computed": [],
+                      "_loads": []}
         outcome, computed, loads = result.pop("_outcome"), result.pop("_computed"), result.pop("_loads")
         rows[src.video_id] = result
         store.write_videos(_frame(rows))
@@ -302,6 +336,24 @@ def extract_corpus(sources: list[VideoSource], store: FeatureStore | str, *, cli
     bar.close()
     summary.wall_seconds = time.perf_counter() - started
     return summary
+
+
+def _check_ids(sources: list[VideoSource]) -> None:
+    """Ids are checked before any work, so that no video is decoded and transcribed only to fail at its write."""
+    for source in sources:
+        try:
+            check_video_id(source.video_id)
+            for segment in source.segments:
+                check_segment_id(segment.segment_id)
+        except ValueError as exc:
+            raise ValueError(f"{source.path}: [extract] {exc}") from None
+
+
+def _stream_columns_or_none(store: FeatureStore, video_id: str) -> dict[str, Any]:
+    try:
+        return stream_columns(store, video_id)
+    except Exception:  # the store is unreachable from here too: the rerun reads the files again
+        return {}
 
 
 def _file_size(path: str) -> int:

@@ -67,3 +67,19 @@ def predict_arrays(model: torch.nn.Module, split: ArraySplit, *, normalizer: dic
         with autocast(device, amp):
             outputs.append(model(*inputs).output.float().cpu().numpy())
     return np.concatenate(outputs) if outputs else np.zeros((0,), np.float32)
+
+
+def require_finite(outputs: np.ndarray, checkpoint, ids, *, stage: str) -> np.ndarray:
+    """``outputs``, unless some are NaN or infinite: then a one-line error naming ``checkpoint``.
+
+    Inputs reach the model with non-finite values zeroed, so such outputs mean damaged weights; they must never
+    become a class or a metric. ``ids``: what each output row is (video ids), named in the message.
+    """
+    bad = ~np.isfinite(outputs.reshape(len(outputs), -1)).all(1)
+    if bad.any():
+        names = list(dict.fromkeys(str(ids[i]) for i in np.flatnonzero(bad)))
+        more = f" and {len(names) - 3} more" if len(names) > 3 else ""
+        raise ValueError(f"{checkpoint}: [{stage}] the model produced non-finite outputs for {int(bad.sum())} of "
+                         f"{len(outputs)} segments (of {', '.join(names[:3])}{more}); the weights may be corrupt: "
+                         "retrain, or restore the checkpoint from a backup")
+    return outputs

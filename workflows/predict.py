@@ -13,14 +13,16 @@ import pandas as pd
 
 from pipeline.arrays import IEMOCAP_EMOTIONS, ArraySplit, fit_lengths, split_from_records
 from pipeline.corpus import VIDEO_EXTENSIONS, load_corpus, video_id_from_path
+from pipeline.errors import StageError
 from pipeline.files import atomic_write
 from pipeline.manifest import Segment, VideoSource
 from pipeline.segmenting import utterance_segments, window_segments
 from pipeline.store import FeatureStore
 from pipeline.store_source import segment_records
 from pipeline.subtitles import write_webvtt
-from workflows.inference import predict_arrays
-from workflows.runs import load_run
+from workflows.inference import predict_arrays, require_finite
+from workflows.runs import TrainedRun, load_run
+
 
 def sources_of(input_path: str | Path) -> list[VideoSource]:
     """A single video file, a folder of videos, or a manifest CSV."""
@@ -72,6 +74,9 @@ def prediction_columns(task: str, outputs: np.ndarray, names: list[str] | None =
 
     names: the emotions (iemocap, in the order of the model's outputs) or class names (classification).
     """
+    if not np.isfinite(outputs).all():  # NaN compares false both ways: it would become "neutral"
+        raise ValueError(f"[predict] {int((~np.isfinite(outputs)).sum())} model outputs are not finite; they "
+                         "cannot be turned into classes")
     if task == "regression":
         score = outputs.reshape(-1)
         return {"sentiment": score.astype(np.float32),
@@ -113,14 +118,14 @@ def write_table(frame: pd.DataFrame, out: str | Path) -> Path:
     return out
 
 
-def predict_videos(input_path: str | Path, run: str | Path, out: str | Path, *, store: str | Path | None = None,
+def predict_videos(input_path: str | Path, run: str | Path | TrainedRun, out: str | Path, *, store: str | Path | None = None,
                    window: float | None = None, vtt_dir: str | Path | None = None, client=None,
                    progress: bool = True, visual: str | None = None) -> pd.DataFrame:
     """Annotate the videos of ``input_path`` with the model of ``run``; writes ``out`` and returns the table.
 
     Args:
         input_path: a video, a folder of videos or a manifest CSV (its segments are used when it names them).
-        run: a trained run directory (``mcr train --out``).
+        run: a trained run directory (``mcr train --out``), or that run already loaded.
         out: ``.parquet`` or ``.csv`` file, one row per segment.
         store: a feature store to extract into and reuse (default: ``<out>.store`` beside ``out``).
         window: cut videos without manifest segments into windows of this many seconds instead of utterances.
@@ -130,8 +135,8 @@ def predict_videos(input_path: str | Path, run: str | Path, out: str | Path, *, 
     """
     from workflows.extract import build_extractors, extract_corpus
 
-    trained = load_run(run)
-    cfg = trained.config
+    trained = run if isinstance(run, TrainedRun) else load_run(run)
+    run, cfg = trained.run_dir, trained.config
     if trained.aligned:
         raise ValueError(f"{run}: [predict] this run was trained on word-aligned data; prediction on new videos "
                          "uses unaligned sequences: train with the unaligned view")
@@ -139,6 +144,10 @@ def predict_videos(input_path: str | Path, run: str | Path, out: str | Path, *, 
     store = FeatureStore(store or f"{out}.store")
     extractors = build_extractors({"visual": visual} if visual else None)
     summary = extract_corpus(sources, store, client=client, extractors=extractors, progress=progress)
+    if sources and len(summary.failures) == len(sources):  # nothing to predict: say why, file by file
+        first, more = summary.failures[0], len(summary.failures) - 1
+        message = " ".join(str(first["message"]).split()) + (f" ({more} more videos failed too)" if more else "")
+        raise StageError(first["path"], first["stage"] or "extract", message)
     segments = plan_segments(store, sources, window=window)
     split, transcripts = segments_as_split(store, segments, max_len=trained.max_len, cfg=cfg)
     if len(split) and split.dims != (cfg.d_l, cfg.d_v, cfg.d_a):
@@ -147,6 +156,7 @@ def predict_videos(input_path: str | Path, run: str | Path, out: str | Path, *, 
                          "model on features from the same extractors")
     outputs = (predict_arrays(trained.model, split, normalizer=trained.normalizer) if len(split)
                else np.zeros((0, cfg.output_dim), np.float32))
+    require_finite(outputs, trained.checkpoint, segments["video_id"].to_numpy(), stage="predict")
     frame = segments[["video_id", "segment_id", "start", "end"]].reset_index(drop=True).copy()
     frame["transcript"] = transcripts
     names = trained.label_names if cfg.task == "iemocap" else trained.classes

@@ -2,10 +2,13 @@
 
 A run directory::
 
-    RUN/config.json            train + model config and the data's description
+    RUN/config.json            train + model config, the data's description, the normalizer's SHA-256
     RUN/normalizer.safetensors per-feature mean/std of each modality (from the training split)
     RUN/checkpoints/last.safetensors (+ last.json)   model + optimizer + state, after the latest epoch
     RUN/checkpoints/best.safetensors (+ best.json)   model weights and config of the best validation epoch
+
+Each JSON is written after the tensor file it describes and holds its SHA-256 (``sha256``, ``normalizer_sha256``);
+:func:`load_run` checks them all, so a damaged run is refused in one line that names the file.
     RUN/history.json           one dict per epoch: losses, learning rate, validation metrics
     RUN/metrics.json           the best epoch's metrics on valid (and test when there is one), confusion matrices
 
@@ -24,7 +27,7 @@ import torch
 
 from pipeline import metrics as M
 from pipeline.arrays import IEMOCAP_EMOTIONS
-from workflows.checkpoint import load_model
+from workflows.checkpoint import load_arrays, load_model, read_record
 
 BEST = Path("checkpoints") / "best.safetensors"
 _NOT_IDENTITY = ("cpu_threads", "eval_batch_size")  # settings a resumed run may change
@@ -94,6 +97,11 @@ class TrainedRun:
     best_val_loss: float | None
 
     @property
+    def checkpoint(self) -> Path:
+        """The weights' file, named in errors about what the model outputs."""
+        return self.run_dir / BEST
+
+    @property
     def task(self) -> str:
         return self.config.task
 
@@ -123,17 +131,22 @@ class TrainedRun:
 
 def load_run(run: str | Path, *, device: str = "cpu") -> TrainedRun:
     """The trained model of ``run``; with several seeds, the seed with the lowest best validation loss."""
-    from safetensors.numpy import load_file as load_numpy
-
     def best_loss(d: Path) -> float:
-        return json.loads((d / "checkpoints" / "best.json").read_text())["val_loss"]
+        loss = read_record(d / BEST).get("val_loss")
+        return loss if isinstance(loss, (int, float)) else float("inf")
 
     run_dir = min(run_dirs(run), key=best_loss)
-    record = json.loads((run_dir / "config.json").read_text())
+    config = run_dir / "config.json"
+    try:
+        record = json.loads(config.read_text())
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{config}: [load] unreadable ({exc}); retrain, or restore the file from a backup") from None
     model, cfg, meta = load_model(run_dir / BEST, device=device)
     norm = run_dir / "normalizer.safetensors"
-    return TrainedRun(model=model, config=cfg, run_dir=run_dir,
-                      normalizer=load_numpy(str(norm)) if norm.exists() else None, train=record["train"],
+    normalizer = None
+    if record["train"].get("normalize") or "normalizer_sha256" in record or norm.exists():
+        normalizer = load_arrays(norm, record.get("normalizer_sha256"), config)
+    return TrainedRun(model=model, config=cfg, run_dir=run_dir, normalizer=normalizer, train=record["train"],
                       data=record.get("data", {}), best_epoch=meta.get("epoch"), best_val_loss=meta.get("val_loss"))
 
 

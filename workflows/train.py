@@ -19,13 +19,13 @@ from typing import Any, Callable
 
 import numpy as np
 import torch
-from safetensors.numpy import save_file as save_numpy
 
 from pipeline import metrics as M
 from pipeline.arrays import ArraySplit, fit_normalizer, normalize
 from pipeline.errors import StageError
-from pipeline.files import atomic_write, write_json
-from workflows.checkpoint import load_checkpoint, load_weights, save_checkpoint, save_weights
+from pipeline.files import write_json
+from workflows.checkpoint import (load_checkpoint, load_weights, record_path, save_arrays, save_checkpoint,
+                                  save_weights, verified_record)
 from workflows.inference import autocast, batch_inputs, pick_device, predict_arrays
 from workflows.runs import config_record, identity, summarize
 from workflows.train_config import TrainConfig
@@ -74,12 +74,12 @@ def train_run(splits: dict[str, ArraySplit], model_cfg, tcfg: TrainConfig, out: 
     if (out / "config.json").exists():
         if identity(json.loads((out / "config.json").read_text())) != identity(record):
             raise ValueError(f"{out}: [train] holds a run with another configuration; choose another --out")
-    write_json(out / "config.json", record)
-
     if tcfg.normalize:
         stats = fit_normalizer(splits["train"])
-        atomic_write(out / "normalizer.safetensors", lambda tmp: save_numpy(stats, tmp))
+        # config.json, written after it, holds its checksum (the same on every start: the statistics are)
+        record = dict(record, normalizer_sha256=save_arrays(stats, out / "normalizer.safetensors"))
         splits = {name: normalize(s, stats) for name, s in splits.items()}
+    write_json(out / "config.json", record)
     device = pick_device(tcfg.device)
     if tcfg.cpu_threads:
         torch.set_num_threads(tcfg.cpu_threads)
@@ -97,7 +97,7 @@ def train_run(splits: dict[str, ArraySplit], model_cfg, tcfg: TrainConfig, out: 
     state: dict[str, Any] = {"epoch": 0, "best_val_loss": math.inf, "best_epoch": 0, "bad_epochs": 0,
                              "stopped_early": False, "history": []}
     last = out / "checkpoints" / "last.safetensors"
-    if last.exists():
+    if _resumable(out, log):
         state = load_checkpoint(last, model, optimizer)
         scheduler.load_state_dict(state.pop("scheduler"))
         scaler.load_state_dict(state.pop("scaler"))
@@ -137,8 +137,7 @@ def train_run(splits: dict[str, ArraySplit], model_cfg, tcfg: TrainConfig, out: 
         if val_loss < state["best_val_loss"]:
             state.update(best_val_loss=val_loss, best_epoch=epoch, bad_epochs=0)
             save_weights(model, out / "checkpoints" / "best.safetensors", model_config=record["model"],
-                         meta={"epoch": epoch, "val_loss": val_loss})
-            write_json(out / "checkpoints" / "best.json", {"epoch": epoch, "val_loss": val_loss})
+                         meta={"epoch": epoch, "val_loss": val_loss})  # and best.json, with its SHA-256
         else:
             state["bad_epochs"] += 1
         state["stopped_early"] = bool(tcfg.early_stop_patience and state["bad_epochs"] >= tcfg.early_stop_patience)
@@ -155,6 +154,30 @@ def train_run(splits: dict[str, ArraySplit], model_cfg, tcfg: TrainConfig, out: 
     if state["stopped_early"]:
         log(f"stopped early after epoch {state['epoch']} (best {state['best_epoch']})")
     return _final_metrics(model, splits, task, tcfg, out, state)
+
+
+def _resumable(out: Path, log: Callable[[str], None]) -> bool:
+    """Whether ``out`` holds a checkpoint to resume from whose files match their checksums.
+
+    A mismatch (the run was killed between a tensor file and its JSON record, or a file was damaged) is not
+    loaded: the checkpoints are removed and training starts again from epoch 1, which ends where the interrupted
+    run would have (every epoch draws its randomness from (seed, epoch) alone).
+    """
+    checkpoints = out / "checkpoints"
+    last, best = checkpoints / "last.safetensors", checkpoints / "best.safetensors"
+    if not last.exists() and not record_path(last).exists():
+        return False
+    hint = "training again from epoch 1 instead of resuming"
+    try:
+        state = verified_record(last, hint=hint)
+        if state.get("best_epoch"):  # the best epoch's weights are part of what the run resumes with
+            verified_record(best, hint=hint)
+    except ValueError as exc:
+        log(str(exc))
+        for path in (last, record_path(last), best, record_path(best)):
+            path.unlink(missing_ok=True)
+        return False
+    return True
 
 
 def _final_metrics(model, splits, task: str, tcfg: TrainConfig, out: Path, state: dict) -> dict:

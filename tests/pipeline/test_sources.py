@@ -11,7 +11,6 @@ import pytest
 
 from pipeline import arrays as A
 from pipeline.sources import load_source
-from pipeline.safe_pickle import UnsafePickleError
 
 SHARED = Path(__file__).resolve().parents[2] / ".." / "shared"
 MOSI_PARQUET = SHARED / "data" / "mosi" / "mosi_valid_word_aligned.parquet"
@@ -115,20 +114,6 @@ def test_mmsa_pickles(tmp_path):
     assert (a.acoustic_mask == a.language_mask).all() and a.language_mask.sum(1).tolist() == [3, 6, 1]
 
 
-class _Payload:
-    def __reduce__(self):
-        return (Path, ("/tmp/not-a-numpy-array",))
-
-
-def test_restricted_unpickler_refuses_code_unless_trusted(tmp_path):
-    bad = _write_pickle(tmp_path / "mosi_data.pkl", {"train": {"labels": _Payload()}})
-    with pytest.raises(UnsafePickleError) as err:
-        load_source(bad)
-    assert str(bad) in str(err.value) and "--trust-pickle" in str(err.value) and "pathlib" in str(err.value)
-    from pipeline import safe_pickle
-    assert isinstance(safe_pickle.load(bad, trust_pickle=True)["train"]["labels"], Path)
-
-
 def _word_aligned_table(n: int, rng) -> pa.Table:
     lens = [3, 1, 4, 2, 5, 2][:n]
     def lists(dim):
@@ -217,15 +202,18 @@ def test_store_unaligned_and_word_aligned(tmp_path):
     assert np.allclose(aligned.acoustic[0, 0], acoustic[1:4].mean(0), atol=1e-6)
 
 
-def test_restricted_unpickler_reads_numpy1_protocol2_pickles(tmp_path):
-    """Files written by numpy 1 name numpy.core (numpy 2: numpy._core); protocol 2 encodes bytes via _codecs."""
-    from pipeline import safe_pickle
-
-    data = {"train": {"text": np.arange(6, dtype=np.float32).reshape(1, 2, 3), "id": np.array([[b"v", b"1", b"2"]]),
-                      "raw": np.array(["x", 1], dtype=object)}}
-    blob = pickle.dumps(data, protocol=2).replace(b"numpy._core", b"numpy.core")
-    assert b"numpy.core.multiarray" in blob
-    (tmp_path / "old.pkl").write_bytes(blob)
-    loaded = safe_pickle.load(tmp_path / "old.pkl")
-    assert (loaded["train"]["text"] == data["train"]["text"]).all() and loaded["train"]["id"][0, 0] == b"v"
-    assert list(loaded["train"]["raw"]) == ["x", 1]
+def test_padding_side_travels_with_the_data(tmp_path):
+    """MulT's files pad at the start; a real all-zero step after the first real one stays real."""
+    text = np.zeros((2, 5, 3), np.float32)
+    text[0, 2:] = 1.0
+    text[0, 3] = 0.0  # a real step that happens to be zero
+    text[1, 1:] = 2.0
+    vision, audio = np.ones((2, 4, 2), np.float32), np.ones((2, 6, 2), np.float32)
+    vision[:, :2] = 0.0
+    data = {"train": {"text": text, "vision": vision, "audio": audio,
+                      "labels": np.zeros((2, 1, 1), np.float32), "id": np.array([[b"a", b"0", b"1"]] * 2)}}
+    split = load_source(_write_pickle(tmp_path / "mosi_data_noalign.pkl", data))["train"]
+    assert split.padding == "start"
+    assert split.language_mask.tolist() == [[False, False, True, True, True], [False, True, True, True, True]]
+    assert split.visual_mask.sum(1).tolist() == [2, 2] and split.acoustic_mask.all()
+    assert A.fit_lengths(split, (5, 4, 6)).padding == "end"

@@ -1,6 +1,7 @@
 """Extract a folder or a manifest of videos into a Parquet feature store, with Dask.
 
-INPUT is a folder (video files are found recursively) or a manifest CSV with a ``path`` column and optional
+INPUT is a folder (video and audio files are found recursively; every other file is listed, with the reason it
+was passed over) or a manifest CSV with a ``path`` column and optional
 ``video_id``, ``start``, ``end`` (a segment inside the video, seconds), ``split`` and label columns.
 
 A rerun skips the videos already complete for the same source hash and extractor configs; a changed config
@@ -63,9 +64,29 @@ def format_summary(summary: ExtractSummary) -> str:
         f"videos      : {summary.done} extracted, {summary.skipped} up to date (skipped), {summary.failed} failed",
         "recomputed  : " + (", ".join(f"{m} {n}" for m, n in summary.computed.items()) or "nothing"),
         f"media       : {hours:.3f} h extracted ({summary.media_seconds:.1f} s)",
+        "scan        : " + (f"{_files(len(summary.skipped_files))} passed over (listed below)"
+                               if summary.skipped_files else "no file passed over"),
         f"throughput  : {summary.throughput:.2f}x real time on {summary.workers} workers",
         f"wall time   : {summary.wall_seconds:.1f} s",
     ]
+    return "\n".join(lines)
+
+
+def _files(n: int) -> str:
+    return f"{n} file{'' if n == 1 else 's'}"
+
+
+def format_skipped(skipped: list[dict[str, str]], limit: int = 20) -> str:
+    """``skipped 3 files: notes.txt (not a video or audio file), ...``, one per line, the first ``limit``."""
+    lines = [f"skipped {_files(len(skipped))}:"]
+    lines += [f"  {s['path']} ({s['reason']})" for s in skipped[:limit]]
+    if len(skipped) > limit:
+        reasons: dict[str, int] = {}
+        for s in skipped[limit:]:
+            key = s["reason"].split(" (")[0]
+            reasons[key] = reasons.get(key, 0) + 1
+        lines.append(f"  ... and {len(skipped) - limit} more: "
+                     + ", ".join(f"{n} {reason}" for reason, n in sorted(reasons.items())))
     return "\n".join(lines)
 
 
@@ -90,15 +111,24 @@ def run(args: argparse.Namespace) -> int:
     options = parse_options(args.options)
     names = {m: (None if getattr(args, m).lower() == "none" else getattr(args, m)) for m in DEFAULT_EXTRACTORS}
     extractors = build_extractors(names, options)
+    skipped = getattr(sources, "skipped", [])
     if not sources:
-        raise FileNotFoundError(f"{args.input}: [scan] no videos found")
+        if skipped:
+            print(format_skipped(skipped), file=sys.stderr)
+        raise FileNotFoundError(f"{args.input}: [scan] no video or audio files found"
+                                + (f" ({_files(len(skipped))} passed over, listed above)" if skipped else ""))
+    if skipped:
+        print(f"{_files(len(skipped))} passed over (not video or audio, hidden, ...): listed at the end",
+              file=sys.stderr)
     store = FeatureStore(absolute(args.store))
     with open_client(args.scheduler, args.workers) as client:
-        print(f"{len(sources)} videos -> {store.url} "
+        print(f"{len(sources)} media files -> {store.url} "
               f"({', '.join(f'{e.modality}: {e.name}' for e in extractors)})", file=sys.stderr)
         summary = extract_corpus(sources, store, client=client, extractors=extractors, force=args.force,
                                  progress=not args.no_progress, retries=args.retries)
     print(format_summary(summary))
+    if summary.skipped_files:
+        print("\n" + format_skipped(summary.skipped_files))
     if summary.failures:
         print(f"\n{summary.failed} failed:")
         print(format_failures(summary.failures, width=max(80, shutil.get_terminal_size().columns)))

@@ -24,16 +24,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, default=None, help="local Dask workers (default: one per core)")
     p.add_argument("--scheduler", default=None, metavar="ADDRESS", help="use an existing Dask cluster")
     p.add_argument("--visual", default=None, help="visual backend (default: mediapipe)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def run(args: argparse.Namespace) -> int:
     from workflows.cluster import absolute, open_client
     from workflows.predict import predict_videos
+    from workflows.runs import load_run
 
+    trained = load_run(args.model)  # a damaged model fails now, before a cluster starts
     store = absolute(args.store) if args.store else None
     with open_client(args.scheduler, args.workers) as client:
-        frame = predict_videos(args.input, args.model, args.out, store=store, window=args.window, vtt_dir=args.vtt,
-                               client=client, visual=args.visual)
+        frame = predict_videos(args.input, trained, args.out, store=store, window=args.window, vtt_dir=args.vtt,
+                               client=client, visual=args.visual, progress=not args.no_progress)
     print(f"wrote {len(frame)} segments of {frame['video_id'].nunique()} videos to {args.out}")
     print(frame.drop(columns=["segment_id"]).head(20).to_string(index=False, max_colwidth=40))
     failures = frame.attrs.get("failures") or []
