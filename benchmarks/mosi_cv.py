@@ -33,7 +33,7 @@ from workflows.train_config import configure, fit_model_to_data  # noqa: E402
 
 DATA = ROOT / ".." / "shared" / "data" / "mosi" / "mosi_valid_word_aligned.parquet"
 MODELS = {"MCR": {}, "MulT": {"arch": "mult"}, "Language-only MCR": {"modalities": ["l"]}}
-COLUMNS = (("MAE", "mae", 3), ("Corr", "corr", 3), ("Acc2", "acc2_non0", 1), ("F1", "f1_non0", 1),
+COLUMNS = (("MAE", "mae", 3), ("Corr", "corr", 3), ("Acc2", "acc2_non0", 1), ("F1", "f1_non0", 1), ("F1 (MulT)", "f1_non0_mult", 1),
            ("Acc7", "acc7", 1))
 
 

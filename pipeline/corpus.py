@@ -94,9 +94,9 @@ def scan_folder(root: str | Path, *, extensions: tuple[str, ...] = MEDIA_EXTENSI
     for folder, dirs, names in os.walk(root, onerror=unreadable):
         for d in sorted(dirs):
             if d.startswith("."):
-                skip(Path(folder, d), "hidden folder, not scanned")
+                skip(Path(folder, d), "hidden folder (not scanned)")
             elif os.path.islink(os.path.join(folder, d)):
-                skip(Path(folder, d), "link to a folder, not followed")
+                skip(Path(folder, d), "link to a folder (not followed)")
         dirs[:] = sorted(d for d in dirs if not d.startswith(".") and not os.path.islink(os.path.join(folder, d)))
         for name in names:
             p = Path(folder, name)

@@ -7,15 +7,17 @@ Sentiment (MOSI / MOSEI, labels in [-3, 3]) follows MulT's ``eval_mosei_senti`` 
 - ``acc7``: clip predictions and labels to [-3, 3], round both half to even (``np.round``), share of equal classes;
   ``acc5``: the same with [-2, 2];
 - ``acc2_non0`` / ``f1_non0``: zero labels left out, positive means ``> 0`` (the paper's Acc2 and F1);
+- ``f1_non0_mult``: the same F1 as MulT's code computes it (see below);
 - ``acc2_has0`` / ``f1_has0``: all samples, positive means ``>= 0`` (MMSA's "Has0").
 
 F1 is scikit-learn's ``f1_score(truth, pred, average="weighted")``: per-class F1 averaged with the class supports of
-the truth as weights, a class never predicted scoring 0. MMSA passes (truth, pred) in that order; MulT passes them
-swapped, which weights by the predicted supports instead; we follow the documented argument order.
+the truth as weights, a class never predicted scoring 0. MMSA passes (truth, pred) in that order (``f1_non0``);
+MulT's ``eval_mosei_senti`` calls ``f1_score(pred, truth)``, which weights by the predicted supports instead
+(``f1_non0_mult``). Both are reported; docs/model.md says which one the paper's numbers follow.
 
 IEMOCAP follows MulT's ``eval_iemocap``: per emotion, argmax of the two logits against the 0/1 label, binary accuracy
 and weighted F1. The emotion order is the project's (``pipeline.arrays.IEMOCAP_EMOTIONS``): happy, sad, angry,
-neutral; MulT's ``iemocap_data.pkl`` stores neutral, happy, sad, angry and :mod:`pipeline.datasets` reorders it.
+neutral; MulT's ``iemocap_data.pkl`` stores neutral, happy, sad, angry and :mod:`pipeline.benchmark_files` reorders it.
 
 Accuracy, F1, MAE and the confusion matrices are scikit-learn's, the correlation SciPy's; the wrappers only add what
 the references do and the libraries do not: NaN (not an exception) for no samples or a diverged model's NaN
@@ -119,6 +121,7 @@ def sentiment_metrics(preds: np.ndarray, labels: np.ndarray) -> dict[str, float]
         "acc5": multiclass_acc(np.clip(preds, -2.0, 2.0), np.clip(labels, -2.0, 2.0)),
         "acc2_non0": accuracy(labels[non0] > 0, preds[non0] > 0),
         "f1_non0": weighted_f1(labels[non0] > 0, preds[non0] > 0),
+        "f1_non0_mult": weighted_f1(preds[non0] > 0, labels[non0] > 0),  # MulT's argument order
         "acc2_has0": accuracy(labels >= 0, preds >= 0),
         "f1_has0": weighted_f1(labels >= 0, preds >= 0),
     }

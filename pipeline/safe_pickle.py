@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 
-class UnsafePickleError(pickle.UnpicklingError):
+class UnsafePickleError(pickle.UnpicklingError, ValueError):  # a ValueError: the user's to fix (pipeline.errors)
     """The pickle asks for something outside the allow-list, or is malformed; loading it plainly may run code."""
 
     def __init__(self, path: str | Path, reason: str):
@@ -34,8 +34,7 @@ _brief = _short.repr
 _DTYPE_SPEC = re.compile(r"[biuf][1248]|[SU][0-9]{1,9}|O[48]")  # np.dtype.__reduce__'s numbers, strings, objects
 
 
-def _safe_dtype(d, kinds: str = "biufSU") -> bool:
-    """A dtype of one of ``kinds`` (numbers, strings; "O" objects) without fields, sub-arrays or forged flags."""
+def _safe_dtype(d, kinds: str = "biufSU") -> bool:  # numbers, strings ("O": objects); no fields or forged flags
     return (isinstance(d, np.dtype) and d.kind in tuple(kinds) and d.names is None and d.subdtype is None
             and d.flags == np.dtype(d.str).flags)
 
@@ -50,8 +49,7 @@ def _dtype(spec, align=False, copy=True):
 _NDARRAY = type("_Marker", (), {"__repr__": lambda self: "numpy.ndarray"})()  # ("numpy", "ndarray"): not callable
 
 
-def _reconstruct(subtype, shape, typecode):
-    """numpy's _reconstruct(numpy.ndarray, (0,), b"b") of ndarray.__reduce__: an empty array that BUILD fills."""
+def _reconstruct(subtype, shape, typecode):  # numpy's, as ndarray.__reduce__ calls it: an empty array BUILD fills
     if subtype is not _NDARRAY or shape != (0,) or typecode not in (b"b", "b"):
         raise _Refused(f"_reconstruct{_brief((subtype, shape, typecode))}: only (numpy.ndarray, (0,), b'b')")
     return np.ndarray((0,), "b")
@@ -66,16 +64,14 @@ def _frombuffer(buf, dtype, shape, order, axis_order=None):  # numpy's, for prot
     return array.reshape(shape, order=order)
 
 
-def _scalar(dtype, data):
-    """numpy's scalar(dtype, raw bytes): a numpy number or string."""
+def _scalar(dtype, data):  # numpy's scalar(dtype, raw bytes): a numpy number or string
     data = data.encode("latin1") if isinstance(data, str) else data  # Python 2 pickles, read as latin1
     if not _safe_dtype(dtype) or not isinstance(data, bytes) or len(data) != dtype.itemsize:
         raise _Refused(f"numpy scalar{_brief((dtype, data))}: only the bytes of one number or string")
     return np.frombuffer(data, dtype=dtype, count=1)[0]
 
 
-def _latin1(text, encoding):
-    """_codecs.encode(text, "latin1"), how protocols 0-2 write bytes; other codecs (they import modules) refused."""
+def _latin1(text, encoding):  # _codecs.encode(text, "latin1"): bytes at protocols 0-2; other codecs import modules
     if not isinstance(text, str) or encoding != "latin1":
         raise _Refused(f"_codecs.encode({_brief(text)}, {_brief(encoding)}): only a str and 'latin1'")
     return text.encode("latin1")
@@ -116,6 +112,11 @@ def _state_ok(inst, state) -> bool:
     return isinstance(data, (bytes, bytearray, str)) and len(data) == math.prod(shape) * dtype.itemsize
 
 
+class _Opcodes(dict):
+    def __missing__(self, code):
+        raise _Refused(f"opcode {bytes([code])!r} is not a pickle opcode")
+
+
 class _RestrictedUnpickler(pickle._Unpickler):  # Python's own implementation, whose BUILD can be checked
     def find_class(self, module: str, name: str):
         if "." in name or (module, name) not in _ALLOWED:
@@ -128,16 +129,15 @@ class _RestrictedUnpickler(pickle._Unpickler):  # Python's own implementation, w
     def load_build(self):
         state, inst = self.stack[-1], self.stack[-2]
         if not _state_ok(inst, state):
-            raise _Refused(f"BUILD {type(inst).__name__} with {_brief(state)}: only numpy arrays' and dtypes' own")
+            raise _Refused(f"BUILD {type(inst).__name__} with {_brief(state)}: not a state numpy writes")
         self.stack.pop()
         inst.__setstate__(state)
 
-    dispatch = {**pickle._Unpickler.dispatch, pickle.BUILD[0]: load_build}
+    dispatch = _Opcodes({**pickle._Unpickler.dispatch, pickle.BUILD[0]: load_build})
 
 
 def load(path: str | Path, *, trust_pickle: bool = False):
-    """The object in the pickle at ``path``; ``trust_pickle``: with the plain, unrestricted :mod:`pickle`, which runs
-    whatever the file says (only for files you trust)."""
+    """The object in the pickle at ``path``; with ``trust_pickle``, plain :mod:`pickle` (runs what the file says)."""
     data = Path(path).read_bytes()
     if trust_pickle:
         return pickle.loads(data, encoding="latin1")

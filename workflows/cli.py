@@ -16,7 +16,10 @@ import sys
 
 COMMANDS = {
     "inspect": "Extract the three streams of one video and summarise them.",
+    "prepare": "Write the manifest CSV of a public corpus (CMU-MOSI/MOSEI, IEMOCAP, CREMA-D, RAVDESS, MELD).",
     "extract": "Extract a folder or manifest of videos into a Parquet feature store (Dask).",
+    "label": "Attach or change the labels, segments and splits of extracted videos (no re-extraction).",
+    "store": "Summarise a feature store (ls) or remove the videos no manifest names (prune).",
     "train": "Train MCR (or a baseline) on a store or a benchmark pickle.",
     "evaluate": "Evaluate a trained run on a split.",
     "predict": "Annotate new videos with emotions, one row per segment.",

@@ -277,13 +277,13 @@ def extract_corpus(sources: list[VideoSource], store: FeatureStore | str, *, cli
     from tqdm.auto import tqdm
 
     started = time.perf_counter()
+    _check_ids(sources)  # before any work: a bad id would otherwise fail only when its first stream is written
     client = current_client(client)
     store = store if isinstance(store, FeatureStore) else FeatureStore(store)
     extractors = extractors if extractors is not None else build_extractors()
     specs = tuple(ExtractorSpec.of(e) for e in extractors)
     if len({s.modality for s in specs}) != len(specs):
         raise ValueError("[extract] give one extractor per modality")
-    _check_ids(sources)
     ids = [s.video_id for s in sources]
     if len(set(ids)) != len(ids):
         twice = sorted({i for i in ids if ids.count(i) > 1})[:5]

@@ -118,9 +118,9 @@ def write_table(frame: pd.DataFrame, out: str | Path) -> Path:
     return out
 
 
-def predict_videos(input_path: str | Path, run: str | Path | TrainedRun, out: str | Path, *, store: str | Path | None = None,
-                   window: float | None = None, vtt_dir: str | Path | None = None, client=None,
-                   progress: bool = True, visual: str | None = None) -> pd.DataFrame:
+def predict_videos(input_path: str | Path, run: str | Path | TrainedRun, out: str | Path, *,
+                   store: str | Path | None = None, window: float | None = None, vtt_dir: str | Path | None = None,
+                   client=None, progress: bool = True, visual: str | None = None) -> pd.DataFrame:
     """Annotate the videos of ``input_path`` with the model of ``run``; writes ``out`` and returns the table.
 
     Args:
@@ -146,7 +146,7 @@ def predict_videos(input_path: str | Path, run: str | Path | TrainedRun, out: st
     summary = extract_corpus(sources, store, client=client, extractors=extractors, progress=progress)
     if sources and len(summary.failures) == len(sources):  # nothing to predict: say why, file by file
         first, more = summary.failures[0], len(summary.failures) - 1
-        message = " ".join(str(first["message"]).split()) + (f" ({more} more videos failed too)" if more else "")
+        message = " ".join(str(first["message"]).split()) + (f" ({more} more failed too)" if more else "")
         raise StageError(first["path"], first["stage"] or "extract", message)
     segments = plan_segments(store, sources, window=window)
     split, transcripts = segments_as_split(store, segments, max_len=trained.max_len, cfg=cfg)

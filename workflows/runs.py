@@ -6,11 +6,11 @@ A run directory::
     RUN/normalizer.safetensors per-feature mean/std of each modality (from the training split)
     RUN/checkpoints/last.safetensors (+ last.json)   model + optimizer + state, after the latest epoch
     RUN/checkpoints/best.safetensors (+ best.json)   model weights and config of the best validation epoch
+    RUN/history.json           one dict per epoch: losses, learning rate, validation metrics
+    RUN/metrics.json           the best epoch's metrics on valid (and test when there is one), confusion matrices
 
 Each JSON is written after the tensor file it describes and holds its SHA-256 (``sha256``, ``normalizer_sha256``);
 :func:`load_run` checks them all, so a damaged run is refused in one line that names the file.
-    RUN/history.json           one dict per epoch: losses, learning rate, validation metrics
-    RUN/metrics.json           the best epoch's metrics on valid (and test when there is one), confusion matrices
 
 With several seeds, ``RUN/seed-<s>/`` is one such directory per seed and ``RUN/summary.json`` the mean ± std.
 """

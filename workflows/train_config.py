@@ -32,6 +32,10 @@ class TrainConfig:
     lr_factor: float = 0.1
     early_stop_patience: int = 25
     """Epochs without validation improvement before training stops; 0 never stops early."""
+    schedule: str = "default"
+    """``default``: early stopping and LR-on-plateau as above (docs/model.md says why); ``paper``: exactly Table 1's
+    epochs at a constant learning rate, no early stop (sets early_stop_patience=0 and an lr_patience the plateau
+    rule can never reach)."""
     normalize: bool = True
     """Standardise every feature with the training split's mean and std (stored with the run)."""
     max_len: int | None = None
@@ -53,7 +57,15 @@ class TrainConfig:
         if unknown:
             raise ValueError(f"[train] unknown training options {unknown}; known: "
                              f"{sorted(f.name for f in dataclasses.fields(cls))}")
+        if d.get("schedule", "default") not in SCHEDULES:
+            raise ValueError(f"[train] unknown schedule {d['schedule']!r}; use one of {SCHEDULES}")
+        if d.get("schedule") == "paper":
+            d = {**d, "early_stop_patience": 0, "lr_patience": NEVER}
         return cls(**d)
+
+
+SCHEDULES = ("default", "paper")
+NEVER = 1_000_000_000  # epochs: longer than any run, so ReduceLROnPlateau never fires
 
 
 def configure(preset: str, config: str | Path | dict | None = None, **overrides: Any) -> tuple[Any, TrainConfig]:

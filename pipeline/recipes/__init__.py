@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from pipeline.corpus import MANIFEST_COLUMNS
+from pipeline.corpus import MANIFEST_COLUMNS, check_segment_id
 from pipeline.files import atomic_write
 from pipeline.store import check_video_id
 
@@ -79,8 +79,11 @@ def build(name: str, raw_dir: str | Path, **options: Any) -> Prepared:
     accepted = options_of(name)
     unknown = sorted(set(options) - set(accepted))
     if unknown:
-        raise ValueError(f"[prepare] {name} takes no option {', '.join(unknown)}; its options: "
-                         f"{', '.join(accepted) or 'none'}")
+        def flags(names: list[str]) -> str:
+            return ", ".join("--" + n.replace("_", "-") for n in names) or "none"
+
+        raise ValueError(f"{raw_dir}: [prepare] {name} takes no option {flags(unknown)}; its options: "
+                         f"{flags(accepted)}")
     rows = recipe(name)(raw_dir, **options)
     prepared = Prepared(name, [])
     exists: dict[str, bool] = {}
@@ -88,11 +91,14 @@ def build(name: str, raw_dir: str | Path, **options: Any) -> Prepared:
     seen: set[tuple[str, str]] = set()
     for row in rows:
         vid = check_video_id(row["video_id"])
+        check_segment_id(str(row["segment_id"]))
         if paths.setdefault(vid, row["path"]) != row["path"]:
-            raise ValueError(f"[prepare] {name}: video id {vid!r} names two files: {paths[vid]} and {row['path']}")
+            raise ValueError(f"{raw_dir}: [prepare] {name}: video id {vid!r} names two files: {paths[vid]} and "
+                             f"{row['path']}; keep one copy of the corpus under RAW_DIR")
         key = (vid, str(row["segment_id"]))
         if key in seen:
-            raise ValueError(f"[prepare] {name}: segment {vid}/{key[1]} is listed twice")
+            raise ValueError(f"{raw_dir}: [prepare] {name}: segment {vid}/{key[1]} is listed twice; keep one copy "
+                             "of the corpus (and of its label files) under RAW_DIR")
         seen.add(key)
         if row["path"] not in exists:
             exists[row["path"]] = Path(row["path"]).is_file()

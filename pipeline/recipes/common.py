@@ -8,8 +8,6 @@ from typing import Any, Iterable
 
 from pipeline.corpus import VIDEO_EXTENSIONS, video_id_from_path
 
-AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".m4a", ".ogg")
-
 
 def media_files(root: Path, extensions: Iterable[str] = VIDEO_EXTENSIONS) -> list[Path]:
     """Files under ``root`` (recursively) with one of ``extensions``, sorted; hidden files and folders skipped
@@ -45,12 +43,13 @@ def row(path: Path | str, segment_id: str, *, video_id: str | None = None, start
 
 def speaker_splits(speakers: Iterable[Any], valid: float = 0.1, test: float = 0.1) -> dict[Any, str]:
     """Speaker -> ``train``/``valid``/``test``, deterministic and speaker-independent: speakers in sorted order,
-    the last ``test`` share to test, the ``valid`` share before them to valid (at least one each from three
-    speakers on), the rest to train."""
+    the last ``test`` share to test, the ``valid`` share before them to valid (at least one each), the rest to
+    train. Fewer than three speakers make no split (empty mapping)."""
     ordered = sorted(set(speakers))
     n = len(ordered)
-    n_test = max(1, round(test * n)) if n >= 3 else 0
-    n_valid = max(1, round(valid * n)) if n >= 3 else 0
+    if n < 3:
+        return {}
+    n_test, n_valid = max(1, round(test * n)), max(1, round(valid * n))
     return {s: "test" if i >= n - n_test else "valid" if i >= n - n_test - n_valid else "train"
             for i, s in enumerate(ordered)}
 

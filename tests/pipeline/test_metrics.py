@@ -23,6 +23,8 @@ def test_sentiment_metrics_by_hand():
     # non-0: truth>0 [T,T,T,F,T], pred>0 [T,T,F,F,T]; F1(T)=6/7 (support 4), F1(F)=2/3 (support 1)
     assert m["acc2_non0"] == pytest.approx(4 / 5)
     assert m["f1_non0"] == pytest.approx(86 / 105)
+    # MulT calls f1_score(pred, truth): the same per-class F1s weighted by the predicted supports (3 T, 2 F)
+    assert m["f1_non0_mult"] == pytest.approx((3 * 6 / 7 + 2 * 2 / 3) / 5)
     # has-0: truth>=0 [T,T,T,F,T,T], pred>=0 [T,T,F,F,F,T]; F1(T)=3/4 (support 5), F1(F)=1/2 (support 1)
     assert m["acc2_has0"] == pytest.approx(4 / 6)
     assert m["f1_has0"] == pytest.approx(4.25 / 6)

@@ -10,15 +10,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from numpy._core.multiarray import _reconstruct, scalar
-from numpy._core.numeric import _frombuffer
 
 from pipeline import safe_pickle
 from pipeline.benchmark_files import load_pickle
+from pipeline.errors import is_user_error
 from pipeline.safe_pickle import UnsafePickleError
 from pipeline.sources import load_source
 
 PROTOCOLS = range(pickle.HIGHEST_PROTOCOL + 1)
+# numpy's own reconstruction helpers, under numpy 1 (numpy.core) or 2 (numpy._core)
+_reconstruct, scalar, _frombuffer = (np.zeros(1).__reduce__()[0], np.float64(0).__reduce__()[0],
+                                     np.zeros(1).__reduce_ex__(5)[0])
 
 
 # ---- crafting pickles by hand: opcodes at a given protocol -------------------------------------------------------
@@ -30,7 +32,9 @@ def _str(s: str, p: int) -> bytes:
     if p == 0:
         return pickle.UNICODE + s.encode("raw-unicode-escape") + b"\n"
     b = s.encode()
-    return pickle.SHORT_BINUNICODE + bytes([len(b)]) + b if p >= 4 else pickle.BINUNICODE + struct.pack("<I", len(b)) + b
+    if p >= 4 and len(b) < 256:
+        return pickle.SHORT_BINUNICODE + bytes([len(b)]) + b
+    return pickle.BINUNICODE + struct.pack("<I", len(b)) + b
 
 
 def _global(module: str, name: str, p: int) -> bytes:
@@ -92,7 +96,7 @@ def _assert_refused(path: Path, marker: Path | None = None) -> UnsafePickleError
         safe_pickle.load(path)
     message = str(err.value)
     assert "\n" not in message and "--trust-pickle" in message and str(path) in message, message
-    assert isinstance(err.value, pickle.UnpicklingError)
+    assert isinstance(err.value, pickle.UnpicklingError) and is_user_error(err.value)  # the CLI: one line, exit 2
     assert marker is None or not marker.exists()
     return err.value
 
@@ -122,7 +126,8 @@ OPCODE_CASES = {  # other opcodes that reach a global or a callable
     "inst_os_system": lambda m: b"(" + _str(f"touch {m}", 0) + b"ios\nsystem\n.",
     "obj_builtins_eval": lambda m: b"(cbuiltins\neval\n" + _str(_code(m), 0) + b"o.",
     "newobj_ndarray": lambda m: b"\x80\x02cnumpy\nndarray\n)\x81.",
-    "reduce_ndarray_marker": lambda m: b"\x80\x02cnumpy\nndarray\n((J\x00\xca\x9a;J\x00\xca\x9a;tt" + pickle.REDUCE + b".",
+    "ndarray_called_huge": lambda m: (b"\x80\x02cnumpy\nndarray\n((" + (pickle.BININT + struct.pack("<i", 10**9)) * 2
+                                      + b"tt" + pickle.REDUCE + b"."),
     "ext1": lambda m: b"\x80\x02\x82\x01.",
     "persid": lambda m: b"Pfoo\n.",
     "binpersid": lambda m: b"\x80\x02K\x01Q.",
@@ -187,7 +192,7 @@ HOSTILE = {
     "array_state_list": lambda: _array(_F8, [1.0, 2.0], (2,)),
     "array_state_short_data": lambda: _array(_F8, b"\0" * 8, (10**6,)),
     "array_state_huge_shape": lambda: _array(_F8, b"\0" * 8, (2**62, 2**62)),
-    "array_state_dtype_is_str": lambda: _array("O", [object], (1,)),
+    "array_state_dtype_is_str": lambda: _array("O", ["x"], (1,)),
     "array_state_extra": lambda: _R(_reconstruct, (np.ndarray, (0,), b"b"), (1, (1,), _F8, False, b"\0" * 8, "x")),
     "scalar_short": lambda: _R(scalar, (_F8, b"\0")),
     "scalar_object_dtype": lambda: _R(scalar, (np.dtype("O"), "x")),
@@ -209,18 +214,27 @@ HOSTILE = {
 }
 
 
+REFUSED_BY = {  # the check that stops these (others may stop them at more than one place)
+    "object_array_short_list": "BUILD", "object_array_long_list": "BUILD", "object_array_from_bytes": "BUILD",
+    "object_dtype_without_refcount": "BUILD", "dtype_flags_say_object": "BUILD", "dtype_fields_out_of_item": "BUILD",
+    "dtype_itemsize_grown": "BUILD", "array_state_dtype_is_str": "BUILD", "object_array_holding_code": "pathlib",
+    "reconstruct_huge_shape": "_reconstruct", "codecs_zlib": "_codecs.encode", "codecs_module_name": "_codecs.encode",
+    "bytes_of_ten_gigabytes": "TypeError", "numpy_dtype_class": "numpy.dtypes.Float32DType",
+}
+
+
 @pytest.mark.parametrize("p", PROTOCOLS)
 @pytest.mark.parametrize("case", list(HOSTILE))
 def test_allowed_callables_with_hostile_arguments_are_refused(tmp_path, case, p):
     path = tmp_path / "aligned_50.pkl"
     path.write_bytes(pickle.dumps({"train": {"text": HOSTILE[case]()}}, protocol=p))
-    _assert_refused(path)
+    assert REFUSED_BY.get(case, "") in str(_assert_refused(path))
 
 
 def test_the_shared_dtype_is_never_changed(tmp_path):
     """numpy.dtype("f4", align, copy=False) would hand out numpy's own float32 to BUILD: always a copy here."""
-    (tmp_path / "d.pkl").write_bytes(pickle.dumps(_R(np.dtype, ("f4", False, False), (3, ">", None, None, None, -1,
-                                                                                         -1, 0)), protocol=2))
+    big_endian = _R(np.dtype, ("f4", False, False), (3, ">", None, None, None, -1, -1, 0))
+    (tmp_path / "d.pkl").write_bytes(pickle.dumps(big_endian, protocol=2))
     assert safe_pickle.load(tmp_path / "d.pkl") == np.dtype(">f4")
     assert np.dtype("f4").byteorder == "="
 

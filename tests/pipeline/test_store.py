@@ -1,6 +1,8 @@
 """FeatureStore: layout, atomic writes, round trips, and readability by pyarrow.dataset, pandas and dask."""
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -8,7 +10,8 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.store import VIDEO_SCHEMA, FeatureStore, check_video_id, feature_matrix
+from pipeline.store import (MAX_VIDEO_ID_LENGTH, VIDEO_SCHEMA, FeatureStore, check_video_id, feature_matrix,
+                            stream_is_current)
 from tests.pipeline.streams import frames, meta
 
 
@@ -115,7 +118,46 @@ def test_fsspec_memory_url_round_trip():
     assert not [p for p in store.fs.find(store.root) if p.endswith(".tmp")]
 
 
-@pytest.mark.parametrize("bad", ["", "../x", "a/b", ".hidden", "_x", "a b", "a=b"])
-def test_video_ids_that_cannot_name_a_folder_are_refused(bad):
-    with pytest.raises(ValueError):
+def test_a_stream_file_says_what_it_holds_and_only_it_decides_what_is_current(tmp_path):
+    store = FeatureStore(tmp_path)
+    current = {"config_hash": "0" * 16, "source_sha256": "s" * 64}
+    store.write_stream("acoustic", "v", _acoustic(5, 0), meta("acoustic", 3, 0.01), source_sha256="s" * 64)
+    info = store.stream_info("acoustic", "v")
+    assert (info.rows, info.extractor, info.config_hash, info.source_sha256) == (5, "test-acoustic", "0" * 16, "s" * 64)
+    assert info.metadata["rows"] == "5" and stream_is_current(store, "acoustic", "v", **current)
+    assert not stream_is_current(store, "acoustic", "v", **{**current, "config_hash": "1" * 16})
+    assert not stream_is_current(store, "acoustic", "v", **{**current, "source_sha256": "t" * 64})
+    assert store.stream_info("acoustic", "none") is None
+    assert not stream_is_current(store, "acoustic", "none", **current)
+
+    path = store.stream_path("acoustic", "v")
+    pq.write_table(pq.read_table(path).slice(0, 3), path)  # rows cut behind the store's back, metadata kept
+    assert store.stream_info("acoustic", "v").rows == 3 and not stream_is_current(store, "acoustic", "v", **current)
+    old = store.stream_path("acoustic", "old")  # written by a version that recorded neither source nor rows
+    os.makedirs(os.path.dirname(old))
+    pq.write_table(_acoustic(4, 0).replace_schema_metadata(meta("acoustic", 3, 0.01)), old)
+    assert store.stream_info("acoustic", "old").rows == 4
+    assert not stream_is_current(store, "acoustic", "old", **current)
+    with open(path, "wb") as f:  # not Parquet at all
+        f.write(b"PAR1 not really")
+    assert store.stream_info("acoustic", "v") is None and not stream_is_current(store, "acoustic", "v", **current)
+
+
+@pytest.mark.parametrize("good", ["a", "0001", "A.b_c-d", "x" * MAX_VIDEO_ID_LENGTH, "talk.."])
+def test_video_ids_that_name_a_folder(good):
+    assert check_video_id(good) == good
+
+
+@pytest.mark.parametrize("bad, why", [
+    ("", "letters"), ("abc\n", "letters"),  # `$` matches before a trailing newline; fullmatch does not
+    ("\nabc", "letters"), ("a\x00b", "letters"), ("../x", "letters"), ("a/b", "letters"), ("a\\b", "letters"),
+    (".hidden", "starting"), ("_x", "starting"), ("-x", "starting"), ("a b", "letters"), ("a=b", "letters"),
+    ("café", "ASCII"), ("ｘ", "ASCII"), ("x" * (MAX_VIDEO_ID_LENGTH + 1), "at most 100"),
+    ("x" * 250, "250 characters"),
+    (None, "not a string"), (7, "not a string"),
+])
+def test_video_ids_that_cannot_name_a_folder_are_refused(bad, why):
+    with pytest.raises(ValueError, match=why):
         check_video_id(bad)
+    with pytest.raises(ValueError):  # nor can the store be asked for its files
+        FeatureStore("unused").stream_path("acoustic", bad)

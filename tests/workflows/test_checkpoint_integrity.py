@@ -202,3 +202,75 @@ def test_predict_on_one_undecodable_file_names_it_and_its_stage(trained, tmp_pat
     (line,) = _predict_lines(capsys)
     assert line.startswith(f"mcr predict: error: {videos / 'x.mp4'}: [decode] ") and "stream" not in line
     assert not out.exists()
+
+
+def _mult_pickle(folder: Path, dims: tuple[int, int, int], sizes=(24, 8, 8)) -> Path:
+    """A MulT-style pickle of random sequences with the feature sizes of ``dims`` (language, visual, acoustic)."""
+    import pickle
+
+    rng = np.random.default_rng(0)
+    data = {}
+    for name, n in zip(("train", "valid", "test"), sizes):
+        data[name] = {key: rng.normal(size=(n, 6, d)).astype(np.float32)
+                      for key, d in zip(("text", "vision", "audio"), dims)}
+        data[name]["labels"] = rng.uniform(-3, 3, (n, 1, 1)).astype(np.float32)
+        data[name]["id"] = np.array([[f"vid{i // 4}".encode(), str(i).encode(), b""] for i in range(n)])
+    path = folder / "mosi_data_noalign.pkl"
+    path.write_bytes(pickle.dumps(data, protocol=4))
+    return path
+
+
+@pytest.fixture(scope="module")
+def extracted(tmp_path_factory):
+    """A real clip extracted into a store, and a tiny run trained on random data of the same feature sizes."""
+    from pipeline.store import FeatureStore
+    from pipeline.store_source import segment_records
+    from tests.extractors.media_files import cremad_clips
+
+    clip = cremad_clips()["ANG"]
+    root = tmp_path_factory.mktemp("predict")
+    (root / "videos").mkdir()
+    (root / "videos" / "good.flv").symlink_to(clip)
+    store = root / "store"
+    assert mcr(["extract", str(root / "videos"), "--store", str(store), "--workers", "1", "--no-progress"]) == 0
+    store_ = FeatureStore(str(store))
+    record = segment_records(store_, store_.segments(), max_len=None)[0]
+    data = _mult_pickle(root, tuple(record[m].shape[1] for m in ("language", "visual", "acoustic")))
+    assert mcr(["train", "--data", str(data), "--config", str(write_config(root, epochs=1)), "--out",
+                str(root / "run"), "--no-progress"]) == 0
+    return root, store
+
+
+@pytest.mark.slow
+def test_predict_reports_each_failed_file_and_predicts_the_others(extracted, tmp_path, capsys):
+    import pandas as pd
+
+    root, store = extracted
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    (videos / "good.flv").symlink_to(root / "videos" / "good.flv")
+    (videos / "bad.mp4").write_bytes(b"\x00" * 64)
+    out = tmp_path / "out.csv"
+    capsys.readouterr()
+    assert mcr(["predict", str(videos), "--model", str(root / "run"), "--out", str(out), "--store", str(store),
+                "--workers", "1", "--no-progress"]) == 1
+    (line,) = _predict_lines(capsys)
+    assert line.startswith(f"failed: {videos / 'bad.mp4'} [decode] ")
+    rows = pd.read_csv(out)
+    assert list(rows["video_id"]) == ["good"] and np.isfinite(rows["sentiment"]).all()
+    assert set(rows["sentiment_class"]) <= {"positive", "negative", "neutral"}
+
+
+@pytest.mark.slow
+def test_predict_with_weights_that_give_nan_writes_no_class(extracted, tmp_path, capsys):
+    root, store = extracted
+    shutil.copytree(root / "run", tmp_path / "run")
+    _nan_weights(tmp_path / "run")
+    out = tmp_path / "out.csv"
+    capsys.readouterr()
+    assert mcr(["predict", str(root / "videos"), "--model", str(tmp_path / "run"), "--out", str(out),
+                "--store", str(store), "--workers", "1", "--no-progress"]) == 2
+    (line,) = _predict_lines(capsys)
+    assert f"{tmp_path / 'run' / 'checkpoints' / 'best.safetensors'}: [predict] " in line
+    assert "non-finite outputs for 1 of 1 segments (of good)" in line and "weights may be corrupt" in line
+    assert not out.exists()

@@ -152,3 +152,26 @@ def test_trains_on_a_feature_store_with_text_labels(tmp_path):
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert set(metrics["valid"]) == {"acc", "f1", "loss"}
     assert np.asarray(metrics["valid_confusion"]["classification"]["matrix"]).sum() == 2  # v2's two segments
+
+
+@pytest.mark.slow
+def test_paper_schedule_trains_exactly_table_1s_epochs_at_a_constant_rate(tmp_path):
+    from workflows.train import train_run
+    from workflows.train_config import configure, fit_model_to_data
+
+    model_cfg, tcfg = configure("mosi", schedule="paper")
+    assert tcfg.epochs == 120 and tcfg.early_stop_patience == 0 and tcfg.lr_patience >= 10**9
+    rng = np.random.default_rng(0)
+    splits = {"train": planted_split(32, rng), "valid": planted_split(16, rng)}
+    # a learning rate of 0 never improves on valid: the default schedule would stop early, the paper's does not
+    settings = {"batch_size": 16, "lr": 0.0, "model": {"d_model": 8, "n_heads": 2, "n_layers": 1}}
+    default_model, default_cfg = configure("mosi", {**settings, "early_stop_patience": 2}, epochs=6)
+    done = train_run(splits, fit_model_to_data(default_model, splits["train"]), default_cfg, tmp_path / "default",
+                     progress=False)
+    assert done["stopped_early"] and done["epochs_run"] < 6
+    paper_model, paper_cfg = configure("mosi", {**settings, "early_stop_patience": 2}, epochs=6, schedule="paper")
+    done = train_run(splits, fit_model_to_data(paper_model, splits["train"]), paper_cfg, tmp_path / "paper",
+                     progress=False)
+    assert not done["stopped_early"] and done["epochs_run"] == 6
+    lrs = {h["lr"] for h in json.loads((tmp_path / "paper" / "history.json").read_text())}
+    assert lrs == {0.0}

@@ -77,9 +77,10 @@ def _files(n: int) -> str:
 
 
 def format_skipped(skipped: list[dict[str, str]], limit: int = 20) -> str:
-    """``skipped 3 files: notes.txt (not a video or audio file), ...``, one per line, the first ``limit``."""
+    """``skipped 3 files:``, then one line per file (``  notes.txt: not a video or audio file (.txt)``), the
+    first ``limit`` of them."""
     lines = [f"skipped {_files(len(skipped))}:"]
-    lines += [f"  {s['path']} ({s['reason']})" for s in skipped[:limit]]
+    lines += [f"  {s['path']}: {s['reason']}" for s in skipped[:limit]]
     if len(skipped) > limit:
         reasons: dict[str, int] = {}
         for s in skipped[limit:]:

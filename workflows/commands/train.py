@@ -30,6 +30,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--epochs", type=int, help="override the preset's epochs")
     parser.add_argument("--batch-size", type=int, help="override the preset's batch size")
     parser.add_argument("--lr", type=float, help="override the preset's learning rate")
+    parser.add_argument("--schedule", choices=["default", "paper"],
+                        help="default: early stopping and LR-on-plateau; paper: exactly Table 1's epochs, constant "
+                        "learning rate, no early stop")
     parser.add_argument("--arch", choices=["mcr", "mult"], help="model: MCR (default) or the MulT baseline")
     parser.add_argument("--ablation", metavar="NAME", help="a row of the paper's Table 5, e.g. language_only")
     parser.add_argument("--aligned", action="store_true", default=None,
@@ -49,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     from workflows.train_config import configure, fit_model_to_data
 
     model_cfg, tcfg = configure(args.preset, args.config, seed=args.seed, epochs=args.epochs,
-                                batch_size=args.batch_size, lr=args.lr, aligned=args.aligned,
+                                batch_size=args.batch_size, lr=args.lr, schedule=args.schedule, aligned=args.aligned,
                                 max_len=args.max_len, device=args.device, cpu_threads=args.cpu_threads)
     if args.arch:
         model_cfg = model_cfg.replace(arch=args.arch)
