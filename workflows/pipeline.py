@@ -32,6 +32,8 @@ def build_stages(config: PipelineConfig, *, client=None, log: Callable[[str], No
         log(f"[extract] {summary.done} done, {summary.skipped} skipped, {summary.failed} failed")
         for f in summary.failures:
             log(f"[extract] failed: {f.get('path')} [{f.get('stage')}] {f.get('message')}")
+        for f in summary.skipped_files:
+            log(f"[extract] passed over: {f.get('path')} ({f.get('reason')})")
 
     def dataset():
         from pipeline.sources import training_splits

@@ -49,6 +49,13 @@ class TrainConfig:
     eval_batch_size: int = 256
     cpu_threads: int = 0
     """Torch CPU threads (0: torch's default). One is fastest for small models on a busy machine."""
+    modality_dropout: float = 0.0
+    """Probability, per training sample and per modality, that the whole modality is masked out for that sample
+    (its mask set all False and its features zeroed), so that inputs with a missing stream (speech with no face in
+    view, a face with no speech) are in the training distribution. At least one of the model's modalities is always
+    left: when a sample would lose all of them, one chosen uniformly is kept (so the realised rate per modality is
+    p - p**k / k for k modalities; a unimodal model is never dropped). Drawn from (seed, epoch, batch) alone, so
+    runs stay exactly resumable; never applied at evaluation. 0 (off) in the paper's presets."""
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -59,6 +66,8 @@ class TrainConfig:
                              f"{sorted(f.name for f in dataclasses.fields(cls))}")
         if d.get("schedule", "default") not in SCHEDULES:
             raise ValueError(f"[train] unknown schedule {d['schedule']!r}; use one of {SCHEDULES}")
+        if not 0.0 <= float(d.get("modality_dropout", 0.0)) < 1.0:
+            raise ValueError(f"[train] modality_dropout must be in [0, 1), got {d['modality_dropout']!r}")
         if d.get("schedule") == "paper":
             d = {**d, "early_stop_patience": 0, "lr_patience": NEVER}
         return cls(**d)
