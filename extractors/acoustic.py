@@ -53,6 +53,10 @@ class AcousticConfig(ExtractorConfig):
     voicing_floor_db: float = 10.0
     """... and its ``rms_db`` this many dB above the clip's noise floor (10th percentile) or, if lower, this many
     dB below its loud frames (95th percentile), so that a clip that is all voice is voiced."""
+    top_db: float | None = None
+    """Floor of the MFCCs' and spectral contrast's dB values, this far below the clip's loudest value (librosa's
+    ``top_db``, 80 in librosa). None: a fixed floor (-100 dB), so that a frame's features do not depend on the
+    rest of the clip, nor on where a long video is cut into chunks."""
 
 
 @register
@@ -114,7 +118,8 @@ class AcousticExtractor(Extractor):
         n_fft = int(2 ** np.ceil(np.log2(win)))
         spec = np.abs(librosa.stft(y, n_fft=n_fft, hop_length=hop, win_length=win))  # (n_fft/2+1, N)
         mel = librosa.feature.melspectrogram(S=spec ** 2, sr=sample_rate, n_mels=c.n_mels)
-        mfcc = librosa.feature.mfcc(S=librosa.power_to_db(mel, amin=_SILENCE ** 2), n_mfcc=c.n_mfcc)  # (n_mfcc, N)
+        mfcc = librosa.feature.mfcc(S=librosa.power_to_db(mel, amin=_SILENCE ** 2, top_db=c.top_db),
+                                    n_mfcc=c.n_mfcc)  # (n_mfcc, N)
         rms = librosa.feature.rms(y=y, frame_length=win, hop_length=hop)[0]
         rms_db = 20 * np.log10(np.maximum(rms, _SILENCE))
         zcr = librosa.feature.zero_crossing_rate(y, frame_length=win, hop_length=hop)[0]
@@ -122,7 +127,7 @@ class AcousticExtractor(Extractor):
                  librosa.feature.spectral_bandwidth(S=spec, sr=sample_rate)[0],
                  librosa.feature.spectral_rolloff(S=spec, sr=sample_rate)[0],
                  librosa.feature.spectral_flatness(S=spec, amin=_SILENCE ** 2)[0]]
-        contrast = librosa.feature.spectral_contrast(S=spec, sr=sample_rate, fmin=100.0, n_bands=6)  # (7, N)
+        contrast = _spectral_contrast(spec, sample_rate, n_fft, c.top_db)  # (7, N)
 
         f0 = librosa.yin(y, fmin=c.fmin, fmax=c.fmax, sr=sample_rate, frame_length=pitch_frame, hop_length=hop)
         pitch_spec = np.abs(librosa.stft(y, n_fft=pitch_frame, hop_length=hop))  # (pitch_frame/2+1, N)
@@ -144,6 +149,35 @@ class AcousticExtractor(Extractor):
         if not np.isfinite(features).all():
             raise ValueError("acoustic features are not finite; please report it")
         return np.ascontiguousarray(features)
+
+
+def _spectral_contrast(spec: np.ndarray, sample_rate: int, n_fft: int, top_db: float | None,
+                       fmin: float = 100.0, n_bands: int = 6, quantile: float = 0.02) -> np.ndarray:
+    """(n_bands + 1, N) ``librosa.feature.spectral_contrast`` (same bands, same quantile), its dB values floored at
+    ``top_db`` below the clip's peak as librosa does, or (None) at the fixed amin only."""
+    if top_db is not None:
+        return librosa.feature.spectral_contrast(S=spec, sr=sample_rate, fmin=fmin, n_bands=n_bands,
+                                                 quantile=quantile)
+    freq = librosa.fft_frequencies(sr=sample_rate, n_fft=n_fft)
+    octa = np.zeros(n_bands + 2)
+    octa[1:] = fmin * (2.0 ** np.arange(0, n_bands + 1))
+    valley = np.zeros((n_bands + 1, spec.shape[1]))
+    peak = np.zeros_like(valley)
+    for k, (f_low, f_high) in enumerate(zip(octa[:-1], octa[1:])):  # librosa's loop, verbatim
+        band = (freq >= f_low) & (freq <= f_high)
+        idx = np.flatnonzero(band)
+        if k > 0:
+            band[idx[0] - 1] = True
+        if k == n_bands:
+            band[idx[-1] + 1:] = True
+        sub = spec[band, :]
+        if k < n_bands:
+            sub = sub[:-1, :]
+        n = int(max(np.rint(quantile * np.sum(band)), 1))
+        ordered = np.sort(sub, axis=0)
+        valley[k] = np.mean(ordered[:n], axis=0)
+        peak[k] = np.mean(ordered[-n:], axis=0)
+    return librosa.power_to_db(peak, top_db=None) - librosa.power_to_db(valley, top_db=None)
 
 
 def _periodicity(y: np.ndarray, frame: int, hop: int, min_lag: int, max_lag: int) -> np.ndarray:

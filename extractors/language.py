@@ -49,6 +49,11 @@ class LanguageConfig(ExtractorConfig):
     """Download the whisper model from openai when it is not available offline."""
     threads: int | None = None
     """torch CPU threads while transcribing; None leaves torch's setting alone."""
+    vad: bool = True
+    """Transcribe each speech region on its own (an energy detector, :mod:`extractors.vad`): silences are never
+    decoded, and a long recording's windows hold one utterance each instead of 30 s of whatever is there."""
+    vad_min_silence: float = 0.5
+    """Shortest silence (seconds) between two speech regions."""
 
 
 @functools.lru_cache(maxsize=8)
@@ -148,7 +153,8 @@ class WhisperGloveExtractor(Extractor):
             return schema.empty_table()
         options = TranscribeOptions(language=self.config.language,
                                     short_window_seconds=self.config.short_window_seconds,
-                                    short_content_seconds=self.config.short_content_seconds)
+                                    short_content_seconds=self.config.short_content_seconds,
+                                    vad=self.config.vad, vad_min_silence=self.config.vad_min_silence)
         try:
             with self._threads():
                 words = transcribe_words(self.model, self._audio(media), options)

@@ -1,16 +1,23 @@
 """Facial action units per sampled frame with MediaPipe's face landmarker (the default visual extractor).
 
-Every visual extractor writes the same columns, one row per sampled frame:
+Every visual extractor writes the same columns, one row per sampled frame and face:
 
 * ``time`` float64: the frame's presentation time, seconds;
 * ``face`` bool: whether a face was found (a frame without one is a row of zeros with ``face = false``);
+* ``face_id`` int32: the face's track id (0, 1, ... in order of appearance; -1 on a row without a face). With
+  ``max_faces = 1`` it is 0 on every face row; with more, faces are tracked across frames (:func:`track_faces`) and
+  a frame has one row per face found, sorted by ``face_id`` (or one no-face row);
 * ``features`` fixed_size_list<float32>[n_AU]: AU intensities in [0, 1], named ``AU01`` .. in ``feature_names``;
 * ``blendshapes`` fixed_size_list<float32>[52]: the raw blendshape scores (names in the schema metadata);
 * ``pose`` fixed_size_list<float32>[3]: head yaw, pitch, roll in degrees (see :func:`pose_from_matrix`).
 
-Frames are taken at ``config.fps`` (10 Hz by default) from those the decoder kept. The landmarker runs in IMAGE
-mode: each frame on its own, so a video's features never depend on which video the same worker saw before
-(VIDEO mode tracks across calls; it was ~20% faster, 5.0 vs 6.3 ms per 480x360 frame, not worth that).
+Frames are taken at ``config.fps`` (10 Hz by default) from those the decoder kept. With ``max_faces = 1`` the
+landmarker runs in IMAGE mode: each frame on its own, so a video's features never depend on which video the same
+worker saw before (VIDEO mode tracks across calls; it was ~20% faster, 5.0 vs 6.3 ms per 480x360 frame, not worth
+that). With more faces, each video gets a VIDEO-mode landmarker of its own (closed after it): it follows a face
+from frame to frame by its landmarks, where IMAGE mode's detector missed one of two faces of 1/8 of the frame
+width in 10-22% of the frames. Face ids come from :func:`track_faces` (landmark boxes) over the frames of one
+``extract()`` call: a video handed over in several calls (pieces, chunks) is numbered per call.
 """
 from __future__ import annotations
 
@@ -19,7 +26,7 @@ import json
 import os
 import threading
 import weakref
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +36,7 @@ from extractors.au_mapping import AU_NAMES, BLENDSHAPE_NAMES, blendshapes_to_aus
 from extractors.base import Extractor, ExtractorConfig, Media, features_column, register
 from extractors.media import DEFAULT_FPS
 from pipeline.errors import StageError
-from pipeline.files import sha256_file
+from pipeline.files import sha256_file, sha256_text
 
 
 @contextlib.contextmanager
@@ -50,6 +57,32 @@ def _native_stderr_silenced():
         os.close(devnull)
 
 POSE_NAMES = ("yaw", "pitch", "roll")
+TRACK_MIN_IOU = 0.3
+"""A face continues a track when its landmark box overlaps the track's last box by at least this IoU."""
+TRACK_MAX_GAP = 1.0
+"""Seconds a track may go unseen (missed detections, a turned head) and still be continued."""
+
+
+@dataclass
+class FaceRows:
+    """What a visual extractor found: one row per (frame, face), or one no-face row for a frame without a face.
+
+    ``frame`` (R,) indexes the analysed frames, non-decreasing; ``face_id`` (R,) int32 (-1 without a face),
+    increasing within a frame; ``face`` (R,) bool; ``aus`` (R, n_AU); ``blendshapes`` (R, 52); ``pose`` (R, 3).
+    """
+
+    frame: np.ndarray
+    face_id: np.ndarray
+    face: np.ndarray
+    aus: np.ndarray
+    blendshapes: np.ndarray
+    pose: np.ndarray
+
+    @classmethod
+    def one_per_frame(cls, face, aus, blendshapes, pose) -> "FaceRows":
+        """Rows of a single-face analysis: face id 0 where a face was found, -1 elsewhere."""
+        face = np.asarray(face, bool)
+        return cls(np.arange(len(face)), np.where(face, 0, -1).astype(np.int32), face, aus, blendshapes, pose)
 
 
 class VisualExtractor(Extractor):
@@ -62,7 +95,7 @@ class VisualExtractor(Extractor):
         return 1.0 / self.config.fps if self.config.fps else None
 
     def schema(self) -> pa.Schema:
-        fields = [pa.field("time", pa.float64()), pa.field("face", pa.bool_()),
+        fields = [pa.field("time", pa.float64()), pa.field("face", pa.bool_()), pa.field("face_id", pa.int32()),
                   pa.field("features", pa.list_(pa.float32(), self.feature_dim)),
                   pa.field("blendshapes", pa.list_(pa.float32(), len(BLENDSHAPE_NAMES))),
                   pa.field("pose", pa.list_(pa.float32(), len(POSE_NAMES)))]
@@ -74,24 +107,31 @@ class VisualExtractor(Extractor):
                 "pose_names": json.dumps(list(POSE_NAMES))}
 
     def extract(self, media: Media) -> pa.Table:
-        """One row per frame sampled at ``config.fps``; an empty table when the media has no video."""
+        """One row per frame sampled at ``config.fps`` and face found; an empty table when the media has no video."""
         if not media.has_video:
             return self.schema().empty_table()
         keep = sample_frames(media.frame_times, self.config.fps)
         times = media.frame_times[keep]
-        face, aus, blendshapes, pose = self.analyse(media.frames[keep], times, media.path)
-        if not len(face) == len(aus) == len(blendshapes) == len(pose) == len(times):
-            raise StageError(media.path, "visual", f"{self.name} gave {len(face)} results for {len(times)} frames; "
-                                                   f"please report it")
-        columns = [pa.array(times, pa.float64()), pa.array(face, pa.bool_()),
-                   features_column(aus, self.feature_dim), features_column(blendshapes, len(BLENDSHAPE_NAMES)),
-                   features_column(pose, len(POSE_NAMES))]
+        rows = self.analyse_faces(media.frames[keep], times, media.path)
+        n = len(rows.frame)
+        if not len(rows.face_id) == len(rows.face) == len(rows.aus) == len(rows.blendshapes) == len(rows.pose) == n \
+                or not np.array_equal(np.unique(rows.frame), np.arange(len(times))) or (np.diff(rows.frame) < 0).any():
+            raise StageError(media.path, "visual", f"{self.name} gave {n} rows that do not cover its {len(times)} "
+                                                   f"frames; please report it")
+        columns = [pa.array(times[rows.frame], pa.float64()), pa.array(rows.face, pa.bool_()),
+                   pa.array(rows.face_id, pa.int32()), features_column(rows.aus, self.feature_dim),
+                   features_column(rows.blendshapes, len(BLENDSHAPE_NAMES)),
+                   features_column(rows.pose, len(POSE_NAMES))]
         return pa.table(columns, schema=self.schema())
 
     def analyse(self, frames: np.ndarray, times: np.ndarray, path: str
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """(N, H, W, 3) uint8 RGB -> face (N,) bool, AUs (N, n_AU), blendshapes (N, 52), pose (N, 3)."""
+        """(N, H, W, 3) uint8 RGB -> face (N,) bool, AUs (N, n_AU), blendshapes (N, 52), pose (N, 3) of one face."""
         raise NotImplementedError
+
+    def analyse_faces(self, frames: np.ndarray, times: np.ndarray, path: str) -> FaceRows:
+        """Every face of every frame; by default the one face of :meth:`analyse` per frame, with face id 0."""
+        return FaceRows.one_per_frame(*self.analyse(frames, times, path))
 
 
 @dataclass(frozen=True)
@@ -106,6 +146,12 @@ class MediaPipeConfig(ExtractorConfig):
     """Face detector score below which a frame has no face."""
     min_presence_confidence: float = 0.5
     """Landmarker face-presence score below which a frame has no face."""
+    max_faces: int = 1
+    """Faces looked for per frame (MediaPipe's ``num_faces``); above 1, faces are tracked across frames."""
+
+    def __post_init__(self):
+        if isinstance(self.max_faces, bool) or not isinstance(self.max_faces, int) or self.max_faces < 1:
+            raise ValueError(f"max_faces must be a whole number >= 1, got {self.max_faces!r}")
 
 
 @register
@@ -141,19 +187,22 @@ class MediaPipeVisualExtractor(VisualExtractor):
             self._model_file = Path(resolve_face_landmarker(self.config.model_path))
         return self._model_file
 
-    def landmarker(self):
-        """The MediaPipe FaceLandmarker, created on first use and kept for this instance's lifetime."""
-        if self._landmarker is None:
-            from mediapipe.tasks.python import BaseOptions, vision
+    def _create_landmarker(self, mode: str):
+        from mediapipe.tasks.python import BaseOptions, vision
 
-            options = vision.FaceLandmarkerOptions(
-                base_options=BaseOptions(model_asset_path=str(self._model())),
-                running_mode=vision.RunningMode.IMAGE, num_faces=1,
-                min_face_detection_confidence=self.config.min_detection_confidence,
-                min_face_presence_confidence=self.config.min_presence_confidence,
-                output_face_blendshapes=True, output_facial_transformation_matrixes=True)
-            with _native_stderr_silenced():
-                self._landmarker = vision.FaceLandmarker.create_from_options(options)
+        options = vision.FaceLandmarkerOptions(
+            base_options=BaseOptions(model_asset_path=str(self._model())),
+            running_mode=getattr(vision.RunningMode, mode), num_faces=self.config.max_faces,
+            min_face_detection_confidence=self.config.min_detection_confidence,
+            min_face_presence_confidence=self.config.min_presence_confidence,
+            output_face_blendshapes=True, output_facial_transformation_matrixes=True)
+        with _native_stderr_silenced():
+            return vision.FaceLandmarker.create_from_options(options)
+
+    def landmarker(self):
+        """The MediaPipe FaceLandmarker (IMAGE mode), created on first use and kept for this instance's lifetime."""
+        if self._landmarker is None:
+            self._landmarker = self._create_landmarker("IMAGE")
             # Close before interpreter teardown: MediaPipe closes through a thread pool, which is gone by the time
             # ``atexit`` hooks or finalisers run. Threading's exit hooks run in reverse order, so this one runs
             # before the pool's own shutdown hook.
@@ -161,25 +210,76 @@ class MediaPipeVisualExtractor(VisualExtractor):
             threading._register_atexit(lambda: this() is not None and this().close())
         return self._landmarker
 
-    def analyse(self, frames, times, path):
+    def config_hash(self) -> str:
+        """The base hash, leaving ``max_faces`` out at its default 1: that output is the output before the option
+        existed plus ``face_id`` (0 where ``face``, else -1), which readers derive for older files, so stores keep
+        their visual streams. (The blob is ``Extractor.config_hash``'s; tests/extractors/test_base.py pins it.)"""
+        config = asdict(self.config)
+        if config["max_faces"] != 1:
+            return super().config_hash()
+        del config["max_faces"]
+        blob = json.dumps({"name": self.name, "config": config}, sort_keys=True, default=str)
+        return sha256_text(blob)[:16]
+
+    def detect(self, frames: np.ndarray, times: np.ndarray | None = None
+               ) -> list[list[tuple[np.ndarray, np.ndarray, np.ndarray]]]:
+        """Per frame, the faces found, in MediaPipe's order: (box (4,) x0 y0 x1 y1 as fractions of the frame,
+        blendshapes (52,), pose (3,)) each.
+
+        Without ``times`` (or with ``max_faces = 1``) each frame is analysed on its own (IMAGE mode). With the
+        frames' times (s, increasing) and ``max_faces > 1``, a landmarker of their own runs in VIDEO mode: a face
+        found once is followed from its landmarks to the next frame, and the detector runs only while fewer than
+        ``max_faces`` faces are followed (so a lone face is detected in every frame, exactly as in IMAGE mode).
+        """
         import mediapipe as mp
 
+        video = times is not None and self.config.max_faces > 1
+        landmarker, found, stamp = self._create_landmarker("VIDEO") if video else self.landmarker(), [], -1
+        try:
+            for i, frame in enumerate(frames):
+                image = mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(frame))
+                if video:
+                    stamp = max(stamp + 1, int(round(float(times[i]) * 1000)))  # ms, strictly increasing
+                    result = landmarker.detect_for_video(image, stamp)
+                else:
+                    result = landmarker.detect(image)
+                found.append([_face(result, k) for k in range(len(result.face_blendshapes or []))])
+        finally:
+            if video:
+                landmarker.close()
+        return found
+
+    def analyse(self, frames, times, path):
+        """The first face MediaPipe reports in each frame (the only one with ``max_faces = 1``)."""
         n = len(frames)
         face = np.zeros(n, bool)
         blendshapes = np.zeros((n, len(BLENDSHAPE_NAMES)), np.float32)  # (N, 52)
         pose = np.zeros((n, len(POSE_NAMES)), np.float32)  # (N, 3)
-        landmarker = self.landmarker()
-        for i, frame in enumerate(frames):
-            image = mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(frame))
-            result = landmarker.detect(image)
-            if not result.face_blendshapes:
-                continue
-            scores = {c.category_name: c.score for c in result.face_blendshapes[0]}
-            face[i] = True
-            blendshapes[i] = [scores.get(name, 0.0) for name in BLENDSHAPE_NAMES]
-            if result.facial_transformation_matrixes:
-                pose[i] = pose_from_matrix(np.asarray(result.facial_transformation_matrixes[0]))
+        for i, faces in enumerate(self.detect(frames)):
+            if faces:
+                face[i], blendshapes[i], pose[i] = True, faces[0][1], faces[0][2]
         return face, blendshapes_to_aus(blendshapes), blendshapes, pose
+
+    def analyse_faces(self, frames, times, path):
+        """``max_faces = 1``: :meth:`analyse` with face id 0; more: every face, tracked (:func:`track_faces`)."""
+        if self.config.max_faces == 1:
+            return super().analyse_faces(frames, times, path)
+        found = self.detect(frames, times)
+        ids = track_faces([np.array([box for box, _, _ in faces]).reshape(-1, 4) for faces in found], times)
+        frame, face_id, blendshapes, pose = [], [], [], []
+        for i, (faces, track) in enumerate(zip(found, ids)):
+            if not faces:
+                faces, track = [(None, np.zeros(len(BLENDSHAPE_NAMES), np.float32),
+                                 np.zeros(len(POSE_NAMES), np.float32))], np.array([-1])
+            for k in np.argsort(track, kind="stable"):
+                frame.append(i)
+                face_id.append(track[k])
+                blendshapes.append(faces[k][1])
+                pose.append(faces[k][2])
+        blendshapes = np.stack(blendshapes).astype(np.float32)  # (R, 52)
+        face_id = np.asarray(face_id, np.int32)
+        return FaceRows(np.asarray(frame, np.int64), face_id, face_id >= 0, blendshapes_to_aus(blendshapes),
+                        blendshapes, np.stack(pose).astype(np.float32))
 
     def close(self) -> None:
         """Release the landmarker now (MediaPipe's own finaliser complains when it runs at interpreter exit)."""
@@ -189,6 +289,65 @@ class MediaPipeVisualExtractor(VisualExtractor):
 
     def __getstate__(self):  # the landmarker is a native handle: rebuild it after pickling (Dask)
         return {**self.__dict__, "_landmarker": None}
+
+
+def _face(result, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Face ``k`` of a FaceLandmarkerResult: landmark box (4,), blendshape scores (52,), pose (3,)."""
+    scores = {c.category_name: c.score for c in result.face_blendshapes[k]}
+    points = np.array([(p.x, p.y) for p in result.face_landmarks[k]], np.float64).reshape(-1, 2)
+    box = np.concatenate([points.min(0), points.max(0)]) if len(points) else np.zeros(4)
+    pose = np.zeros(len(POSE_NAMES), np.float32)
+    if k < len(result.facial_transformation_matrixes or []):
+        pose = pose_from_matrix(np.asarray(result.facial_transformation_matrixes[k]))
+    return box, np.array([scores.get(name, 0.0) for name in BLENDSHAPE_NAMES], np.float32), pose
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(n, 4) and (m, 4) boxes x0 y0 x1 y1 -> (n, m) intersection over union (0 for empty boxes)."""
+    a, b = np.asarray(a, np.float64).reshape(-1, 1, 4), np.asarray(b, np.float64).reshape(1, -1, 4)
+    w = np.clip(np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]), 0, None)
+    h = np.clip(np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]), 0, None)
+    area_a = (a[..., 2] - a[..., 0]) * (a[..., 3] - a[..., 1])
+    area_b = (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])
+    union = area_a + area_b - w * h
+    return np.divide(w * h, union, out=np.zeros_like(union), where=union > 0)
+
+
+def track_faces(boxes: list[np.ndarray], times: np.ndarray, *, min_iou: float = TRACK_MIN_IOU,
+                max_gap: float = TRACK_MAX_GAP) -> list[np.ndarray]:
+    """Stable ids for the faces of consecutive frames, from their boxes alone.
+
+    boxes: per frame, (k, 4) boxes x0 y0 x1 y1; times (N,) seconds. Each frame's faces are matched greedily, the
+    pair with the largest IoU first, to the tracks seen within ``max_gap`` seconds (each track's last box); a pair
+    needs an IoU of at least ``min_iou``. A face left unmatched starts a new track, numbered 0, 1, ... in order of
+    appearance (left to right within a frame). Returns per frame the (k,) int32 ids, distinct within a frame.
+    Identity is position: a different person taking a tracked face's place (a cut) keeps its id.
+    """
+    last_box: list[np.ndarray] = []
+    last_time: list[float] = []
+    ids = []
+    for frame_boxes, t in zip(boxes, times):
+        frame_boxes = np.asarray(frame_boxes, np.float64).reshape(-1, 4)
+        out = np.full(len(frame_boxes), -1, np.int32)
+        alive = [j for j, seen in enumerate(last_time) if t - seen <= max_gap]
+        if alive and len(frame_boxes):
+            iou = box_iou(frame_boxes, np.array([last_box[j] for j in alive]))  # (k, alive)
+            taken: set[int] = set()
+            for flat in np.argsort(-iou, axis=None, kind="stable"):
+                k, j = divmod(int(flat), len(alive))
+                if iou[k, j] < min_iou:
+                    break
+                if out[k] < 0 and j not in taken:
+                    out[k] = alive[j]
+                    taken.add(j)
+        for k in sorted(np.flatnonzero(out < 0), key=lambda k: (frame_boxes[k, 0], frame_boxes[k, 1])):
+            out[k] = len(last_box)
+            last_box.append(frame_boxes[k])
+            last_time.append(t)
+        for k, track in enumerate(out):
+            last_box[track], last_time[track] = frame_boxes[k], t
+        ids.append(out)
+    return ids
 
 
 def pose_from_matrix(matrix: np.ndarray) -> np.ndarray:

@@ -106,6 +106,11 @@ class TranscribeOptions:
     """A decode with a lower average token log-probability falls back."""
     no_speech_threshold: float = 0.6
     """A window whose no-speech probability is above this (and log-probability below the threshold) is silence."""
+    vad: bool = False
+    """Transcribe each speech region on its own (:func:`extractors.vad.speech_regions`): silences of at least
+    ``vad_min_silence`` s are never decoded, and a window never spans two utterances far apart."""
+    vad_min_silence: float = 0.5
+    """Shortest silence that separates two speech regions."""
 
     def __post_init__(self):
         short, content = self.short_window_seconds, self.short_content_seconds
@@ -289,8 +294,23 @@ def transcribe_words(model: Whisper, audio: np.ndarray, options: TranscribeOptio
 
     Windows of at most 30 s are decoded one after another, seeking as openai-whisper's transcribe does (no
     prompt carried between windows); each timestamp-delimited segment with words is an utterance, numbered
-    from 0. Silence gives no words.
+    from 0. Silence gives no words. With ``options.vad``, each speech region is transcribed so on its own.
     """
+    if not options.vad:
+        return _transcribe(model, audio, options)
+    from extractors.vad import speech_regions
+
+    out: list[WordTiming] = []
+    for a, b in speech_regions(audio, SAMPLE_RATE, min_silence=options.vad_min_silence,
+                               silence_peak=options.silence_peak):
+        first = out[-1].utterance + 1 if out else 0
+        offset = a / SAMPLE_RATE
+        out += [replace(w, start=round(w.start + offset, 2), end=round(w.end + offset, 2),
+                        utterance=w.utterance + first) for w in _transcribe(model, audio[a:b], options)]
+    return out
+
+
+def _transcribe(model: Whisper, audio: np.ndarray, options: TranscribeOptions) -> list[WordTiming]:
     tokenizer = get_tokenizer(model.is_multilingual, num_languages=model.num_languages,
                               language=options.language, task="transcribe")
     mel = log_mel(audio, model.dims.n_mels)  # (n_mels, F)

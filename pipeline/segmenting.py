@@ -1,33 +1,178 @@
-"""Cut long footage into segments to annotate: on whisper's utterances, or in fixed windows."""
+"""Cut footage into segments to annotate: utterances of detected speech (with whisper's words), or fixed windows.
+
+Everything here is interval arithmetic on seconds of the video; the voice activity detection itself, and reading
+the store, are in :mod:`workflows.utterances`. An utterance is a stretch of speech: what the voice activity detector
+found together with the spans of whisper's words (so speech whisper missed, and words the detector missed, both
+count), pauses shorter than ``min_pause`` bridged. One longer than ``max_len`` is split at its longest pause
+between words (a whisper segment boundary counts a little extra), never inside a word.
+"""
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+
+import numpy as np
 
 from pipeline.manifest import Segment
 
+Interval = tuple[float, float]
 
-def utterance_segments(video_id: str, words: Sequence[dict], duration: float, *,
-                       max_len: float = 30.0) -> list[Segment]:
-    """One segment per whisper utterance: from its first word's start to its last word's end.
+MAX_UTTERANCE = 8.0
+"""Seconds: a longer utterance is split (a row should be one remark, not a monologue)."""
+MIN_PAUSE = 0.5
+"""Seconds: speech separated by a shorter pause is one utterance."""
+MIN_PART = 1.0
+"""Seconds: no split leaves a part shorter than this when it can be avoided."""
+SEGMENT_BONUS = 0.2
+"""Seconds of pause a whisper segment boundary is worth when choosing where to split."""
 
-    ``words`` are rows with ``utterance``, ``start`` and ``end``. Utterances longer than ``max_len`` seconds are
-    split into equal parts. With no words at all (silence, no audio) the whole video is one segment.
-    """
-    by_utt: dict[int, list[dict]] = {}
+
+def merge_intervals(intervals: Iterable[Interval], gap: float = 0.0) -> list[Interval]:
+    """Sorted, non-overlapping intervals; those closer than ``gap`` seconds joined. Empty/invalid ones dropped."""
+    out: list[list[float]] = []
+    for s, e in sorted((float(s), float(e)) for s, e in intervals if e >= s and math.isfinite(s) and math.isfinite(e)):
+        if out and (s <= out[-1][1] or s - out[-1][1] < gap):
+            out[-1][1] = max(out[-1][1], e)
+        else:
+            out.append([s, e])
+    return [(s, e) for s, e in out]
+
+
+def total_seconds(intervals: Iterable[Interval]) -> float:
+    """Seconds covered by ``intervals`` (overlaps counted once)."""
+    return float(sum(e - s for s, e in merge_intervals(intervals)))
+
+
+def overlap_seconds(a: Iterable[Interval], b: Iterable[Interval]) -> float:
+    """Seconds covered by both ``a`` and ``b``."""
+    a, b = merge_intervals(a), merge_intervals(b)
+    total, j = 0.0, 0
+    for s, e in a:
+        while j < len(b) and b[j][1] <= s:
+            j += 1
+        k = j
+        while k < len(b) and b[k][0] < e:
+            total += max(0.0, min(e, b[k][1]) - max(s, b[k][0]))
+            k += 1
+    return float(total)
+
+
+def _word_spans(words: Sequence[dict]) -> list[tuple[float, float, int]]:
+    spans = []
     for w in words:
-        by_utt.setdefault(int(w["utterance"]), []).append(w)
-    spans = [(min(w["start"] for w in ws), max(w["end"] for w in ws)) for _, ws in sorted(by_utt.items())]
-    if not spans:
-        spans = [(0.0, duration)]
-    segments = []
-    for start, end in spans:
-        parts = max(1, math.ceil((end - start) / max_len))
-        step = (end - start) / parts
-        for k in range(parts):
-            s, e = start + k * step, start + (k + 1) * step
-            segments.append(Segment(video_id, f"{video_id}_{len(segments):04d}", round(s, 3), round(e, 3)))
-    return segments
+        s, e = float(w["start"]), float(w["end"])
+        if math.isfinite(s) and math.isfinite(e):
+            spans.append((s, max(s, e), int(w.get("utterance", 0) or 0)))
+    return sorted(spans)
+
+
+def _split_points(start: float, end: float, words: list[tuple[float, float, int]],
+                  speech: list[Interval]) -> list[tuple[float, float]]:
+    """Candidate cuts (position, pause seconds) inside [start, end]: gaps between words (plus a bonus at a
+    whisper segment boundary) and the detector's pauses that no word crosses."""
+    inside = [w for w in words if start <= (w[0] + w[1]) / 2 < end]
+    cuts = []
+    for (s0, e0, u0), (s1, _, u1) in zip(inside, inside[1:]):
+        pause = max(0.0, s1 - e0)
+        cuts.append(((e0 + s1) / 2 if pause > 0 else e0, pause + (SEGMENT_BONUS if u1 != u0 else 0.0)))
+    parts = [(max(s, start), min(e, end)) for s, e in speech if e > start and s < end]
+    for (_, e0), (s1, _) in zip(parts, parts[1:]):
+        mid = (e0 + s1) / 2
+        if not any(ws < mid < we for ws, we, _ in inside):
+            cuts.append((mid, s1 - e0))
+    return [(p, pause) for p, pause in cuts if start < p < end]
+
+
+def split_long(start: float, end: float, words: Sequence[dict] = (), speech: Sequence[Interval] = (), *,
+               max_len: float = MAX_UTTERANCE, min_part: float = MIN_PART) -> list[Interval]:
+    """[start, end] as back-to-back parts of at most ``max_len`` seconds, cut at pauses.
+
+    A cut goes where the pause is longest (between two words, or where the detector heard none), preferring
+    parts of equal length when pauses are alike; without any pause it goes at a word boundary, and only a
+    stretch with no boundary at all is cut at ``max_len``.
+    """
+    if not max_len > 0:
+        raise ValueError(f"the longest utterance must be a positive number of seconds, got {max_len}")
+    spans = _word_spans(words)
+    cuts = _split_points(start, end, spans, merge_intervals(speech))
+    parts, s = [], start
+    while end - s > max_len:
+        n = math.ceil((end - s) / max_len)
+        ideal = s + (end - s) / n
+        window = [(p, pause) for p, pause in cuts if s + min(min_part, max_len / 2) <= p <= s + max_len
+                  and p <= end - min(min_part, max_len / 2)]
+        if window:
+            cut = max(window, key=lambda c: (c[1] - 0.05 * abs(c[0] - ideal), -c[0]))[0]
+        else:
+            cut = s + max_len  # a stretch without a word boundary or a pause: cut it where it must be
+        parts.append((s, cut))
+        s = cut
+    parts.append((s, end))
+    return [(round(a, 3), round(b, 3)) for a, b in parts]
+
+
+def utterance_spans(speech: Sequence[Interval], words: Sequence[dict] = (), *, max_len: float = MAX_UTTERANCE,
+                    min_pause: float = MIN_PAUSE) -> list[Interval]:
+    """Utterances (start, end) of detected ``speech`` and whisper ``words`` (rows with start, end, utterance).
+
+    Every second of speech and every word lies in exactly one utterance; utterances are in time order and
+    do not overlap.
+    """
+    spans = _word_spans(words)
+    raw = merge_intervals([*speech, *((s, e) for s, e, _ in spans)])
+    out: list[Interval] = []
+    for s, e in merge_intervals(raw, min_pause):
+        out += split_long(s, e, words, raw, max_len=max_len)
+    return out
+
+
+def silent_spans(rows: Sequence[Interval], duration: float, *, min_len: float) -> list[Interval]:
+    """The stretches of [0, duration] outside ``rows`` that last at least ``min_len`` seconds."""
+    gaps, t = [], 0.0
+    for s, e in merge_intervals(rows):
+        if s - t >= min_len:
+            gaps.append((t, s))
+        t = max(t, e)
+    if duration - t >= min_len:
+        gaps.append((t, duration))
+    return gaps
+
+
+def even_parts(start: float, end: float, max_len: float = MAX_UTTERANCE) -> list[Interval]:
+    """[start, end] in equal back-to-back parts of at most ``max_len`` seconds."""
+    n = max(1, math.ceil((end - start) / max_len - 1e-9))
+    step = (end - start) / n
+    return [(round(start + k * step, 3), round(start + (k + 1) * step, 3)) for k in range(n)]
+
+
+def voiced_speech(times: np.ndarray, voiced: np.ndarray, *, hop: float = 0.01, min_pause: float = 0.3,
+                  min_voiced: float = 0.1, pad: float = 0.1) -> list[Interval]:
+    """Speech from per-frame voicing (the acoustic stream's ``voiced``): runs of voiced frames with pauses under
+    ``min_pause`` bridged, kept when they hold ``min_voiced`` seconds of voicing, padded by ``pad``.
+
+    The fallback detector when silero-vad is not installed; measured weaker in noise (see workflows/utterances.py).
+    """
+    times, voiced = np.asarray(times, np.float64), np.asarray(voiced, bool)
+    if not len(times) or not voiced.any():
+        return []
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], voiced.astype(np.int8), [0]])))
+    runs = [(times[a], times[b - 1] + hop) for a, b in zip(edges[::2], edges[1::2])]
+    kept = []
+    for s, e in merge_intervals(runs, min_pause):
+        inside = voiced[(times >= s) & (times < e)]
+        if inside.sum() * hop >= min_voiced:
+            kept.append((max(0.0, s - pad), e + pad))
+    return merge_intervals(kept)
+
+
+def utterance_segments(video_id: str, words: Sequence[dict], duration: float, *, speech: Sequence[Interval] = (),
+                       max_len: float = MAX_UTTERANCE, min_pause: float = MIN_PAUSE) -> list[Segment]:
+    """One segment per utterance (:func:`utterance_spans`) of ``speech`` and ``words``, ids ``<video>_0000``...
+
+    With neither speech nor words (silence, no audio) the whole video is one segment.
+    """
+    spans = utterance_spans(speech, words, max_len=max_len, min_pause=min_pause) or [(0.0, round(duration, 3))]
+    return [Segment(video_id, f"{video_id}_{k:04d}", s, e) for k, (s, e) in enumerate(spans)]
 
 
 def window_segments(video_id: str, duration: float, window: float) -> list[Segment]:

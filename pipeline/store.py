@@ -8,6 +8,8 @@ Layout (see docs/store.md)::
       language/video_id=<id>/part.parquet              one file per video and modality (hive partitioning)
       acoustic/video_id=<id>/part.parquet
       visual/video_id=<id>/part.parquet
+      _journal/part-<seq>.parquet                      videos rows appended during a run (compacted at its end)
+      _chunks/video_id=<id>/<modality>/chunk-<k>.parquet  chunks of a long video until they are merged
 
 Every write goes through :func:`pipeline.files.atomic_write` (a hidden temporary file renamed onto the target), so
 a reader (or a process killed at any moment) sees either the old file or the new one, never half a file. Readers skip hidden files: ``pyarrow.dataset``, pandas and dask ignore names starting with ``.`` or ``_``.
@@ -29,6 +31,7 @@ import pyarrow.parquet as pq
 
 from pipeline.arrays import MODALITIES
 from pipeline.files import atomic_write, remove_temporaries
+from pipeline.store_videos import VIDEO_COLUMNS, VIDEO_SCHEMA, VideoTable, plain_value  # noqa: F401 (re-exported)
 
 VIDEO_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")  # matched whole (re.fullmatch), ASCII only
 # A video id names path components: the store's folder ``video_id=<id>`` (id + 9 bytes), subtitle files ``<id>.vtt``
@@ -38,18 +41,10 @@ VIDEO_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")  # matched whole (r
 MAX_VIDEO_ID_LENGTH = 100
 PARTITIONING = ds.partitioning(pa.schema([("video_id", pa.string())]), flavor="hive")
 
-# videos.parquet: one row per video; per-modality provenance columns for each modality in MODALITIES.
-VIDEO_SCHEMA = pa.schema(
-    [("video_id", pa.string()), ("path", pa.string()), ("size", pa.int64()), ("sha256", pa.string()),
-     ("duration", pa.float64()), ("fps", pa.float64()), ("status", pa.string()), ("error_stage", pa.string()),
-     ("error_message", pa.string())]
-    + [(f"{m}_{c}", pa.int64() if c == "rows" else pa.string()) for m in MODALITIES
-       for c in ("extractor", "config_hash", "rows")]
-    + [("models", pa.string()), ("versions", pa.string()), ("seconds", pa.float64()), ("updated", pa.string())])
-VIDEO_COLUMNS = VIDEO_SCHEMA.names
 SEGMENT_SCHEMA = pa.schema([("video_id", pa.string()), ("segment_id", pa.string()), ("start", pa.float64()),
                             ("end", pa.float64()), ("split", pa.string())])
 SEGMENT_COLUMNS = SEGMENT_SCHEMA.names
+STAGING = "_chunks"  # chunk streams of long videos until their merge; readers skip names starting with "_"
 
 
 def check_video_id(video_id: str) -> str:
@@ -66,7 +61,7 @@ def check_video_id(video_id: str) -> str:
     return video_id
 
 
-class FeatureStore:
+class FeatureStore(VideoTable):
     """Per-modality Parquet datasets plus ``videos.parquet`` and ``segments.parquet`` under ``root``.
 
     ``root`` is a local path or an fsspec URL (``file://``, ``memory://``, ``s3://`` with s3fs installed, ...);
@@ -141,19 +136,16 @@ class FeatureStore:
         """
         if "video_id" in table.column_names:
             raise ValueError(f"{modality}: video_id lives in the partition folder, not in the file")
-        extra = {**(metadata or {}), "rows": table.num_rows}
-        if source_sha256 is not None:
-            extra["source_sha256"] = source_sha256
-        merged = {**(table.schema.metadata or {}), **{k.encode(): str(v).encode() for k, v in extra.items()}}
-        table = table.replace_schema_metadata(merged)
         path = self.stream_path(modality, video_id)
-        self._write_atomic(table, path)
+        self._write_atomic(_with_metadata(table, metadata, source_sha256), path)
         return path
 
     def stream_info(self, modality: str, video_id: str) -> "StreamInfo | None":
         """What one stream file says of itself, from its Parquet footer only; None when there is no such file
         (or it cannot be read as Parquet)."""
-        path = self.stream_path(modality, video_id)
+        return self._info(self.stream_path(modality, video_id))
+
+    def _info(self, path: str) -> "StreamInfo | None":
         try:
             with self.fs.open(path, "rb") as f:
                 parquet = pq.ParquetFile(f)
@@ -169,6 +161,59 @@ class FeatureStore:
         path = self.stream_path(modality, video_id)
         if self.fs.exists(path):
             self.fs.rm(path)
+
+    # ------------------------------------------------------------------------------------- chunk staging
+    def chunk_path(self, modality: str, video_id: str, index: int) -> str:
+        if modality not in MODALITIES:
+            raise ValueError(f"unknown modality {modality!r}; one of {MODALITIES}")
+        return self.path(STAGING, f"video_id={check_video_id(video_id)}", modality, f"chunk-{index:05d}.parquet")
+
+    def write_chunk(self, modality: str, video_id: str, index: int, table: pa.Table, metadata: dict[str, str],
+                    *, source_sha256: str) -> str:
+        """Write one chunk of a stream as a staging file (same metadata keys as :meth:`write_stream`)."""
+        path = self.chunk_path(modality, video_id, index)
+        self._write_atomic(_with_metadata(table, metadata, source_sha256), path)
+        return path
+
+    def chunk_info(self, modality: str, video_id: str, index: int) -> "StreamInfo | None":
+        return self._info(self.chunk_path(modality, video_id, index))
+
+    def merge_chunks(self, modality: str, video_id: str, indices: list[int], metadata: dict[str, str], *,
+                     source_sha256: str, renumber: str | None = None) -> str:
+        """Write the stream of ``video_id`` from its staged chunks, in order, one chunk in memory at a time;
+        ``renumber``: an integer column (utterance ids) made to continue across chunks."""
+        infos = [self.chunk_info(modality, video_id, i) for i in indices]
+        if any(info is None for info in infos):
+            raise FileNotFoundError(f"{self.url}: a staged {modality} chunk of {video_id} is missing")
+        rows = sum(info.rows for info in infos)
+        path = self.stream_path(modality, video_id)
+
+        def write(tmp: str) -> None:
+            writer, offset = None, 0
+            try:
+                for i in indices:
+                    table = self._read_file(self.chunk_path(modality, video_id, i))
+                    table = table.replace_schema_metadata(None)
+                    if renumber and table.num_rows:
+                        column = table.column(renumber)
+                        table = table.set_column(table.schema.get_field_index(renumber), renumber,
+                                                 pc.add(column, pa.scalar(offset, column.type)))
+                        offset = pc.max(table.column(renumber)).as_py() + 1
+                    table = _with_metadata(table, metadata, source_sha256, rows=rows)
+                    if writer is None:
+                        writer = pq.ParquetWriter(tmp, table.schema)
+                    writer.write_table(table)
+            finally:
+                if writer is not None:
+                    writer.close()
+
+        atomic_write(path, write, fs=None if self.is_local else self.fs)
+        return path
+
+    def delete_chunks(self, video_id: str) -> None:
+        folder = self.path(STAGING, f"video_id={check_video_id(video_id)}")
+        if self.fs.exists(folder):
+            self.fs.rm(folder, recursive=True)
 
     def stream_video_ids(self, modality: str) -> list[str]:
         """Ids of the videos that have a ``modality`` file, sorted."""
@@ -224,41 +269,9 @@ class FeatureStore:
             return pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
         return self._read_file(path).to_pandas()
 
-    def videos(self) -> pd.DataFrame:
-        """``videos.parquet`` as a DataFrame (empty, with the documented columns, when there is none yet)."""
-        return self._read_frame("videos.parquet", VIDEO_COLUMNS)
-
     def segments(self) -> pd.DataFrame:
         """``segments.parquet`` as a DataFrame: the fixed columns, then one column per label."""
         return self._read_frame("segments.parquet", SEGMENT_COLUMNS)
-
-    def write_videos(self, frame: pd.DataFrame) -> None:
-        """Rewrite ``videos.parquet`` atomically, with the fixed column types of :data:`VIDEO_SCHEMA`."""
-        if not frame["video_id"].is_unique:
-            raise ValueError(f"{self.url}: videos.parquet holds one row per video; got duplicate video ids")
-        extra = [c for c in frame.columns if c not in VIDEO_SCHEMA.names]
-        records = frame.sort_values("video_id").to_dict("records")
-        columns = {}
-        for f in VIDEO_SCHEMA:
-            values = [plain_value(r.get(f.name)) for r in records]
-            if f.name in ("models", "versions"):
-                values = [v if v is None or isinstance(v, str) else json.dumps(v, sort_keys=True) for v in values]
-            if pa.types.is_integer(f.type):
-                values = [None if v is None else int(v) for v in values]
-            columns[f.name] = pa.array(values, f.type)
-        table = pa.table(columns, schema=VIDEO_SCHEMA)
-        for c in extra:
-            table = table.append_column(c, pa.array([plain_value(r.get(c)) for r in records]))
-        self._write_atomic(table, self.path("videos.parquet"))
-
-    def upsert_videos(self, records: list[dict[str, Any]], current: pd.DataFrame | None = None) -> pd.DataFrame:
-        """Replace (or add) the rows of ``records``' videos and rewrite ``videos.parquet``; returns the new table."""
-        current = self.videos() if current is None else current
-        new = pd.DataFrame.from_records(records)
-        keep = current[~current["video_id"].isin(new["video_id"])]
-        frame = new if keep.empty else pd.concat([keep, new], ignore_index=True)
-        self.write_videos(frame)
-        return frame
 
     def write_segments(self, frame: pd.DataFrame, *, replace_videos: Iterable[str] | None = None) -> None:
         """Rewrite ``segments.parquet``: rows of ``replace_videos`` (default: ``frame``'s videos) are replaced."""
@@ -277,6 +290,15 @@ class FeatureStore:
         for i, f in enumerate(SEGMENT_SCHEMA):  # fixed types even when a column is all null
             table = table.set_column(i, f, table.column(f.name).cast(f.type))
         self._write_atomic(table, self.path("segments.parquet"))
+
+
+def _with_metadata(table: pa.Table, metadata: dict[str, str] | None, source_sha256: str | None, *,
+                   rows: int | None = None) -> pa.Table:
+    extra = {**(metadata or {}), "rows": table.num_rows if rows is None else rows}
+    if source_sha256 is not None:
+        extra["source_sha256"] = source_sha256
+    merged = {**(table.schema.metadata or {}), **{k.encode(): str(v).encode() for k, v in extra.items()}}
+    return table.replace_schema_metadata(merged)
 
 
 @dataclass(frozen=True)
@@ -316,13 +338,6 @@ def stream_is_current(store: FeatureStore, modality: str, video_id: str, *, conf
     """
     info = store.stream_info(modality, video_id)
     return info is not None and info.is_current(config_hash=config_hash, source_sha256=source_sha256)
-
-
-def plain_value(value: Any) -> Any:
-    """numpy scalars -> Python, NaN/NaT/None -> None (pandas' stand-ins for missing values)."""
-    if value is None or (not isinstance(value, (str, bytes, list, dict)) and pd.isna(value)):
-        return None
-    return value.item() if hasattr(value, "item") and not isinstance(value, (str, bytes)) else value
 
 
 def feature_matrix(table: pa.Table, column: str = "features"):

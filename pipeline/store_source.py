@@ -6,6 +6,10 @@ P2FA-aligned releases). Segments are grouped by their ``split`` column; those wi
 Numeric labels make a regression task; text labels (``"happy"``...) a classification over their sorted names.
 Prediction uses the same records (:func:`segment_records` with ``label=None``) and the same builder
 (:func:`pipeline.arrays.split_from_records`).
+
+Placeholder labels: a manifest column ``placeholder_labels`` with a true value (1, ``true``, ``yes``) on its rows says
+that the labels are not real (the demo's random scores); :func:`label_provenance` reads it from the store, for a
+run to record it and for ``mcr predict`` to warn.
 """
 from __future__ import annotations
 
@@ -16,6 +20,24 @@ import pandas as pd
 
 from pipeline.arrays import MODALITIES, ArraySplit, is_labelled, split_from_records
 from pipeline.store import FeatureStore
+
+
+PLACEHOLDER_COLUMN = "placeholder_labels"
+_TRUE = {"1", "1.0", "true", "yes", "y"}
+
+
+def label_provenance(source: str | Path | FeatureStore | None) -> dict[str, bool]:
+    """``{"placeholder_labels": bool}`` of a training source: True when the store's segments carry a true
+    ``placeholder_labels`` on any row. False for a source that is not a store (pickles, Parquet) or cannot be read."""
+    try:
+        store = source if isinstance(source, FeatureStore) else FeatureStore(source) if source else None
+        segments = store.segments() if store is not None and store.fs.exists(store.path("segments.parquet")) else None
+    except (OSError, ValueError):
+        segments = None
+    if segments is None or PLACEHOLDER_COLUMN not in segments.columns:
+        return {"placeholder_labels": False}
+    flags = segments[PLACEHOLDER_COLUMN].dropna().astype(str).str.strip().str.lower()
+    return {"placeholder_labels": bool(flags.isin(_TRUE).any())}
 
 
 def store_splits(path: str | Path, *, aligned: bool = False, max_len: int | None = None,
@@ -56,7 +78,9 @@ def segment_records(store: FeatureStore, segments: pd.DataFrame, *, label: str |
     """One record per segment of ``segments`` (only the labelled ones when ``label`` names a column).
 
     A record holds the real steps of each modality (``language``/``visual``/``acoustic``: (T_real, d), non-finite
-    values zeroed), ``label``, ``segment_id``, ``video_id``, ``split`` and ``transcript``.
+    values zeroed), ``label``, ``segment_id``, ``video_id``, ``split`` and ``transcript``. A ``face_id`` column of
+    ``segments`` names the face each segment serves; -1 (no face) leaves the segment without visual steps, so the
+    model masks that modality.
     """
     from pipeline.views import SegmentDataset
 
@@ -75,8 +99,17 @@ def segment_records(store: FeatureStore, segments: pd.DataFrame, *, label: str |
                   "video_id": item["video_id"], "split": item["split"], "transcript": item["transcript"]}
         for m in MODALITIES:
             record[m] = _finite(item[m].numpy()[item[f"{m}_mask"].numpy()])  # (T_real, d)
+        if _no_face(dataset.segments.iloc[i].get("face_id")):
+            record["visual"] = record["visual"][:0]
         records.append(record)
     return records
+
+
+def _no_face(face_id) -> bool:
+    try:
+        return face_id is not None and not pd.isna(face_id) and int(face_id) < 0
+    except (TypeError, ValueError):
+        return False
 
 
 def _aligned_records(store: FeatureStore, segments: pd.DataFrame, label: str, max_len: int | None) -> list[dict]:

@@ -2,6 +2,10 @@
 
 Both select by time: a word belongs to a segment when its midpoint lies in the segment's [start, end); a frame
 when its ``time`` does. Stream times are relative to the video, so segments of one video share its streams.
+
+Visual streams may hold several faces (``face_id``, see ``extractors.visual``). Both views serve one face per
+segment (:func:`segment_face_rows`): the segment's ``face_id`` when its frame has that column (e.g. from
+``pipeline.speaker.choose_faces``), else the face with the most rows in the segment's window.
 """
 from __future__ import annotations
 
@@ -46,6 +50,39 @@ def _frame_weights(table: pa.Table) -> np.ndarray:
     return np.ones(table.num_rows, dtype=bool)
 
 
+def face_ids(table: pa.Table) -> np.ndarray:
+    """(R,) int32 face track ids of a visual stream's rows: its ``face_id`` column where set, else (files written
+    before the column existed, alone or concatenated with newer ones) 0 on a row with a face and -1 without one;
+    a stream without a ``face`` column is all face 0."""
+    derived = np.where(_frame_weights(table), 0, -1).astype(np.int32)
+    if "face_id" not in table.column_names:
+        return derived
+    column = table.column("face_id")
+    given = column.fill_null(-2).to_numpy(zero_copy_only=False).astype(np.int32)
+    return np.where(given == -2, derived, given)
+
+
+def segment_face(value: Any) -> int | None:
+    """A segment's ``face_id`` as an int; None when absent or missing (NaN, None): the views then choose."""
+    if value is None or (isinstance(value, (float, np.floating)) and math.isnan(value)) or value is pd.NA:
+        return None
+    return int(value)
+
+
+def segment_face_rows(ids: np.ndarray, in_window: np.ndarray, chosen: int | None = None) -> np.ndarray:
+    """Boolean mask of the rows (anywhere in the video) that a segment serves of a visual stream.
+
+    ids (R,) from :func:`face_ids`; in_window (R,) bool, the segment's rows. ``chosen`` None: the face with the most
+    rows in the window (ties: the lowest id). The mask keeps that face's rows and the rows of frames where no face
+    was found at all (``face_id`` -1, zeros, as a single-face stream has them), so a single-face stream is served
+    whole; ``chosen`` -1 keeps nothing (the segment has no face: the modality is masked).
+    """
+    if chosen is None:
+        counts = np.bincount(ids[in_window & (ids >= 0)])
+        return (ids == int(np.argmax(counts))) | (ids == -1) if counts.size else ids == -1
+    return (ids == chosen) | (ids == -1) if chosen >= 0 else np.zeros(len(ids), bool)
+
+
 def average_frames(times: np.ndarray, features: np.ndarray, valid: np.ndarray, starts: np.ndarray,
                    ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Mean of the frames with ``time`` in each [start, end], as P2FA-aligned benchmarks average per word.
@@ -83,7 +120,9 @@ def word_aligned(store: FeatureStore, *, modalities: Sequence[str] = FRAME_MODAL
 
     Columns: video_id, segment_id, split, word_index (in the segment), word, start, end, ``language`` (the
     word's vector), then per frame modality ``<m>`` (the mean, fixed-size list) and ``<m>_frames`` (how many
-    frames were averaged). With the default whole-video segments this is one row per recognised word.
+    frames were averaged). With the default whole-video segments this is one row per recognised word. Visual
+    frames are those of the segment's face (:func:`segment_face_rows`; the store's segments may name it in a
+    ``face_id`` column).
     """
     segs = _segments(store, video_ids, split)
     columns: dict[str, list] = {k: [] for k in ("video_id", "segment_id", "split", "word_index", "word", "start",
@@ -97,19 +136,25 @@ def word_aligned(store: FeatureStore, *, modalities: Sequence[str] = FRAME_MODAL
         w_start = words.column("start").to_numpy().astype(np.float64)
         w_end = words.column("end").to_numpy().astype(np.float64)
         w_feat = feature_matrix(words)
-        means = {}
+        streams = {}
         for m in modalities:
             frames = store.read_stream(m, [vid])
-            if frames.num_rows:
-                times = frames.column("time").to_numpy().astype(np.float64)
-                order = np.argsort(times, kind="stable")
-                means[m] = average_frames(times[order], feature_matrix(frames)[order], _frame_weights(frames)[order],
-                                          w_start, w_end)
-            else:
-                means[m] = (np.zeros((len(w_start), dims[m]), np.float32), np.zeros(len(w_start), np.int64))
+            times = frames.column("time").to_numpy().astype(np.float64) if frames.num_rows else np.zeros(0)
+            order = np.argsort(times, kind="stable")
+            ids = face_ids(frames)[order] if m == "visual" and frames.num_rows else None
+            streams[m] = (times[order], feature_matrix(frames)[order] if frames.num_rows else
+                          np.zeros((0, dims[m]), np.float32), _frame_weights(frames)[order], ids)
         text = words.column("word").to_pylist()
         for seg in vsegs.itertuples(index=False):
             idx = np.flatnonzero(_window((w_start + w_end) / 2, seg.start, seg.end))
+            means = {}
+            for m in modalities:
+                times, feats, valid, ids = streams[m]
+                if ids is not None:  # one face per segment, as SegmentDataset serves it
+                    rows = segment_face_rows(ids, _window(times, seg.start, seg.end),
+                                             segment_face(getattr(seg, "face_id", None)))
+                    times, feats, valid = times[rows], feats[rows], valid[rows]
+                means[m] = average_frames(times, feats, valid, w_start[idx], w_end[idx])
             for k, i in enumerate(idx):
                 columns["video_id"].append(vid)
                 columns["segment_id"].append(seg.segment_id)
@@ -120,8 +165,8 @@ def word_aligned(store: FeatureStore, *, modalities: Sequence[str] = FRAME_MODAL
                 columns["end"].append(w_end[i])
                 columns["language"].append(w_feat[i])
                 for m in modalities:
-                    columns[m].append(means[m][0][i])
-                    columns[f"{m}_frames"].append(int(means[m][1][i]))
+                    columns[m].append(means[m][0][k])
+                    columns[f"{m}_frames"].append(int(means[m][1][k]))
     arrays = {}
     for name, values in columns.items():
         if name in dims:
@@ -163,7 +208,9 @@ class SegmentDataset(Dataset):
             video_ids: restrict to these videos.
             cache_videos: how many videos' streams to keep in memory.
             segments: serve these segments (columns video_id, segment_id, start, end, split) instead of the
-                store's ``segments.parquet``, e.g. utterances cut for prediction.
+                store's ``segments.parquet``, e.g. utterances cut for prediction. An optional ``face_id`` column
+                names the face whose visual rows a segment serves (-1: none, the visual modality is masked;
+                missing: the face with the most rows in the window, see :func:`segment_face_rows`).
         """
         self.store = store if isinstance(store, FeatureStore) else FeatureStore(store)
         self.max_len = {**DEFAULT_MAX_LEN, **(max_len or {})}
@@ -187,12 +234,13 @@ class SegmentDataset(Dataset):
         for m in self.modalities:
             t = self.store.read_stream(m, [video_id])
             if t.num_rows == 0:
-                streams[m] = (np.zeros(0), np.zeros((0, self.dims[m]), np.float32), [])
+                streams[m] = (np.zeros(0), np.zeros((0, self.dims[m]), np.float32), [], None)
             elif m == "language":
                 times = (t.column("start").to_numpy() + t.column("end").to_numpy()) / 2
-                streams[m] = (times.astype(np.float64), feature_matrix(t), t.column("word").to_pylist())
+                streams[m] = (times.astype(np.float64), feature_matrix(t), t.column("word").to_pylist(), None)
             else:
-                streams[m] = (t.column("time").to_numpy().astype(np.float64), feature_matrix(t), [])
+                streams[m] = (t.column("time").to_numpy().astype(np.float64), feature_matrix(t), [],
+                              face_ids(t) if m == "visual" else None)
         self._cache[video_id] = streams
         while len(self._cache) > self.cache_videos:
             self._cache.popitem(last=False)
@@ -204,8 +252,11 @@ class SegmentDataset(Dataset):
         streams = self._video(seg["video_id"])
         item: dict[str, Any] = {}
         for m in self.modalities:
-            times, feats, words = streams[m]
-            keep = np.flatnonzero(_window(times, float(seg["start"]), end))
+            times, feats, words, ids = streams[m]
+            in_window = _window(times, float(seg["start"]), end)
+            if ids is not None:  # a visual stream: one face's rows
+                in_window &= segment_face_rows(ids, in_window, segment_face(seg.get("face_id")))
+            keep = np.flatnonzero(in_window)
             n, limit = min(len(keep), self.max_len[m]), self.max_len[m]
             x = np.zeros((limit, self.dims[m]), np.float32)                   # (T, d)
             x[:n] = feats[keep[:n]]

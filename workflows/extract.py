@@ -1,52 +1,49 @@
-"""Extract a corpus into a :class:`FeatureStore` with Dask: one task per video, resumable and fault-tolerant.
+"""Extract a corpus into a :class:`FeatureStore` with Dask: resumable, fault-tolerant, in bounded memory.
 
-Each task hashes its source, decodes it once, runs the extractors whose output is missing or stale and writes
-each stream atomically, then returns the video's ``videos.parquet`` row. The client writes that row as soon as it
-arrives, so a run killed at any moment loses at most its in-flight videos; their partial streams are either
-whole files or hidden temporaries (removed on the rerun). A stream file carries its config hash, source hash and
-row count, and only the file is trusted: a file rewritten just before a kill, whose row still describes the old
-one, is judged by what it holds, and the row is read back from the files.
+Tasks (the worker side is :mod:`workflows.extract_task`): videos whose size, mtime and stream files show them
+complete are skipped by batched triage tasks, without hashing; every other video gets a task that hashes it and
+extracts it whole when it is short, or plans cuts in silences when it is long; the chunks of a long video then
+run as tasks of their own on every worker, and a last task merges them into the store's one file per stream
+(times in video seconds). No task holds a whole long video: frames flow to the visual extractor in batches and
+only one chunk's audio is kept.
+
+The client records every finished video's row in the store's journal (small Parquet parts, a few at a time:
+O(1) per video) and folds it into ``videos.parquet`` when the run ends, or when the next run starts after a
+kill. A run killed at any moment loses at most its in-flight videos and chunks; their partial streams are whole
+files or hidden temporaries (removed on the rerun). A stream file carries its config hash, source hash and row
+count, and only the file is trusted: a file rewritten just before a kill, whose row still describes the old one,
+is judged by what it holds, and the row is read back from the files.
 
 Only the :class:`extractors.base.Extractor` interface is used: any registered extractor of a modality works.
 """
 from __future__ import annotations
 
-import datetime as _dt
-import json
-import os
-import platform
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterable
 
-from extractors.base import DEFAULT_EXTRACTORS, Extractor, ExtractorConfig
+from extractors.base import DEFAULT_EXTRACTORS, Extractor
 from pipeline.arrays import MODALITIES
 from pipeline.corpus import Corpus, check_segment_id, segments_of
-from pipeline.errors import MediaNotFoundError, StageError
-from pipeline.files import sha256_file
 from pipeline.manifest import VideoSource
 from pipeline.store import FeatureStore, check_video_id, plain_value
-from workflows.cluster import current_client
+from workflows.chunks import ChunkConfig
+from workflows.cluster import absolute, current_client
+from workflows.extract_task import extract_chunk, extract_video, finish_video, prepare_video, stream_columns, triage
+from workflows.extract_window import ExtractorSpec, worker_extractor
 
 if TYPE_CHECKING:
     from distributed import Client
 
-VERSION_PACKAGES = ("mcr-emotion", "numpy", "pyarrow", "av", "librosa", "openai-whisper", "gensim", "mediapipe",
-                    "py-feat", "torch", "dask", "distributed")
+__all__ = ["ExtractSummary", "ExtractorSpec", "build_extractors", "default_decode_options", "extract_corpus",
+           "extract_video", "worker_extractor", "stream_columns", "ChunkConfig"]
 
-
-@dataclass(frozen=True)
-class ExtractorSpec:
-    """What a worker needs to rebuild one extractor: its registry name, config and the config's hash."""
-
-    modality: str
-    name: str
-    config: ExtractorConfig
-    config_hash: str
-
-    @classmethod
-    def of(cls, extractor: Extractor) -> "ExtractorSpec":
-        return cls(extractor.modality, extractor.name, extractor.config, extractor.config_hash())
+DEFAULT_CHUNKING = ChunkConfig()
+JOURNAL_FLUSH_ROWS = 500  # rows recorded in one journal part at most ...
+JOURNAL_FLUSH_SECONDS = 2.0  # ... and at most this long after the last part (0: one part per video)
+TRIAGE_BATCH = 250  # videos checked per triage task
+_PRIORITY = {"triage": 4 << 40, "merge": 3 << 40, "chunk": 2 << 40}  # above any file size (prepare tasks)
 
 
 @dataclass
@@ -67,6 +64,7 @@ class ExtractSummary:
     wall_seconds: float = 0.0
     workers: int = 0
     model_loads: int = 0                                          # extractor instances created on workers
+    chunks: int = 0                                               # chunk tasks of long videos
 
     @property
     def throughput(self) -> float:
@@ -76,141 +74,6 @@ class ExtractSummary:
     @property
     def total(self) -> int:
         return self.done + self.skipped + self.failed
-
-
-# ----------------------------------------------------------------------------------------- worker side
-_WORKER_EXTRACTORS: dict[tuple[str, str], Extractor] = {}  # one instance (and model) per worker process and config
-_VERSIONS: dict[str, str] = {}
-
-
-def worker_extractor(spec: ExtractorSpec) -> tuple[Extractor, bool]:
-    """This process's extractor for ``spec`` (created on first use); True when it was created now."""
-    from extractors.base import create
-
-    key = (spec.name, spec.config_hash)
-    if key in _WORKER_EXTRACTORS:
-        return _WORKER_EXTRACTORS[key], False
-    extractor = create(spec.name, spec.config)
-    if extractor.config_hash() != spec.config_hash:
-        raise RuntimeError(f"{spec.name}: the config hash differs on this worker; install the same mcr-emotion "
-                           "version on the client and every worker")
-    for old in [k for k in _WORKER_EXTRACTORS if k[0] == spec.name]:  # a new config replaces the old model
-        del _WORKER_EXTRACTORS[old]
-    _WORKER_EXTRACTORS[key] = extractor
-    return extractor, True
-
-
-def library_versions() -> dict[str, str]:
-    if not _VERSIONS:
-        from importlib.metadata import PackageNotFoundError, version
-
-        _VERSIONS["python"] = platform.python_version()
-        for name in VERSION_PACKAGES:
-            try:
-                _VERSIONS[name] = version(name)
-            except PackageNotFoundError:
-                pass
-    return dict(_VERSIONS)
-
-
-def stream_columns(store: FeatureStore, video_id: str) -> dict[str, Any]:
-    """The video's ``<m>_extractor``, ``<m>_config_hash``, ``<m>_rows`` and ``models`` as its stream files say
-    (their footers), so that ``videos.parquet`` never vouches for a file that holds something else."""
-    columns: dict[str, Any] = {}
-    models = {}
-    for m in MODALITIES:
-        info = store.stream_info(m, video_id)
-        columns[f"{m}_extractor"] = info.extractor if info else None
-        columns[f"{m}_config_hash"] = info.config_hash if info else None
-        columns[f"{m}_rows"] = info.rows if info else None
-        if info is not None:
-            try:
-                identity = json.loads(info.metadata.get("models") or "{}")
-            except json.JSONDecodeError:
-                identity = {}
-            models[m] = {"extractor": info.extractor, **(identity if isinstance(identity, dict) else {})}
-    columns["models"] = json.dumps(models, sort_keys=True)
-    return columns
-
-
-def _stale_specs(store: FeatureStore, video_id: str, sha256: str, specs: tuple[ExtractorSpec, ...],
-                 same_source: bool, force: bool) -> list[ExtractorSpec]:
-    """The specs whose stream file is not current (:meth:`StreamInfo.is_current`); streams of another source are
-    deleted first, whatever their modality, so that no file outlives the source it was extracted from."""
-    infos = {m: store.stream_info(m, video_id) for m in MODALITIES}
-    for m, info in infos.items():
-        # a file marked with another source, or an unmarked one (older version) when the source changed
-        if info is not None and info.source_sha256 != sha256 and (info.source_sha256 or not same_source):
-            store.delete_stream(m, video_id)
-            infos[m] = None
-    return [s for s in specs if force or infos[s.modality] is None
-            or not infos[s.modality].is_current(config_hash=s.config_hash, source_sha256=sha256)]
-
-
-def extract_video(source: VideoSource, store: FeatureStore, specs: tuple[ExtractorSpec, ...],
-                  previous: dict[str, Any] | None, *, force: bool = False,
-                  decode_options: dict[str, Any] | None = None) -> dict[str, Any]:
-    """One video, on a worker: the new ``videos.parquet`` row, plus ``_outcome``, ``_computed``, ``_loads``.
-
-    A stream is up to date when its file says so (:func:`pipeline.store.stream_is_current`: config hash, source
-    hash, row count), whatever ``previous`` (the video's last row) claims; the row's stream columns are read back
-    from the files. Never raises for a bad input: the failing stage and message go into the row
-    (``status="failed"``). Streams of modalities that succeeded are kept, so a rerun recomputes only what failed.
-    """
-    started = time.perf_counter()
-    row: dict[str, Any] = {**(previous or {}), "video_id": source.video_id, "path": source.path}
-    computed: list[str] = []
-    loads: list[str] = []
-    errors: list[tuple[str, str]] = []
-    stage = "read"
-    try:
-        if not os.path.isfile(source.path):
-            raise MediaNotFoundError(source.path, "read", "no such file")
-        row["size"] = os.path.getsize(source.path)
-        sha256 = row["sha256"] = sha256_file(source.path)
-        same_source = bool(previous) and previous.get("sha256") == sha256
-        stage = "store"
-        todo = _stale_specs(store, source.video_id, sha256, specs, same_source, force)
-        if not todo and same_source and previous.get("status") == "done":
-            return {**row, **stream_columns(store, source.video_id), "_outcome": "skipped", "_computed": [],
-                    "_loads": []}
-
-        from extractors.media import decode
-
-        stage = "decode"
-        media = decode(source.path, **(decode_options or {}))  # audio-only: no frames, an empty visual stream
-        row["duration"] = float(media.duration)
-        row["fps"] = float(media.native_fps) if media.native_fps else None
-        for spec in todo:
-            stage = spec.modality
-            try:
-                extractor, created = worker_extractor(spec)
-                if created:
-                    loads.append(spec.name)
-                table = extractor.extract(media)
-                store.write_stream(spec.modality, source.video_id, table, extractor.metadata(),
-                                   source_sha256=sha256)
-            except Exception as exc:  # record it, go on with the other modalities of this video
-                errors.append((spec.modality, exc.message if isinstance(exc, StageError) else
-                               f"{type(exc).__name__}: {exc}"))
-                store.delete_stream(spec.modality, source.video_id)  # no stale stream left behind
-                continue
-            computed.append(spec.modality)
-    except StageError as exc:
-        errors.append((exc.stage, exc.message))
-    except Exception as exc:  # a library failing deep inside: name the stage
-        errors.append((stage, f"{type(exc).__name__}: {exc}"))
-    try:
-        row.update(stream_columns(store, source.video_id))
-    except Exception as exc:  # the store itself cannot be read
-        errors.append(("store", f"{type(exc).__name__}: {exc}"))
-    row["versions"] = json.dumps(library_versions(), sort_keys=True)
-    row["status"] = "failed" if errors else "done"
-    row["error_stage"] = errors[0][0] if errors else None
-    row["error_message"] = "; ".join(msg for _, msg in errors) if errors else None
-    row["seconds"] = time.perf_counter() - started
-    row["updated"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-    return {**row, "_outcome": "failed" if errors else "done", "_computed": computed, "_loads": loads}
 
 
 # ----------------------------------------------------------------------------------------- client side
@@ -259,12 +122,12 @@ def _segment_rows(sources: list[VideoSource]):
 
 def extract_corpus(sources: list[VideoSource], store: FeatureStore | str, *, client: "Client | None" = None,
                    extractors: list[Extractor] | None = None, force: bool = False, progress: bool = True,
-                   retries: int = 2,
-                   decode_options: dict[str, Any] | None = None) -> ExtractSummary:
+                   retries: int = 2, decode_options: dict[str, Any] | None = None,
+                   chunking: ChunkConfig | None = DEFAULT_CHUNKING) -> ExtractSummary:
     """Extract ``sources`` into ``store``; videos already complete for the same source hash and configs are skipped.
 
     Args:
-        sources: the corpus (see :mod:`pipeline.corpus`).
+        sources: the corpus (see :mod:`pipeline.corpus`); local paths are made absolute before they are sent.
         store: the feature store or its path/URL; every worker must reach it (a shared path or an object store).
         client: a Dask client; None: the one this process has open (``distributed.get_client()``).
         extractors: one per modality to extract (default: :func:`build_extractors`'s).
@@ -272,16 +135,14 @@ def extract_corpus(sources: list[VideoSource], store: FeatureStore | str, *, cli
         progress: show a progress bar (tqdm) while videos complete.
         retries: how many times a task whose worker died is retried elsewhere.
         decode_options: keyword arguments of ``extractors.media.decode`` (default: the visual extractor's fps).
+        chunking: how long videos are cut into chunks that run on every worker (None: one task per video).
     """
-    from distributed import as_completed
-    from tqdm.auto import tqdm
-
     started = time.perf_counter()
     _check_ids(sources)  # before any work: a bad id would otherwise fail only when its first stream is written
     client = current_client(client)
-    store = store if isinstance(store, FeatureStore) else FeatureStore(store)
+    store = _absolute_store(store)
     extractors = extractors if extractors is not None else build_extractors()
-    specs = tuple(ExtractorSpec.of(e) for e in extractors)
+    specs = tuple(ExtractorSpec.of(e, chunking) for e in extractors)
     if len({s.modality for s in specs}) != len(specs):
         raise ValueError("[extract] give one extractor per modality")
     ids = [s.video_id for s in sources]
@@ -289,35 +150,119 @@ def extract_corpus(sources: list[VideoSource], store: FeatureStore | str, *, cli
         twice = sorted({i for i in ids if ids.count(i) > 1})[:5]
         raise ValueError(f"[extract] video ids must be unique in a corpus; given twice: {twice}")
     decode_options = default_decode_options(extractors) if decode_options is None else decode_options
+    skipped_files = list(sources.skipped) if isinstance(sources, Corpus) else []
+    sources = [dataclasses.replace(s, path=absolute(s.path)) for s in sources]  # workers may run elsewhere
 
     store.cleanup_temporary()  # left by a killed run; one run per store at a time
+    store.compact_videos()  # the journal of a killed run
     if sources:
         store.write_segments(_segment_rows(sources))
-    videos = store.videos()
     rows: dict[str, dict[str, Any]] = {r["video_id"]: {k: plain_value(v) for k, v in r.items()}
-                                       for r in videos.to_dict("records")}
-    summary = ExtractSummary(computed={s.modality: 0 for s in specs},
-                             skipped_files=list(sources.skipped) if isinstance(sources, Corpus) else [])
+                                       for r in store.videos().to_dict("records")}
+    summary = ExtractSummary(computed={s.modality: 0 for s in specs}, skipped_files=skipped_files)
     summary.workers = len(client.scheduler_info(n_workers=-1)["workers"])
-    # largest files first, so that no long video starts last and leaves the other workers idle at the end
-    futures = [client.submit(extract_video, src, store, specs, rows.get(src.video_id), force=force,
-                             decode_options=decode_options, pure=False, retries=retries,
-                             priority=_file_size(src.path), key=f"extract-{src.video_id}-{os.urandom(4).hex()}")
-               for src in sources]
-    source_of = {f.key: src for f, src in zip(futures, sources)}
-    bar = tqdm(total=len(futures), unit="video", disable=not progress, dynamic_ncols=True)
-    for future in as_completed(futures):
-        src = source_of[future.key]
-        try:
-            result = future.result()
-        except Exception as exc:  # the task itself died (KilledWorker after repeated worker deaths)
-            result = {**rows.get(src.video_id, {}), **_stream_columns_or_none(store, src.video_id),
-                      "video_id": src.video_id, "path": src.path, "status": "failed", "error_stage": "worker",
-                      "error_message": f"{type(exc).__name__}: {exc}", "_outcome": "failed", "_computed": [],
-                      "_loads": []}
+    run = _Run(client, store, specs, rows, summary, force=force, retries=retries, decode_options=decode_options,
+               chunking=chunking, progress=progress, total=len(sources))
+    try:
+        run.go(sources)
+    finally:
+        run.close()
+    summary.wall_seconds = time.perf_counter() - started
+    return summary
+
+
+class _Run:
+    """The client's side of one run: submits tasks as earlier ones finish, records rows in the journal."""
+
+    def __init__(self, client, store: FeatureStore, specs, rows, summary: ExtractSummary, *, force, retries,
+                 decode_options, chunking, progress, total):
+        from distributed import as_completed
+        from tqdm.auto import tqdm
+
+        self.client, self.store, self.specs, self.rows, self.summary = client, store, specs, rows, summary
+        self.force, self.retries, self.decode_options, self.chunking = force, retries, decode_options, chunking
+        self.queue = as_completed()
+        self.kind: dict[str, tuple[str, Any]] = {}  # future key -> (task kind, what it is about)
+        self.chunk_results: dict[str, list[dict[str, Any]]] = {}
+        self.pending: list[dict[str, Any]] = []
+        self.flushed = time.monotonic()
+        self.bar = tqdm(total=total, unit="video", disable=not progress, dynamic_ncols=True)
+
+    def _submit(self, kind: str, about: Any, func, *args, priority: int, **kwargs) -> None:
+        future = self.client.submit(func, *args, pure=False, retries=self.retries, priority=priority, **kwargs)
+        self.kind[future.key] = (kind, about)
+        self.queue.add(future)
+
+    def _prepare(self, src: VideoSource) -> None:
+        self._submit("prepare", src, prepare_video, src, self.store, self.specs, self.rows.get(src.video_id),
+                     force=self.force, decode_options=self.decode_options, chunking=self.chunking,
+                     priority=_file_size(src.path))
+
+    def go(self, sources: list[VideoSource]) -> None:
+        known = [s for s in sources if not self.force and (self.rows.get(s.video_id) or {}).get("status") == "done"]
+        known_ids = {s.video_id for s in known}
+        for i in range(0, len(known), TRIAGE_BATCH):
+            batch = known[i:i + TRIAGE_BATCH]
+            self._submit("triage", batch, triage, [(s, self.rows[s.video_id]) for s in batch], self.store,
+                         self.specs, priority=_PRIORITY["triage"])
+        for src in sources:  # largest files first: no long video starts last and leaves the others idle
+            if src.video_id not in known_ids:
+                self._prepare(src)
+        for future in self.queue:
+            kind, about = self.kind.pop(future.key)
+            try:
+                result, error = future.result(), None
+            except Exception as exc:  # the task itself died (KilledWorker after repeated worker deaths)
+                result, error = None, f"{type(exc).__name__}: {exc}"
+            future.release()
+            getattr(self, f"_on_{kind}")(about, result, error)
+
+    def _on_triage(self, batch: list[VideoSource], results, error) -> None:
+        for src, row in zip(batch, results or [None] * len(batch)):
+            if row is None:
+                self._prepare(src)
+            else:
+                self._record(src, row)
+
+    def _on_prepare(self, src: VideoSource, result, error) -> None:
+        if result is not None and result["_outcome"] == "plan":
+            plan = result["_plan"]
+            self.chunk_results[src.video_id] = []
+            self.summary.chunks += len(plan.chunks)
+            for chunk in plan.chunks:
+                self._submit("chunk", (src, plan), extract_chunk, src, self.store, plan, chunk.index,
+                             self.decode_options, priority=_PRIORITY["chunk"] - chunk.index)
+            return
+        self._record(src, result if result is not None else self._died(src, error))
+
+    def _on_chunk(self, about, result, error) -> None:
+        src, plan = about
+        results = self.chunk_results[src.video_id]
+        if result is None:  # any index not yet reported: the merge only needs the errors
+            done = {r["index"] for r in results}
+            index = next(c.index for c in plan.chunks if c.index not in done)
+            result = {"index": index, "computed": [], "loads": [], "end": None, "native_fps": None, "seconds": 0.0,
+                      "errors": {s.modality: ("worker", error) for s in plan.todo}}
+        results.append(result)
+        self.summary.model_loads += len(result.get("loads", []))
+        if len(results) == len(plan.chunks):
+            self._submit("merge", src, finish_video, src, self.store, plan, self.chunk_results.pop(src.video_id),
+                         priority=_PRIORITY["merge"])
+
+    def _on_merge(self, src: VideoSource, result, error) -> None:
+        self._record(src, result if result is not None else self._died(src, error))
+
+    def _died(self, src: VideoSource, error: str) -> dict[str, Any]:
+        return {**self.rows.get(src.video_id, {}), **_stream_columns_or_none(self.store, src.video_id),
+                "video_id": src.video_id, "path": src.path, "status": "failed", "error_stage": "worker",
+                "error_message": error, "_outcome": "failed", "_computed": [], "_loads": []}
+
+    def _record(self, src: VideoSource, result: dict[str, Any]) -> None:
+        summary = self.summary
         outcome, computed, loads = result.pop("_outcome"), result.pop("_computed"), result.pop("_loads")
-        rows[src.video_id] = result
-        store.write_videos(_frame(rows))
+        if result != self.rows.get(src.video_id):  # an unchanged skipped row is not written again
+            self.pending.append(result)
+        self.rows[src.video_id] = result
         summary.model_loads += len(loads)
         for m in computed:
             summary.computed[m] += 1
@@ -331,12 +276,29 @@ def extract_corpus(sources: list[VideoSource], store: FeatureStore | str, *, cli
             summary.failures.append({"video_id": src.video_id, "path": src.path,
                                      "stage": result.get("error_stage"), "message": result.get("error_message")})
             summary.media_seconds += (result.get("duration") or 0.0) if computed else 0.0
-        bar.set_postfix(done=summary.done, skipped=summary.skipped, failed=summary.failed, refresh=False)
-        bar.update(1)
-    bar.close()
-    summary.wall_seconds = time.perf_counter() - started
-    return summary
+        if len(self.pending) >= JOURNAL_FLUSH_ROWS or time.monotonic() - self.flushed >= JOURNAL_FLUSH_SECONDS:
+            self.flush()
+        self.bar.set_postfix(done=summary.done, skipped=summary.skipped, failed=summary.failed, refresh=False)
+        self.bar.update(1)
 
+    def flush(self) -> None:
+        if self.pending:
+            self.store.append_videos(self.pending)
+            self.pending = []
+        self.flushed = time.monotonic()
+
+    def close(self) -> None:
+        self.bar.close()
+        self.flush()
+        self.store.compact_videos()
+
+
+def _absolute_store(store: FeatureStore | str) -> FeatureStore:
+    """The store with a local path made absolute: workers may run in other directories."""
+    if isinstance(store, FeatureStore):
+        url = absolute(store.url)
+        return store if url == store.url else FeatureStore(url, storage_options=store.storage_options)
+    return FeatureStore(absolute(str(store)))
 
 def _check_ids(sources: list[VideoSource]) -> None:
     """Ids are checked before any work, so that no video is decoded and transcribed only to fail at its write."""
@@ -361,9 +323,3 @@ def _file_size(path: str) -> int:
         return os.path.getsize(path)
     except OSError:
         return 0
-
-
-def _frame(rows: dict[str, dict[str, Any]]):
-    import pandas as pd
-
-    return pd.DataFrame.from_records(list(rows.values()))

@@ -1,27 +1,43 @@
 """Batch emotion annotation: new videos -> extraction (reusing a store) -> segments -> model -> one row per segment.
 
-Segments come from the manifest when it names them; otherwise long footage is cut on whisper's utterances, or in
-fixed windows (``window``). A video with no words at all is one segment.
+Segments come from the manifest when it names them, else fixed windows (``window``), else utterances: detected
+speech together with whisper's words, plus stretches with a face on screen and no speech
+(:mod:`workflows.utterances`). Every row says what it was made of (streams present, the face, ASR confidence) and
+the table's Parquet metadata (key ``mcr``) says which model, task, labels and extractors made it. The table is
+described in docs/predictions.md.
 """
 from __future__ import annotations
 
+import json
+import os
+import sys
+from collections.abc import Callable
+from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import torch
 
-from pipeline.arrays import IEMOCAP_EMOTIONS, ArraySplit, fit_lengths, split_from_records
+from pipeline.arrays import IEMOCAP_EMOTIONS, MODALITIES, ArraySplit, fit_lengths, normalize, split_from_records
 from pipeline.corpus import VIDEO_EXTENSIONS, load_corpus, video_id_from_path
 from pipeline.errors import StageError
 from pipeline.files import atomic_write
 from pipeline.manifest import Segment, VideoSource
-from pipeline.segmenting import utterance_segments, window_segments
+from pipeline.segmenting import MAX_UTTERANCE, merge_intervals, window_segments
 from pipeline.store import FeatureStore
-from pipeline.store_source import segment_records
-from pipeline.subtitles import write_webvtt
-from workflows.inference import predict_arrays, require_finite
-from workflows.runs import TrainedRun, load_run
+from pipeline.store_source import label_provenance, segment_records
+from pipeline.subtitles import write_json, write_srt, write_webvtt
+from workflows.inference import batch_inputs, predict_arrays, require_finite
+from workflows.runs import TrainedRun, load_run, run_dirs
+from workflows.utterances import coverage, describe, detect_speech, faces_of, plan_video, vad_name
+
+MC_PASSES = 20
+"""Stochastic forward passes (dropout on) behind a regression row's ``predicted_sentiment_sd``."""
+SENTIMENT_SCALE = [-3.0, 3.0]  # CMU-MOSI/MOSEI's; a run may record its own as data["scale"]
+PLACEHOLDER_WARNING = ("WARNING: this model was trained on PLACEHOLDER labels (random numbers, e.g. `make demo`); "
+                       "its predictions mean nothing. Train on a labelled corpus (mcr train) for real use.")
 
 
 def sources_of(input_path: str | Path) -> list[VideoSource]:
@@ -32,36 +48,43 @@ def sources_of(input_path: str | Path) -> list[VideoSource]:
     return load_corpus(p)
 
 
-def plan_segments(store: FeatureStore, sources: list[VideoSource], *, window: float | None = None
-                  ) -> pd.DataFrame:
-    """The segments to annotate, one row each (video_id, segment_id, start, end); only successfully extracted videos."""
+def plan_segments(store: FeatureStore, sources: list[VideoSource], *, window: float | None = None,
+                  max_len: float = MAX_UTTERANCE, vad: str | None = None
+                  ) -> tuple[pd.DataFrame, dict[str, list[tuple[float, float]]]]:
+    """The segments to annotate (video_id, video_path, segment_id, start, end, split) of the successfully extracted
+    videos, and each video's speech (detected or transcribed, seconds), which every planning mode measures."""
     videos = store.videos().set_index("video_id")
-    rows: list[Segment] = []
+    rows: list[tuple[Segment, str]] = []
+    speech: dict[str, list[tuple[float, float]]] = {}
     for source in sources:
         if source.video_id not in videos.index or videos.loc[source.video_id, "status"] != "done":
             continue
         duration = float(videos.loc[source.video_id, "duration"] or 0.0)
-        if source.segments:
-            rows += source.segments
-        elif window:
-            rows += window_segments(source.video_id, duration, window)
+        path = os.path.abspath(source.path) if "://" not in source.path else source.path
+        if source.segments or window:
+            words = store.read_stream("language", [source.video_id])
+            spans = list(zip(words.column("start").to_pylist(), words.column("end").to_pylist())) \
+                if words.num_rows else []
+            speech[source.video_id] = merge_intervals([*detect_speech(store, source, vad), *spans])
+            segs = list(source.segments) or window_segments(source.video_id, duration, window)
         else:
-            words = store.read_stream("language", [source.video_id], columns=["utterance", "start", "end"])
-            rows += utterance_segments(source.video_id, words.to_pylist(), duration)
-    frame = pd.DataFrame([{"video_id": s.video_id, "segment_id": s.segment_id, "start": s.start,
-                           "end": s.end, "split": None} for s in rows],
-                         columns=["video_id", "segment_id", "start", "end", "split"])
-    return frame
+            segs, speech[source.video_id] = plan_video(store, source, duration, max_len=max_len, vad=vad)
+        rows += [(s, path) for s in segs]
+    frame = pd.DataFrame([{"video_id": s.video_id, "video_path": p, "segment_id": s.segment_id, "start": s.start,
+                           "end": s.end, "split": None} for s, p in rows],
+                         columns=["video_id", "video_path", "segment_id", "start", "end", "split"])
+    return frame, speech
 
 
 def segments_as_split(store: FeatureStore, segments: pd.DataFrame, *, max_len: int | None,
-                      cfg) -> tuple[ArraySplit, list[str]]:
-    """Model-ready unaligned arrays of ``segments`` (labels are placeholders) and each segment's transcript."""
+                      cfg) -> tuple[ArraySplit, list[dict]]:
+    """Model-ready unaligned arrays of ``segments`` (labels are placeholders) and their records (a modality a
+    segment lacks has 0 steps there: the model masks it)."""
     records = segment_records(store, segments, max_len=max_len)
     split = split_from_records(records, max_len=max_len, task=cfg.task)
     if cfg.uses_literal_forms:
         split = fit_lengths(split, (cfg.max_len_l, cfg.max_len_v, cfg.max_len_a))
-    return split, [r["transcript"] for r in records]
+    return split, records
 
 
 def _softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
@@ -69,8 +92,15 @@ def _softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
     return e / e.sum(axis=axis, keepdims=True)
 
 
+def polarity(score: np.ndarray) -> np.ndarray:
+    """negative / neutral / positive: the sign of the score rounded to the 7-point scale (|score| < 0.5: neutral)."""
+    score = np.asarray(score, np.float64)
+    return np.where(score >= 0.5, "positive", np.where(score <= -0.5, "negative", "neutral"))
+
+
 def prediction_columns(task: str, outputs: np.ndarray, names: list[str] | None = None) -> dict[str, Any]:
-    """Model outputs -> named columns: a sentiment score and class, emotion probabilities, or class probabilities.
+    """Model outputs -> named columns: ``predicted_sentiment`` and ``predicted_polarity`` (regression),
+    ``p_<emotion>`` and ``predicted_emotion`` (iemocap), ``p_<class>`` and ``predicted_class`` (classification).
 
     names: the emotions (iemocap, in the order of the model's outputs) or class names (classification).
     """
@@ -79,62 +109,184 @@ def prediction_columns(task: str, outputs: np.ndarray, names: list[str] | None =
                          "cannot be turned into classes")
     if task == "regression":
         score = outputs.reshape(-1)
-        return {"sentiment": score.astype(np.float32),
-                "sentiment_class": np.where(score > 0, "positive", np.where(score < 0, "negative", "neutral")),
-                "sentiment_7": np.round(np.clip(score, -3, 3)).astype(np.int8)}
+        return {"predicted_sentiment": score.astype(np.float32), "predicted_polarity": polarity(score)}
     if task == "iemocap":
         emotions = list(names or IEMOCAP_EMOTIONS)
-        probs = _softmax(outputs, -1)[..., 1]  # (N, 4): P(emotion present)
+        probs = _softmax(outputs, -1)[..., 1]  # (N, 4): P(emotion present), each on its own
         cols = {f"p_{e}": probs[:, i].astype(np.float32) for i, e in enumerate(emotions)}
-        cols["emotion"] = np.asarray(emotions)[probs.argmax(1)] if len(probs) else np.asarray([], str)
+        cols["predicted_emotion"] = np.asarray(emotions)[probs.argmax(1)] if len(probs) else np.asarray([], str)
         return cols
     probs = _softmax(outputs, -1)
     names = names or [str(i) for i in range(outputs.shape[1])]
     cols = {f"p_{n}": probs[:, i].astype(np.float32) for i, n in enumerate(names)}
-    cols["label"] = np.asarray(names)[probs.argmax(1)] if len(probs) else np.asarray([], str)
+    cols["predicted_class"] = np.asarray(names)[probs.argmax(1)] if len(probs) else np.asarray([], str)
     return cols
 
 
-def _cue_text(row: pd.Series, task: str) -> str:
-    if task == "regression":
-        tag = f"[{row['sentiment_class']} {row['sentiment']:+.2f}]"
-    elif task == "iemocap":
-        tag = f"[{row['emotion']} {row['p_' + row['emotion']]:.0%}]"
-    else:
-        tag = f"[{row['label']}]"
-    return f"{tag} {row['transcript']}".strip()
+# ---------------------------------------------------------------------------------------------- uncertainty
+def _dropout_layers(model: torch.nn.Module) -> list[torch.nn.Module]:
+    kinds = (torch.nn.Dropout, torch.nn.Dropout1d, torch.nn.Dropout2d, torch.nn.Dropout3d, torch.nn.AlphaDropout)
+    return [m for m in model.modules() if isinstance(m, kinds) and m.p > 0]
 
 
-def write_table(frame: pd.DataFrame, out: str | Path) -> Path:
-    """Parquet (``.parquet``) or CSV (``.csv``), written atomically."""
+@torch.no_grad()
+def mc_dropout_outputs(model: torch.nn.Module, split: ArraySplit, *, normalizer: dict | None = None,
+                       passes: int = MC_PASSES, seed: int = 0) -> np.ndarray | None:
+    """(passes, N, ...) outputs with the model's dropout layers on and everything else in eval mode (Monte Carlo
+    dropout, Gal & Ghahramani 2016); None when the model has no dropout layer.
+
+    Each sample runs as one batch of ``passes`` copies after seeding torch with ``seed``, so its spread depends on
+    nothing but the sample (not on the other rows of the table); the global torch RNG is left as it was.
+    """
+    layers = _dropout_layers(model)
+    if not layers or not len(split):
+        return None
+    if normalizer is not None:
+        split = normalize(split, normalizer)
+    device = next(model.parameters()).device
+    model.eval()
+    runs = []
+    try:
+        for layer in layers:
+            layer.train()
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            for i in range(len(split)):
+                inputs, _ = batch_inputs(split, np.full(passes, i), device)
+                torch.manual_seed(seed)
+                runs.append(model(*inputs).output.float().cpu().numpy())
+    finally:
+        model.eval()
+    return np.stack(runs, axis=1)
+
+
+def regression_spread(trained: TrainedRun, split: ArraySplit, *, passes: int = MC_PASSES
+                      ) -> tuple[np.ndarray, dict[str, Any]]:
+    """(N,) uncertainty of each regression output and how it was measured: the sample sd over the run's seeds
+    when it has several, else over ``passes`` Monte Carlo dropout passes; NaN ("none") when neither exists."""
+    root = trained.run_dir.parent if trained.run_dir.name.startswith("seed-") else trained.run_dir
+    try:
+        seeds = run_dirs(root)
+    except FileNotFoundError:
+        seeds = [trained.run_dir]
+    if len(seeds) > 1:
+        outputs = [predict_arrays(r.model, split, normalizer=r.normalizer).reshape(-1)
+                   for r in (trained if d == trained.run_dir else load_run(d) for d in seeds)]
+        return np.std(np.stack(outputs), axis=0, ddof=1), {"uncertainty_method": "seeds", "seeds": len(seeds)}
+    runs = mc_dropout_outputs(trained.model, split, normalizer=trained.normalizer, passes=passes)
+    if runs is None:
+        return np.full(len(split), np.nan), {"uncertainty_method": "none"}
+    return runs.reshape(passes, -1).std(axis=0, ddof=1), {"uncertainty_method": "mc_dropout", "passes": passes}
+
+
+# ------------------------------------------------------------------------------------------------- metadata
+def is_placeholder(trained: TrainedRun) -> bool:
+    """Whether the run was trained on placeholder labels: recorded in its data info (``placeholder_labels``), else
+    read from the training store's segments when that store is still there."""
+    if "placeholder_labels" in trained.data:
+        return bool(trained.data["placeholder_labels"])
+    source = trained.data.get("source")
+    return bool(source and Path(source).is_dir() and label_provenance(source)["placeholder_labels"])
+
+
+def table_metadata(trained: TrainedRun, extractors, **extra) -> dict[str, Any]:
+    """What the ``mcr`` key of the table's Parquet schema metadata holds (see docs/predictions.md)."""
+    try:
+        version = importlib_metadata.version("mcr-emotion")
+    except importlib_metadata.PackageNotFoundError:
+        version = "unknown"
+    root = trained.run_dir.parent if trained.run_dir.name.startswith("seed-") else trained.run_dir
+    task = trained.task
+    return {"run": str(root.resolve()), "checkpoint": str(trained.checkpoint.resolve()), "task": task,
+            "label_names": trained.label_names,
+            "scale": trained.data.get("scale", SENTIMENT_SCALE) if task == "regression" else [0.0, 1.0],
+            "extractors": {e.modality: {"name": e.name, "config_hash": e.config_hash()} for e in extractors},
+            "mcr_version": version, "placeholder_labels": is_placeholder(trained), **extra}
+
+
+def write_table(frame: pd.DataFrame, out: str | Path, metadata: dict | None = None) -> Path:
+    """Parquet (``.parquet``, ``metadata`` as JSON under the schema key ``mcr``) or CSV (``.csv``, ``metadata``
+    beside it in ``<out>.mcr.json``), written atomically."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     out = Path(out)
     suffix = out.suffix.lower()
     if suffix == ".csv":
         atomic_write(out, lambda tmp: frame.to_csv(tmp, index=False))
+        if metadata is not None:
+            atomic_write(f"{out}.mcr.json", json.dumps(metadata, indent=1, default=str) + "\n")
     elif suffix in (".parquet", ".pq"):
-        atomic_write(out, lambda tmp: frame.to_parquet(tmp, index=False))
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+        if metadata is not None:
+            table = table.replace_schema_metadata({**(table.schema.metadata or {}),
+                                                   b"mcr": json.dumps(metadata, default=str).encode()})
+        atomic_write(out, lambda tmp: pq.write_table(table, tmp))
     else:
         raise ValueError(f"{out}: [predict] write a .parquet or .csv file")
     return out
 
 
+# ------------------------------------------------------------------------------------------------ subtitles
+def cue_text(row: pd.Series, task: str) -> str:
+    """``[positive +0.99 ±0.10] words`` / ``[angry 62%] words`` / ``[ANG 71%] words``; a row without words says
+    whether it was speech or only a face."""
+    if task == "regression":
+        sd = row.get("predicted_sentiment_sd")
+        spread = f" ±{sd:.2f}" if sd is not None and np.isfinite(sd) else ""
+        tag = f"[{row['predicted_polarity']} {row['predicted_sentiment']:+.2f}{spread}]"
+    elif task == "iemocap":
+        tag = f"[{row['predicted_emotion']} {row['p_' + row['predicted_emotion']]:.0%}]"
+    else:
+        tag = f"[{row['predicted_class']} {row['p_' + str(row['predicted_class'])]:.0%}]"
+    words = row["transcript"] or ("(speech, no words recognised)" if row.get("speech_share", 0) > 0
+                                  else "(no speech)")
+    return f"{tag} {words}".strip()
+
+
+def write_subtitles(frame: pd.DataFrame, meta: dict, *, vtt_dir=None, srt_dir=None, json_dir=None) -> None:
+    """One file per video in each folder given; every header names the run, and warns of placeholder labels."""
+    warning = [PLACEHOLDER_WARNING] if meta["placeholder_labels"] else []
+    notes = warning + [f"mcr predict: model {meta['run']}, task {meta['task']}, labels "
+                       f"{', '.join(meta['label_names'])}, uncertainty {meta.get('uncertainty_method', 'none')}"]
+    fields = [c for c in frame.columns if c.startswith(("predicted_", "p_"))] + \
+        ["segment_id", "asr_confidence", "streams", "face_id", "face_share", "speech_share"]
+    for vid, rows in frame.groupby("video_id", sort=False):
+        cues = [(r.start, r.end, cue_text(r, meta["task"])) for _, r in rows.iterrows()]
+        if vtt_dir:
+            write_webvtt(Path(vtt_dir) / f"{vid}.vtt", cues, notes)
+        if srt_dir:
+            write_srt(Path(srt_dir) / f"{vid}.srt", cues, warning)  # SubRip's notes are a cue: only the warning
+        if json_dir:
+            segs = [{"start": r.start, "end": r.end, "text": r.transcript, **{f: r[f] for f in fields if f in r}}
+                    for _, r in rows.iterrows()]
+            write_json(Path(json_dir) / f"{vid}.json", segs, notes=notes, video_id=vid, mcr=meta)
+
+
+# ------------------------------------------------------------------------------------------------ the job
 def predict_videos(input_path: str | Path, run: str | Path | TrainedRun, out: str | Path, *,
                    store: str | Path | None = None, window: float | None = None, vtt_dir: str | Path | None = None,
-                   client=None, progress: bool = True, visual: str | None = None) -> pd.DataFrame:
+                   srt_dir: str | Path | None = None, json_dir: str | Path | None = None,
+                   max_len: float = MAX_UTTERANCE, client=None, progress: bool = True, visual: str | None = None,
+                   log: Callable[[str], None] | None = None) -> pd.DataFrame:
     """Annotate the videos of ``input_path`` with the model of ``run``; writes ``out`` and returns the table.
 
     Args:
         input_path: a video, a folder of videos or a manifest CSV (its segments are used when it names them).
         run: a trained run directory (``mcr train --out``), or that run already loaded.
-        out: ``.parquet`` or ``.csv`` file, one row per segment.
+        out: ``.parquet`` or ``.csv`` file, one row per segment (columns and metadata: docs/predictions.md).
         store: a feature store to extract into and reuse (default: ``<out>.store`` beside ``out``).
         window: cut videos without manifest segments into windows of this many seconds instead of utterances.
-        vtt_dir: also write one WebVTT file per video into this folder.
+        vtt_dir, srt_dir, json_dir: also write one WebVTT / SubRip / whisper-style JSON file per video there.
+        max_len: longest utterance, seconds (longer ones are split at a pause).
         client: the Dask client of the extraction (None: the current one, ``distributed.get_client()``).
         visual: visual backend (default: the extraction workflow's).
+        log: where the speech coverage and warnings go (default: stderr).
     """
     from workflows.extract import build_extractors, extract_corpus
 
+    log = log or (lambda message: print(message, file=sys.stderr))
+    if not max_len > 0:
+        raise ValueError(f"[predict] the longest utterance must be a positive number of seconds, got {max_len}")
     trained = run if isinstance(run, TrainedRun) else load_run(run)
     run, cfg = trained.run_dir, trained.config
     if trained.aligned:
@@ -148,8 +300,12 @@ def predict_videos(input_path: str | Path, run: str | Path | TrainedRun, out: st
         first, more = summary.failures[0], len(summary.failures) - 1
         message = " ".join(str(first["message"]).split()) + (f" ({more} more failed too)" if more else "")
         raise StageError(first["path"], first["stage"] or "extract", message)
-    segments = plan_segments(store, sources, window=window)
-    split, transcripts = segments_as_split(store, segments, max_len=trained.max_len, cfg=cfg)
+    vad = vad_name()
+    segments, speech = plan_segments(store, sources, window=window, max_len=max_len, vad=vad)
+    faces, face_method = faces_of(store, segments)
+    if len(segments):
+        segments["face_id"] = faces["face_id"].to_numpy(np.int64)
+    split, records = segments_as_split(store, segments, max_len=trained.max_len, cfg=cfg)
     if len(split) and split.dims != (cfg.d_l, cfg.d_v, cfg.d_a):
         raise ValueError(f"{run}: [predict] the model takes features of sizes {(cfg.d_l, cfg.d_v, cfg.d_a)} "
                          f"(language, visual, acoustic) but the store's extractors give {split.dims}: train the "
@@ -157,15 +313,33 @@ def predict_videos(input_path: str | Path, run: str | Path | TrainedRun, out: st
     outputs = (predict_arrays(trained.model, split, normalizer=trained.normalizer) if len(split)
                else np.zeros((0, cfg.output_dim), np.float32))
     require_finite(outputs, trained.checkpoint, segments["video_id"].to_numpy(), stage="predict")
-    frame = segments[["video_id", "segment_id", "start", "end"]].reset_index(drop=True).copy()
-    frame["transcript"] = transcripts
+
+    frame = segments[["video_id", "video_path", "segment_id", "start", "end"]].reset_index(drop=True).copy()
+    frame["transcript"] = [r["transcript"] for r in records]
+    frame = pd.concat([frame, describe(store, frame, speech).reset_index(drop=True)], axis=1)
+    present = {m: np.array([len(r[m]) > 0 for r in records], bool) for m in MODALITIES}
+    order = ("language", "acoustic", "visual")
+    frame["streams"] = [",".join(m for m in order if present[m][i]) for i in range(len(frame))]
+    for m in order:
+        frame[f"has_{m}"] = present[m]
+    frame["face_id"] = faces["face_id"].to_numpy(np.int64) if len(frame) else np.zeros(0, np.int64)
+    frame["face_share"] = faces["face_share"].to_numpy(np.float64) if len(frame) else np.zeros(0)
     names = trained.label_names if cfg.task == "iemocap" else trained.classes
     for name, values in prediction_columns(cfg.task, outputs, names).items():
         frame[name] = values
-    write_table(frame, out)
-    if vtt_dir:
-        for vid, rows in frame.groupby("video_id"):
-            write_webvtt(Path(vtt_dir) / f"{vid}.vtt",
-                         [(r.start, r.end, _cue_text(r, cfg.task)) for _, r in rows.iterrows()])
-    frame.attrs["failures"] = summary.failures
+    uncertainty: dict[str, Any] = {}
+    if cfg.task == "regression":
+        sd, uncertainty = regression_spread(trained, split) if len(split) else (np.zeros(0), {})
+        frame.insert(frame.columns.get_loc("predicted_sentiment") + 1, "predicted_sentiment_sd", sd.astype(np.float32))
+
+    cover = coverage(speech, segments)
+    meta = table_metadata(trained, extractors, coverage=cover, vad=vad, faces=face_method,
+                          max_utterance_seconds=max_len, window=window, **uncertainty)
+    write_table(frame, out, meta)
+    write_subtitles(frame, meta, vtt_dir=vtt_dir, srt_dir=srt_dir, json_dir=json_dir)
+    log(f"speech coverage: {cover['covered_seconds']:.1f} s of {cover['speech_seconds']:.1f} s of detected speech "
+        f"have a row ({100 * cover['share']:.0f}%)")
+    if meta["placeholder_labels"]:
+        log(PLACEHOLDER_WARNING)
+    frame.attrs.update(failures=summary.failures, metadata=meta)
     return frame

@@ -4,8 +4,9 @@ Adam; L1 loss for regression, cross-entropy for IEMOCAP and classification; Tabl
 epochs (from the preset, :mod:`workflows.train_config`); gradient-norm clipping; ReduceLROnPlateau on the validation
 loss; model selection and early stopping on the validation split only. After every epoch a checkpoint (safetensors,
 see :mod:`workflows.checkpoint`) holds everything needed to continue; every epoch draws its shuffling and dropout
-from (seed, epoch) alone, so a run killed at any point and started again ends exactly where an uninterrupted one
-does. The run directory's layout is in :mod:`workflows.runs`.
+from (seed, epoch) alone (and its modality dropout, :func:`modality_dropout_mask`, from (seed, epoch, batch)), so a
+run killed at any point and started again ends exactly where an uninterrupted one does. The run directory's layout
+is in :mod:`workflows.runs`.
 """
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ from workflows.checkpoint import (load_checkpoint, load_weights, record_path, sa
                                   save_weights, verified_record)
 from workflows.inference import autocast, batch_inputs, pick_device, predict_arrays
 from workflows.runs import config_record, identity, summarize
-from workflows.train_config import TrainConfig
+from workflows.train_config import NEWER_OPTIONS, TrainConfig
 
 
 def _task_loss(task: str, output: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -46,6 +47,51 @@ def _evaluate(model, split: ArraySplit, task: str, batch_size: int, amp: bool) -
     outputs = predict_arrays(model, split, batch_size=batch_size, amp=amp)
     loss = float(_task_loss(task, torch.from_numpy(outputs), torch.from_numpy(split.labels)))
     return loss, M.compute_metrics(task, outputs, split.labels), outputs
+
+
+INPUT_MODALITIES = ("l", "v", "a")  # the model's input order: (x_l, x_v, x_a, mask_l, mask_v, mask_a)
+_DROPOUT_STREAM = 0x6D64  # keeps the dropout draws apart from the shuffling's default_rng([seed, epoch])
+
+
+def modality_dropout_mask(rng: np.random.Generator, n: int, p: float, used: tuple[int, ...] = (0, 1, 2)
+                          ) -> np.ndarray:
+    """(n, 3) bool, True where sample i loses modality j (the model's order l, v, a) for this batch.
+
+    Each of the ``used`` modalities (indices into l, v, a; the model's own) is dropped with probability ``p``,
+    independently; a sample that would lose all of them keeps one, chosen uniformly. So at least one modality is
+    always left, a modality is dropped at the rate p - p**k / k (k = len(used)), and a unimodal model never.
+    """
+    dropped = np.zeros((n, len(INPUT_MODALITIES)), bool)
+    used = list(used)
+    if p <= 0 or len(used) < 2:
+        return dropped
+    draw = rng.random((n, len(used))) < p
+    keep = rng.integers(0, len(used), n)  # drawn for every sample, so the draws do not depend on the outcome
+    everything = np.flatnonzero(draw.all(1))
+    draw[everything, keep[everything]] = False
+    dropped[:, used] = draw
+    return dropped
+
+
+def drop_modalities(inputs: list[torch.Tensor], dropped: np.ndarray) -> list[torch.Tensor]:
+    """The model's inputs with modality j of sample i masked out (mask all False, features 0) where dropped[i, j]."""
+    out = list(inputs)
+    k = len(INPUT_MODALITIES)
+    for j in range(k):
+        rows = np.flatnonzero(dropped[:, j])
+        if len(rows):
+            rows_t = torch.from_numpy(rows).to(out[j].device)
+            out[j], out[k + j] = out[j].clone(), out[k + j].clone()
+            out[j][rows_t] = 0
+            out[k + j][rows_t] = False
+    return out
+
+
+def batch_dropout(tcfg: TrainConfig, epoch: int, batch: int, n: int, modalities) -> np.ndarray:
+    """The modality dropout of one training batch: a function of (seed, epoch, batch) only (see TrainConfig)."""
+    used = tuple(INPUT_MODALITIES.index(m) for m in modalities)
+    rng = np.random.default_rng([tcfg.seed, epoch, batch, _DROPOUT_STREAM])
+    return modality_dropout_mask(rng, n, tcfg.modality_dropout, used)
 
 
 def _seed_everything(seed: int) -> None:
@@ -72,7 +118,9 @@ def train_run(splits: dict[str, ArraySplit], model_cfg, tcfg: TrainConfig, out: 
     (out / "checkpoints").mkdir(parents=True, exist_ok=True)
     record = config_record(model_cfg, tcfg, data_info or {})
     if (out / "config.json").exists():
-        if identity(json.loads((out / "config.json").read_text())) != identity(record):
+        old = json.loads((out / "config.json").read_text())
+        old["train"] = {**NEWER_OPTIONS, **(old.get("train") or {})}
+        if identity(old) != identity(record):
             raise ValueError(f"{out}: [train] holds a run with another configuration; choose another --out")
     if tcfg.normalize:
         stats = fit_normalizer(splits["train"])
@@ -111,11 +159,15 @@ def train_run(splits: dict[str, ArraySplit], model_cfg, tcfg: TrainConfig, out: 
         _seed_everything(tcfg.seed * 1_000_003 + epoch)  # dropout of this epoch
         order = np.random.default_rng([tcfg.seed, epoch]).permutation(len(train))
         model.train()
-        total, seen = 0.0, 0
+        total, seen, n_dropped = 0.0, 0, np.zeros(len(INPUT_MODALITIES))
         bar = _progress(n_batches, f"epoch {epoch}/{tcfg.epochs}", progress)
         for b in range(n_batches):
             index = order[b * tcfg.batch_size:(b + 1) * tcfg.batch_size]
             inputs, labels = batch_inputs(train, index, device)
+            if tcfg.modality_dropout > 0:
+                dropped = batch_dropout(tcfg, epoch, b, len(index), model_cfg.modalities)
+                inputs = drop_modalities(inputs, dropped)
+                n_dropped += dropped.sum(0)
             optimizer.zero_grad(set_to_none=True)
             with autocast(device, tcfg.amp):
                 output = model(*inputs).output
@@ -144,6 +196,8 @@ def train_run(splits: dict[str, ArraySplit], model_cfg, tcfg: TrainConfig, out: 
         state["history"].append(M.jsonable({
             "epoch": epoch, "train_loss": total / max(seen, 1), "val_loss": val_loss,
             "lr": optimizer.param_groups[0]["lr"], "seconds": round(time.time() - started, 3),
+            **({"dropped": dict(zip(INPUT_MODALITIES, (n_dropped / max(seen, 1)).round(4).tolist()))}
+               if tcfg.modality_dropout > 0 else {}),
             **{f"val_{k}": v for k, v in val_metrics.items()}}))
         state["epoch"] = epoch
         save_checkpoint(last, model, optimizer, dict(state, scheduler=scheduler.state_dict(),

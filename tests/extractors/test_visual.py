@@ -4,13 +4,14 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pyarrow as pa
 import pytest
 from PIL import Image
 
 from extractors import create
 from extractors.au_mapping import AU_FROM_BLENDSHAPES, BLENDSHAPE_NAMES
 from extractors.media import decode
-from extractors.visual import MediaPipeVisualExtractor, sample_frames
+from extractors.visual import MediaPipeVisualExtractor, box_iou, sample_frames, track_faces
 from extractors.visual_pyfeat import PYFEAT_AUS, rows_from_fex
 from pipeline.errors import AssetNotFoundError
 from tests.extractors.media_files import cremad_clips, pyfeat_sample, write_media
@@ -42,7 +43,8 @@ def cremad_tables(mediapipe):
 
 def test_schema(mediapipe):
     schema = mediapipe.schema()
-    assert schema.names == ["time", "face", "features", "blendshapes", "pose"]
+    assert schema.names == ["time", "face", "face_id", "features", "blendshapes", "pose"]
+    assert schema.field("face_id").type == pa.int32()
     assert schema.field("features").type.list_size == len(AU_FROM_BLENDSHAPES) == mediapipe.feature_dim
     assert schema.field("blendshapes").type.list_size == 52 and schema.field("pose").type.list_size == 3
     assert json.loads(schema.metadata[b"blendshape_names"]) == list(BLENDSHAPE_NAMES)
@@ -63,6 +65,7 @@ def test_cremad_faces(cremad_tables, emotion):
     media, table = cremad_tables[emotion]
     face = np.asarray(table["face"])
     assert len(table) == len(media.frame_times) == pytest.approx(media.duration * 10, abs=1.5)
+    assert np.asarray(table["face_id"]).tolist() == np.where(face, 0, -1).tolist()
     assert face.mean() >= 0.9
     aus, pose = _column(table, "features"), _column(table, "pose")
     assert np.isfinite(aus).all() and (aus >= 0).all() and (aus <= 1).all()
@@ -157,3 +160,65 @@ def test_pyfeat_rows_from_its_own_output():
     np.testing.assert_allclose(aus[0], fex.loc[0, list(PYFEAT_AUS)].to_numpy(float), rtol=1e-6)
     np.testing.assert_allclose(pose[0], fex.loc[0, ["Yaw", "Pitch", "Roll"]].to_numpy(float), rtol=1e-6)
     assert not aus[1].any() and not pose[1].any()
+
+
+# ------------------------------------------------------------------------------------------------ several faces
+def test_max_faces_config_and_hash():
+    default = create("mediapipe")
+    assert default.config.max_faces == 1
+    assert default.config_hash() == create("mediapipe", max_faces=1).config_hash() == "3def4e47c8784ce1", \
+        "max_faces=1 writes what stores already hold (face_id is derived for them): their hash stays"
+    assert create("mediapipe", max_faces=2).config_hash() != default.config_hash()
+    assert json.loads(create("mediapipe", max_faces=3).metadata()["config"])["max_faces"] == 3
+    for bad in (0, -1, 1.5, True, "2"):
+        with pytest.raises(ValueError, match="max_faces"):
+            create("mediapipe", max_faces=bad)
+
+
+def test_track_faces_keeps_ids_by_position():
+    left, right = np.array([0.1, 0.2, 0.3, 0.6]), np.array([0.6, 0.2, 0.8, 0.6])
+    moved = left + [0.02, 0.01, 0.02, 0.01]
+    boxes = [np.stack([right, left]),   # first frame: ids by position, left to right, whatever the order given
+             np.stack([moved, right]),  # the detector's order changes; the ids follow the boxes
+             right[None],               # the left face is missed
+             np.stack([left, right]),   # and found again within max_gap: the same id
+             np.zeros((0, 4)),          # nobody
+             np.stack([right, np.array([0.35, 0.2, 0.55, 0.6])])]  # a new face in the middle: a new id
+    times = np.array([0.0, 0.1, 0.2, 0.3, 0.4, 0.5])
+    assert [ids.tolist() for ids in track_faces(boxes, times)] == [[1, 0], [0, 1], [1], [0, 1], [], [1, 2]]
+    # a face unseen for longer than max_gap starts a new track
+    gap = track_faces([left[None], right[None], left[None]], np.array([0.0, 0.5, 2.0]), max_gap=1.0)
+    assert [ids.tolist() for ids in gap] == [[0], [1], [2]]
+    overlap = 0.18 * 0.39  # x 0.12..0.30, y 0.21..0.60; each box 0.2 x 0.4
+    np.testing.assert_allclose(box_iou(left[None], np.stack([left, moved, right])),
+                               [[1, overlap / (0.16 - overlap), 0]])
+
+
+def test_a_single_face_with_max_faces_two_is_face_zero_with_the_same_features(cremad_tables):
+    media, one = cremad_tables["NEU"]
+    several = create("mediapipe", max_faces=2)
+    try:
+        two = several.extract(media)
+    finally:
+        several.close()
+    assert two.schema.names == one.schema.names and len(two) == len(one)
+    np.testing.assert_array_equal(np.asarray(two["time"]), np.asarray(one["time"]))
+    assert set(np.asarray(two["face_id"]).tolist()) == {0}
+    for column in ("features", "blendshapes", "pose"):
+        np.testing.assert_allclose(_column(two, column), _column(one, column), atol=1e-5, err_msg=column)
+
+
+@pytest.mark.parametrize("max_faces", [1, 2])
+def test_frames_without_a_face_have_face_id_minus_one(max_faces):
+    extractor = create("mediapipe", max_faces=max_faces)
+    try:
+        table = extractor.extract(decode(pyfeat_sample("face_noface.mov")))
+    finally:
+        extractor.close()
+    face, ids, times = np.asarray(table["face"]), np.asarray(table["face_id"]), np.asarray(table["time"])
+    assert len(np.unique(times)) == len(times), "one face at most: one row per frame"
+    assert face.any() and not face.all()
+    assert ids.tolist() == np.where(face, 0, -1).tolist()
+    assert not _column(table, "features")[~face].any()
+    found = times[np.flatnonzero(face)[-1]]
+    assert abs(found - FACE_NOFACE_SWITCH) < 0.5, found

@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 import torch
 from torch.utils.data import DataLoader
 
 from pipeline.store import FeatureStore, feature_matrix
-from pipeline.views import SegmentDataset, collate_segments, word_aligned
+from pipeline.views import SegmentDataset, collate_segments, face_ids, word_aligned
 from tests.pipeline.streams import frames, language, meta
 
 WORDS = [("hello", 0.02, 0.48), ("big", 0.55, 1.18), ("x", 1.21, 1.23), ("world", 1.30, 1.90)]
@@ -106,3 +107,74 @@ def test_whole_video_segments_without_split(store):
     item = SegmentDataset(store)[0]
     assert item["split"] is None and item["end"] is None and item["transcript"] == "hello big x world"
     assert torch.isnan(item["label"])
+
+
+# ------------------------------------------------------------------------------------------------ several faces
+def _faces_store(tmp_path) -> FeatureStore:
+    """Visual frames every 0.1 s over [0, 2.2): face 0 until 1.5 s, face 1 throughout but 0.3 s, no face at 2.0
+    and 2.1 s; each row's first feature is 10 * face_id + frame index, so rows identify themselves."""
+    store = FeatureStore(tmp_path / "faces")
+    rows = []
+    for k in range(22):
+        found = [f for f, seen in ((0, k < 15), (1, k != 3 and k < 20)) if seen]
+        rows += [(round(0.1 * k, 3), f) for f in found] or [(round(0.1 * k, 3), -1)]
+    times, ids = np.array([r[0] for r in rows]), np.array([r[1] for r in rows])
+    feats = np.stack([np.where(ids >= 0, 10 * ids + np.round(times * 10), 0), ids >= 0], 1).astype(np.float32)
+    table = frames(times, feats, ids >= 0).append_column("face_id", pa.array(ids, pa.int32()))
+    store.write_stream("visual", "v", table, meta("visual", 2, 0.1))
+    store.write_stream("language", "v", language(WORDS, np.ones((4, 2), np.float32)), meta("language", 2, None))
+    store.write_segments(pd.DataFrame({"video_id": ["v", "v"], "segment_id": ["a", "b"], "start": [0.0, 1.0],
+                                       "end": [1.0, None], "split": [None, None]}))
+    return store
+
+
+def _served(item) -> list[float]:
+    return item["visual"][item["visual_mask"]][:, 0].tolist()
+
+
+def test_the_face_with_most_frames_is_served(tmp_path):
+    store = _faces_store(tmp_path)
+    data = SegmentDataset(store, modalities=["visual"])
+    # [0, 1): face 0 in 10 frames, face 1 in 9 (it is missed at 0.3 s) -> face 0
+    assert _served(data[0]) == [float(k) for k in range(10)]
+    # [1, end): face 0 in 5 frames, face 1 in 10 -> face 1, and the two frames without any face (zeros)
+    assert _served(data[1]) == [10.0 + k for k in range(10, 20)] + [0.0, 0.0]
+
+
+def test_a_named_face_is_served_and_minus_one_masks(tmp_path):
+    store = _faces_store(tmp_path)
+    segments = store.segments().assign(face_id=[1, -1])
+    data = SegmentDataset(store, modalities=["visual"], segments=segments)
+    assert _served(data[0]) == [10.0 + k for k in range(10) if k != 3]
+    assert data[1]["visual_length"] == 0 and not data[1]["visual_mask"].any()
+    # a missing value (NaN in a float column) falls back to the face with most frames
+    data = SegmentDataset(store, modalities=["visual"], segments=store.segments().assign(face_id=[np.nan, 0.0]))
+    assert _served(data[0]) == [float(k) for k in range(10)]
+    assert _served(data[1]) == [float(k) for k in range(10, 15)] + [0.0, 0.0]
+
+
+def test_word_aligned_follows_the_same_face(tmp_path):
+    store = _faces_store(tmp_path)
+    table = word_aligned(store, modalities=["visual"])
+    got = feature_matrix(table, "visual")[:, 0]
+    # "hello" [0.02, 0.48] in segment a (face 0): frames 0.1 .. 0.4; "world" [1.30, 1.90] in b (face 1): 1.3 .. 1.9
+    assert got[0] == pytest.approx(np.mean([1, 2, 3, 4]))
+    assert got[3] == pytest.approx(np.mean([10 + k for k in range(13, 20)]))
+    store.write_segments(store.segments().assign(face_id=[1.0, -1.0]))
+    table = word_aligned(store, modalities=["visual"])
+    got, counts = feature_matrix(table, "visual")[:, 0], table.column("visual_frames").to_pylist()
+    assert got[0] == pytest.approx(np.mean([11, 12, 14])) and counts[:2] != [0, 0]  # face 1 was missed at 0.3 s
+    assert counts[2:] == [0, 0] and not got[2:].any()
+
+
+def test_face_ids_of_older_and_mixed_files(store):
+    visual = store.read_stream("visual")
+    assert "face_id" not in visual.column_names
+    np.testing.assert_array_equal(face_ids(visual), np.where(visual.column("face").to_numpy(zero_copy_only=False),
+                                                             0, -1))
+    newer = frames(np.array([3.0, 3.0]), np.zeros((2, 2), np.float32), np.array([True, True])).append_column(
+        "face_id", pa.array([0, 1], pa.int32()))
+    store.write_stream("visual", "w", newer, meta("visual", 2, 0.25))
+    both = store.read_stream("visual")  # concatenated: the older file's face_id is null
+    assert face_ids(both).tolist() == face_ids(visual).tolist() + [0, 1]
+    assert (face_ids(store.read_stream("acoustic")) == 0).all(), "a stream without face: all face 0"

@@ -175,3 +175,26 @@ def test_paper_schedule_trains_exactly_table_1s_epochs_at_a_constant_rate(tmp_pa
     assert not done["stopped_early"] and done["epochs_run"] == 6
     lrs = {h["lr"] for h in json.loads((tmp_path / "paper" / "history.json").read_text())}
     assert lrs == {0.0}
+
+
+def test_a_run_recorded_before_modality_dropout_still_resumes(tmp_path):
+    import dataclasses
+
+    from workflows.train import train_run
+    from workflows.train_config import configure, fit_model_to_data
+
+    rng = np.random.default_rng(0)
+    splits = {"train": planted_split(16, rng), "valid": planted_split(8, rng)}
+    model_cfg, tcfg = configure("mosi", {"batch_size": 8, "model": {"d_model": 8, "n_heads": 2, "n_layers": 1}},
+                                epochs=1, cpu_threads=1)
+    model_cfg = fit_model_to_data(model_cfg, splits["train"])
+    train_run(splits, model_cfg, tcfg, tmp_path / "run", progress=False, log=lambda s: None)
+    record = json.loads((tmp_path / "run" / "config.json").read_text())
+    del record["train"]["modality_dropout"]  # as written before the option existed: it trained without
+    (tmp_path / "run" / "config.json").write_text(json.dumps(record))
+    lines: list[str] = []
+    assert train_run(splits, model_cfg, tcfg, tmp_path / "run", progress=False, log=lines.append)["epochs_run"] == 1
+    assert lines == ["resuming " + str(tmp_path / "run") + " after epoch 1"]
+    with pytest.raises(ValueError, match="another configuration"):
+        train_run(splits, model_cfg, dataclasses.replace(tcfg, modality_dropout=0.2), tmp_path / "run",
+                  progress=False)

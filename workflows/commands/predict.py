@@ -1,11 +1,15 @@
-"""Annotate new videos with emotions: one row per segment (video_id, segment_id, start, end, transcript, prediction).
+"""Annotate new videos with emotions: one row per segment (times, transcript, streams present, face, predictions).
 
 INPUT is a video, a folder of videos or a manifest CSV. Videos are first extracted into a feature store (reused on
-the next run), then cut into segments: the manifest's, else whisper's utterances, else --window seconds.
+the next run), then cut into segments: the manifest's, else --window seconds, else utterances (voice activity
+detection with whisper's words: every stretch of speech gets a row, with words or without; one longer than
+--max-utterance is split at a pause) and stretches with a face on screen but no speech. The columns and the
+table's metadata are described in docs/predictions.md. The share of detected speech that got a row is printed to
+stderr, and so is a warning when the model was trained on placeholder labels.
 
 Examples:
   mcr predict interviews/ --model runs/mosi --out annotations.parquet --vtt subtitles/
-  mcr predict talk.mp4 --model runs/mosi --out talk.csv --window 10
+  mcr predict talk.mp4 --model runs/mosi --out talk.csv --window 10 --srt subtitles/ --json transcripts/
 """
 from __future__ import annotations
 
@@ -20,7 +24,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--store", default=None, help="feature store to extract into and reuse (default: OUT.store)")
     p.add_argument("--window", type=float, default=None, metavar="SECONDS",
                    help="cut videos into fixed windows instead of whisper's utterances")
+    p.add_argument("--max-utterance", type=float, default=8.0, metavar="SECONDS",
+                   help="split longer utterances at a pause (default: %(default)s)")
     p.add_argument("--vtt", default=None, metavar="DIR", help="also write one WebVTT subtitle file per video")
+    p.add_argument("--srt", default=None, metavar="DIR", help="also write one SubRip subtitle file per video")
+    p.add_argument("--json", default=None, metavar="DIR",
+                   help="also write one JSON file per video (whisper's JSON shape, with the predictions)")
     p.add_argument("--workers", type=int, default=None, help="local Dask workers (default: one per core)")
     p.add_argument("--scheduler", default=None, metavar="ADDRESS", help="use an existing Dask cluster")
     p.add_argument("--visual", default=None, help="visual backend (default: mediapipe)")
@@ -36,9 +45,12 @@ def run(args: argparse.Namespace) -> int:
     store = absolute(args.store) if args.store else None
     with open_client(args.scheduler, args.workers) as client:
         frame = predict_videos(args.input, trained, args.out, store=store, window=args.window, vtt_dir=args.vtt,
-                               client=client, visual=args.visual, progress=not args.no_progress)
+                               srt_dir=args.srt, json_dir=args.json, max_len=args.max_utterance, client=client,
+                               visual=args.visual, progress=not args.no_progress)
     print(f"wrote {len(frame)} segments of {frame['video_id'].nunique()} videos to {args.out}")
-    print(frame.drop(columns=["segment_id"]).head(20).to_string(index=False, max_colwidth=40))
+    shown = ["video_id", "start", "end", "streams", *[c for c in frame.columns if c.startswith("predicted_")],
+             "transcript"]
+    print(frame[[c for c in shown if c in frame.columns]].head(20).to_string(index=False, max_colwidth=40))
     failures = frame.attrs.get("failures") or []
     for f in failures:
         print(f"failed: {f.get('path')} [{f.get('stage')}] {f.get('message')}", file=sys.stderr)

@@ -33,6 +33,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--schedule", choices=["default", "paper"],
                         help="default: early stopping and LR-on-plateau; paper: exactly Table 1's epochs, constant "
                         "learning rate, no early stop")
+    parser.add_argument("--modality-dropout", type=float, metavar="P",
+                        help="per training sample and modality, mask the whole modality out with probability P "
+                        "(at least one always kept; never at evaluation) so that missing streams are seen in "
+                        "training; default 0 (off, as the paper)")
     parser.add_argument("--arch", choices=["mcr", "mult"], help="model: MCR (default) or the MulT baseline")
     parser.add_argument("--ablation", metavar="NAME", help="a row of the paper's Table 5, e.g. language_only")
     parser.add_argument("--aligned", action="store_true", default=None,
@@ -53,7 +57,8 @@ def run(args: argparse.Namespace) -> int:
 
     model_cfg, tcfg = configure(args.preset, args.config, seed=args.seed, epochs=args.epochs,
                                 batch_size=args.batch_size, lr=args.lr, schedule=args.schedule, aligned=args.aligned,
-                                max_len=args.max_len, device=args.device, cpu_threads=args.cpu_threads)
+                                max_len=args.max_len, device=args.device, cpu_threads=args.cpu_threads,
+                                modality_dropout=args.modality_dropout)
     if args.arch:
         model_cfg = model_cfg.replace(arch=args.arch)
     if args.ablation:
