@@ -7,6 +7,7 @@ sequence-length-dependent parameters and their literal forms (see ``docs/model.m
 from __future__ import annotations
 
 import dataclasses
+import typing
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -138,6 +139,27 @@ class MCRConfig:
     def uses_literal_forms(self) -> bool:
         return self.exchange == "conv" or self.time_bias == "per_step" or self.scu_attention == "flat"
 
+    def _check_numbers(self) -> None:
+        """Whole numbers where sizes go (positive ones for sizes), finite rates in [0, 1) for dropouts."""
+        hints = typing.get_type_hints(MCRConfig)
+        for f in dataclasses.fields(self):
+            value, hint = getattr(self, f.name), hints[f.name]
+            if value is None and type(None) in typing.get_args(hint):
+                continue
+            if int in (hint, *typing.get_args(hint)) and (isinstance(value, bool) or not isinstance(value, int)):
+                raise ValueError(f"MCRConfig.{f.name}={value!r}: expected a whole number")
+            if hint is float and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                  or not 0.0 <= value < 1.0):
+                raise ValueError(f"MCRConfig.{f.name}={value!r}: expected a rate in [0, 1)")
+        for name in ("d_l", "d_v", "d_a", "d_model", "n_heads", "ffn_mult", "kernel_l", "kernel_v", "kernel_a",
+                     "mult_layers", "mult_mem_layers", "exchange_kernel", "mult_kernel"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"MCRConfig.{name}={getattr(self, name)}: must be at least 1")
+        for name in ("kernel_l", "kernel_v", "kernel_a"):
+            if getattr(self, name) % 2 == 0:
+                raise ValueError(f"MCRConfig.{name}={getattr(self, name)}: must be odd, so that the convolution "
+                                 "keeps the sequence length")
+
     def validate(self) -> None:
         def one_of(name: str, allowed: tuple[str, ...]) -> None:
             value = getattr(self, name)
@@ -157,6 +179,7 @@ class MCRConfig:
             raise ValueError("MCRConfig: use_cmu and use_scu cannot both be False (nothing reinforces a target)")
         if self.structure == "serial" and not (self.use_cmu and self.use_scu):
             raise ValueError("MCRConfig: the serial structure needs both CMU and SCU")
+        self._check_numbers()
         if self.d_model % self.n_heads:
             raise ValueError(f"MCRConfig: d_model={self.d_model} is not divisible by n_heads={self.n_heads}")
         if self.n_layers < 1 or self.n_encoder_layers < 0:

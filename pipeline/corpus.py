@@ -131,8 +131,8 @@ def _number(value: str | None, column: str, where: str) -> float | None:
         number = float(value)
     except ValueError:
         raise ValueError(f"{where}: column {column!r} is not a number: {value!r}") from None
-    if math.isnan(number) or number < 0:
-        raise ValueError(f"{where}: column {column!r} must be a non-negative number, got {value!r}")
+    if not math.isfinite(number) or number < 0:
+        raise ValueError(f"{where}: column {column!r} must be a finite, non-negative number, got {value!r}")
     return number
 
 
@@ -147,7 +147,7 @@ def _label(value: str) -> Any:
 def read_manifest(csv_path: str | Path) -> Corpus:
     """A manifest CSV -> one :class:`VideoSource` per distinct video, its rows as segments, in file order."""
     csv_path = Path(csv_path)
-    with open(csv_path, newline="") as f:
+    with open(csv_path, newline="", encoding="utf-8-sig") as f:  # -sig: spreadsheets' byte-order mark
         reader = csv.DictReader(f)
         try:
             fieldnames = reader.fieldnames
@@ -156,6 +156,9 @@ def read_manifest(csv_path: str | Path) -> Corpus:
             rows = list(reader)
         except csv.Error as error:
             raise ValueError(f"{csv_path}: not a readable CSV file ({error})") from None
+        except UnicodeDecodeError as error:
+            raise ValueError(f"{csv_path}: not UTF-8 text (byte {error.start}); save the manifest as UTF-8 "
+                             "CSV") from None
     label_columns = [c for c in fieldnames if c not in MANIFEST_COLUMNS]
     paths: dict[str, str] = {}
     segments: dict[str, list[Segment]] = defaultdict(list)
@@ -163,6 +166,8 @@ def read_manifest(csv_path: str | Path) -> Corpus:
         where = f"{csv_path}:{i}"
         if not (row.get("path") or "").strip():
             raise ValueError(f"{where}: the row has no path")
+        if "\x00" in row["path"]:
+            raise ValueError(f"{where}: the path holds a NUL character")
         path = Path(row["path"])
         path = str(path if path.is_absolute() else (csv_path.parent / path).resolve())
         try:

@@ -19,6 +19,7 @@ Only the :class:`extractors.base.Extractor` interface is used: any registered ex
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterable
@@ -41,7 +42,8 @@ __all__ = ["ExtractSummary", "ExtractorSpec", "build_extractors", "default_decod
 
 DEFAULT_CHUNKING = ChunkConfig()
 JOURNAL_FLUSH_ROWS = 500  # rows recorded in one journal part at most ...
-JOURNAL_FLUSH_SECONDS = 2.0  # ... and at most this long after the last part (0: one part per video)
+JOURNAL_FLUSH_SECONDS = 1.0  # ... and at most this long after the last part (0: one part per video); the first
+# row of a run is recorded at once
 TRIAGE_BATCH = 250  # videos checked per triage task
 _PRIORITY = {"triage": 4 << 40, "merge": 3 << 40, "chunk": 2 << 40}  # above any file size (prepare tasks)
 
@@ -185,7 +187,7 @@ class _Run:
         self.kind: dict[str, tuple[str, Any]] = {}  # future key -> (task kind, what it is about)
         self.chunk_results: dict[str, list[dict[str, Any]]] = {}
         self.pending: list[dict[str, Any]] = []
-        self.flushed = time.monotonic()
+        self.flushed = -float("inf")  # the first row is recorded at once
         self.bar = tqdm(total=total, unit="video", disable=not progress, dynamic_ncols=True)
 
     def _submit(self, kind: str, about: Any, func, *args, priority: int, **kwargs) -> None:

@@ -122,7 +122,7 @@ def _section(cls: type, values: Any, name: str, where: str):
         values = {**{k: v for k, v in values.items() if k in fields},
                   "options": {k: v for k, v in values.items() if k not in fields}}
     if unknown := sorted(set(values) - set(fields)):
-        raise ValueError(f"{where}: [config] unknown keys in [{name}]: {', '.join(unknown)}; "
+        raise ValueError(f"{where}: [config] unknown keys in [{name}]: {', '.join(map(_shown, unknown))}; "
                          f"known: {', '.join(fields)}")
     required = [n for n, f in fields.items() if f.default is dataclasses.MISSING
                 and f.default_factory is dataclasses.MISSING]
@@ -131,7 +131,17 @@ def _section(cls: type, values: Any, name: str, where: str):
     for key, value in values.items():
         if not _accepts(hints[key], value):
             raise ValueError(f"{where}: [config] [{name}] {key} = {value!r}: expected {fields[key].type}")
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and key in POSITIVE and not value > 0:
+            raise ValueError(f"{where}: [config] [{name}] {key} = {value!r}: must be positive")
     return cls(**values)
+
+
+POSITIVE = {"workers", "seeds", "window"}
+
+
+def _shown(key: str) -> str:
+    """A key as it can be printed on one line."""
+    return key if key.isprintable() else repr(key)
 
 
 def parse_config(raw: dict[str, Any], base: Path, *, where: str = "config") -> PipelineConfig:
@@ -143,6 +153,15 @@ def parse_config(raw: dict[str, Any], base: Path, *, where: str = "config") -> P
         if name not in raw:
             raise ValueError(f"{where}: [config] the [{name}] section is required")
     raw = {k: (dict(v) if isinstance(v, dict) else v) for k, v in raw.items()}
+    if not isinstance(raw.get("workdir", "."), str):
+        raise ValueError(f"{where}: [config] workdir = {raw['workdir']!r}: expected a folder path")
+    for name, keys in PATH_KEYS.items():
+        for key in keys:
+            value = raw.get(name, {}).get(key) if isinstance(raw.get(name), dict) else None
+            if isinstance(value, str) and "\x00" in value:
+                raise ValueError(f"{where}: [config] [{name}] {key} holds a NUL character")
+    if "\x00" in raw.get("workdir", ""):
+        raise ValueError(f"{where}: [config] workdir holds a NUL character")
     workdir = (base / str(raw.get("workdir", "."))).resolve()
     for name, keys in PATH_KEYS.items():
         for key in keys:
@@ -163,17 +182,19 @@ def _check_train(train: TrainSection, where: str) -> None:
         raise ValueError(f"{where}: [config] [train] seeds = {train.seeds}: train at least one seed")
     try:
         configure(train.preset, train.options)
-    except (KeyError, ValueError, TypeError) as exc:
-        raise ValueError(f"{where}: [config] [train] {exc}") from None
+    except (KeyError, ValueError, TypeError, ZeroDivisionError) as exc:
+        raise ValueError(f"{where}: [config] [train] {str(exc).strip(chr(39))}") from None
 
 
 def load_config(path: str | Path) -> PipelineConfig:
     """Read and check a pipeline TOML file."""
     path = Path(path)
     try:
-        raw = tomllib.loads(path.read_text())
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise FileNotFoundError(f"{path}: [config] no such pipeline config") from None
     except tomllib.TOMLDecodeError as exc:
         raise ValueError(f"{path}: [config] not valid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path}: [config] not UTF-8 text (byte {exc.start}); save the file as UTF-8") from None
     return parse_config(raw, path.parent, where=str(path))

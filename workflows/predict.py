@@ -159,6 +159,24 @@ def mc_dropout_outputs(model: torch.nn.Module, split: ArraySplit, *, normalizer:
     return np.stack(runs, axis=1)
 
 
+def input_shift(split: ArraySplit, normalizer: dict | None) -> np.ndarray:
+    """(N,) how unlike the training data each row's inputs are: the root mean square of its real steps' z-scores
+    under the run's training statistics, averaged over the modalities it has (about 1 for inputs like the training
+    data, growing with the distance); NaN without a normalizer or without any step."""
+    if normalizer is None or not len(split):
+        return np.full(len(split), np.nan)
+    z = normalize(split, normalizer)
+    per_modality = []
+    for m in MODALITIES:
+        x, mask = getattr(z, m), getattr(z, f"{m}_mask")
+        count = mask.sum(1) * x.shape[2]
+        total = (x.astype(np.float64) ** 2 * mask[..., None]).sum((1, 2))
+        per_modality.append(np.where(count > 0, np.sqrt(total / np.maximum(count, 1)), np.nan))
+    stacked = np.stack(per_modality)
+    present = np.isfinite(stacked).any(0)
+    return np.where(present, np.nanmean(np.where(present, stacked, 0.0), axis=0), np.nan)
+
+
 def regression_spread(trained: TrainedRun, split: ArraySplit, *, passes: int = MC_PASSES
                       ) -> tuple[np.ndarray, dict[str, Any]]:
     """(N,) uncertainty of each regression output and how it was measured: the sample sd over the run's seeds
@@ -327,6 +345,7 @@ def predict_videos(input_path: str | Path, run: str | Path | TrainedRun, out: st
     names = trained.label_names if cfg.task == "iemocap" else trained.classes
     for name, values in prediction_columns(cfg.task, outputs, names).items():
         frame[name] = values
+    frame["input_shift"] = input_shift(split, trained.normalizer).astype(np.float32)
     uncertainty: dict[str, Any] = {}
     if cfg.task == "regression":
         sd, uncertainty = regression_spread(trained, split) if len(split) else (np.zeros(0), {})

@@ -10,8 +10,8 @@ the predictions, ``predicted_sentiment`` (+ ``_sd``, ``predicted_polarity``), ``
 ``predicted_class`` with ``p_<name>`` probabilities; older tables' ``sentiment``/``sentiment_class``, ``emotion`` and
 ``label`` are read too. The Parquet schema metadata ``mcr`` (JSON: run, task, label_names, scale, extractors,
 mcr_version, placeholder_labels) is shown on every page; ``placeholder_labels`` puts a warning banner on each.
-The pages' HTML is :mod:`workflows.viewer_assets.pages`. The subtitle track is a ``data:`` URL: browsers refuse ``<track>`` files from ``file://`` pages (the ``.vtt`` file is
-also written beside the page, for other players).
+The pages' HTML is :mod:`workflows.viewer_assets.pages`. The subtitle track is a ``data:`` URL: browsers refuse
+``<track>`` files from ``file://`` pages (the ``.vtt`` file is also written beside the page, for other players).
 """
 from __future__ import annotations
 
@@ -273,6 +273,12 @@ def folder_names(video_ids: list[str]) -> dict[str, str]:
         used.add(name.lower())
         names[vid] = name
     return names
+
+
+def viewer_href(page_dir: str | Path, viewer: str | Path) -> str | None:
+    """The link from a page in ``page_dir`` to the viewer ``viewer`` (its folder or index.html); None without one."""
+    index = Path(viewer) if Path(viewer).suffix == ".html" else Path(viewer) / "index.html"
+    return Path(os.path.relpath(index.resolve(), Path(page_dir).resolve())).as_posix() if index.is_file() else None
 
 
 def write_viewer(predictions: str | Path, out: str | Path, *, videos: str | Path | None = None,

@@ -43,3 +43,29 @@ def test_bad_cues_raise_value_error(tmp_path, cue):
     with pytest.raises(ValueError):
         write_srt(tmp_path / "bad.srt", [cue])
     assert not list(tmp_path.iterdir())
+
+
+def test_notes_head_every_format(tmp_path):
+    import json
+
+    from pipeline.subtitles import write_json
+
+    note = "WARNING: placeholder labels --> predictions mean nothing"
+    vtt = write_webvtt(tmp_path / "v.vtt", CUES, [note, "model: run"]).read_text()
+    assert vtt.startswith("WEBVTT\n\nNOTE WARNING: placeholder labels -> predictions mean nothing\n\nNOTE model: run")
+    assert _read(webvtt.read(str(tmp_path / "v.vtt"))) == EXPECTED  # notes are not cues
+    path = write_srt(tmp_path / "v.srt", CUES, [note])
+    srt = webvtt.from_srt(str(path))
+    assert srt.captions[0].start_time.in_milliseconds() == 0 and "placeholder" in srt.captions[0].text
+    assert _read(srt.captions[1:]) == EXPECTED
+    assert [b.split("\n")[0] for b in path.read_text().strip().split("\n\n")] == ["1", "2", "3", "4"]
+    assert write_srt(tmp_path / "plain.srt", CUES, []).read_text() == to_srt(CUES)
+
+    doc = json.loads(write_json(tmp_path / "v.json", [{"start": 2.0, "end": 3.0, "text": "b", "p": float("nan")},
+                                                       {"start": 0.0, "end": 1.0, "text": "a", "p": 0.5}],
+                                notes=[note], mcr={"task": "regression"}).read_text())
+    assert doc["text"] == "a b" and doc["notes"] == [note] and doc["mcr"] == {"task": "regression"}
+    assert [(s["id"], s["start"], s["end"], s["text"], s["p"]) for s in doc["segments"]] == \
+        [(0, 0.0, 1.0, "a", 0.5), (1, 2.0, 3.0, "b", None)]
+    with pytest.raises(ValueError):
+        write_json(tmp_path / "bad.json", [{"start": 2.0, "end": 1.0, "text": "x"}])

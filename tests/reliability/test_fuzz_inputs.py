@@ -5,12 +5,12 @@
 (b) ``mcr run`` config TOML through ``workflows.pipeline_config.load_config``: a PipelineConfig, or a
     ValueError/FileNotFoundError whose message is one line naming the file;
 (c) ``mcr extract --set MODALITY.FIELD=VALUE`` through ``parse_options`` and ``build_extractors``: extractors
-    (whose config hash, metadata and decode options can be computed), or a one-line ValueError.
+    (whose config hashes and decode options can be computed), or a one-line ValueError.
 Any other exception is a bug. ``derandomize=True``: CI tries the same examples on every run.
 
-Inputs that hit a bug already reported are left out of the properties (:data:`KNOWN_BUGS`; each has a minimal
-reproducer below marked ``xfail(strict=True)``, which turns into a failure once the bug is fixed: then delete the
-reproducer's xfail and the exclusion). ``MCR_FUZZ_ALL=1`` puts them back into the properties.
+The bugs the suite found (NUL characters in paths, infinite segment times, zero attention heads, a newline in a
+config key, files not in UTF-8) are fixed; each keeps a minimal reproducer at the end of this file.
+``MCR_FUZZ_EXAMPLES=N`` tries N examples per property instead of 150 (still derandomized).
 ``pytest tests/reliability/test_fuzz_inputs.py --hypothesis-show-statistics`` prints the examples tried.
 """
 from __future__ import annotations
@@ -44,19 +44,12 @@ from workflows.extract import ExtractorSpec, build_extractors, default_decode_op
 from workflows.pipeline_config import SECTIONS, PipelineConfig, load_config  # noqa: E402
 from workflows.train_config import TrainConfig  # noqa: E402
 
-ALL = os.environ.get("MCR_FUZZ_ALL", "").strip() not in ("", "0")
 SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
-FUZZ = settings(max_examples=150, deadline=None, derandomize=True, database=None,
+EXAMPLES = int(os.environ.get("MCR_FUZZ_EXAMPLES", "150"))  # per property; CI: 150 (about 15 s for all three)
+FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 
-KNOWN_BUGS = {
-    "nul": "a NUL character in a path: ValueError('embedded null byte') from Path.resolve, naming no file",
-    "infinite": "start/end 'inf' (or 1e309) accepted as a segment time",
-    "zero_heads": "[train.model] n_heads = 0: ZeroDivisionError from MCRConfig.validate (d_model % n_heads)",
-    "newline_key": "a TOML key with a newline: the 'unknown keys' message is printed raw, over two lines",
-    "encoding": "a file not in UTF-8 (a Latin-1 / cp1252 export): UnicodeDecodeError naming no file",
-}
-"""Input classes left out of the properties (unless MCR_FUZZ_ALL=1), each with an xfail reproducer below."""
+
 
 
 def _one_line_naming(error: BaseException, path: Path) -> None:
@@ -66,7 +59,7 @@ def _one_line_naming(error: BaseException, path: Path) -> None:
 
 
 # ------------------------------------------------------------------------------------------------ text pieces
-_text = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="" if ALL else "\x00"),
+_text = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters=""),
                 max_size=30)
 _hostile_strings = st.sampled_from([
     "", " ", "\n", "a\nb", "a\rb", "a/b", "../../etc/passwd", "/", ".", "..", "-", "_x", ".hidden", "a b",
@@ -84,16 +77,12 @@ def _float_or_nan(text: str) -> float:
         return math.nan
 
 
-if not ALL:  # KNOWN_BUGS["infinite"]
-    _numbers = _numbers.filter(lambda s: not math.isinf(_float_or_nan(s)))
-
-
 def _cell(kind: str):
     if kind in ("start", "end"):
         return st.one_of(_numbers, _text)
     if kind == "path":
         paths = st.one_of(_hostile_strings, _text, st.sampled_from(["clip.mp4", "sub/clip.flv", "/abs/none.mp4"]))
-        return paths if ALL else paths.filter(lambda s: "\x00" not in s)  # KNOWN_BUGS["nul"]
+        return paths
     return st.one_of(_hostile_strings, _text, _numbers, st.sampled_from(["clip", "v1", "train", "test"]))
 
 
@@ -102,7 +91,7 @@ def _cell(kind: str):
 def manifests(draw) -> bytes:
     """A manifest's bytes: hostile columns and cells written by csv.writer (quoted), or raw text."""
     if draw(st.integers(0, 9)) == 0:  # raw text: unbalanced quotes, stray separators, no header at all
-        raw = draw(st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="" if ALL else "\x00"),
+        raw = draw(st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters=""),
                            max_size=200))
         return raw.encode()
     columns = draw(st.lists(st.one_of(st.sampled_from(MANIFEST_COLUMNS + ("label", "emotion")), _text),
@@ -120,12 +109,12 @@ def manifests(draw) -> bytes:
     if columns or draw(st.booleans()):
         writer.writerow(columns)
     writer.writerows(rows)
-    encoding = draw(st.sampled_from(["utf-8", "latin-1"])) if ALL else "utf-8"  # KNOWN_BUGS["encoding"]
+    encoding = draw(st.sampled_from(["utf-8", "latin-1"]))
     return out.getvalue().encode(encoding, errors="replace")
 
 
 def _check_manifest(path: Path) -> str:
-    """The property of (a); returns "sources" or "error"."""
+    """The property of (a); returns "sources" or the name of the (expected) exception."""
     try:
         sources = load_corpus(path)
     except (ValueError, FileNotFoundError) as error:
@@ -204,7 +193,7 @@ def to_toml(config: dict) -> str:
 _scalars = st.one_of(st.integers(), st.integers(-2**70, 2**70), st.floats(), st.booleans(), _text, _hostile_strings)
 _values = st.recursive(_scalars, lambda inner: st.one_of(st.lists(inner, max_size=3),
                                                          st.dictionaries(_text, inner, max_size=3)), max_leaves=6)
-_key_text = _text if ALL else _text.filter(lambda k: "\n" not in k and "\r" not in k)  # KNOWN_BUGS["newline_key"]
+_key_text = _text
 
 
 def _typed(annotation) -> st.SearchStrategy:
@@ -246,8 +235,6 @@ _FIELDS["train"] = {**{k: v for k, v in _FIELDS["train"].items() if k != "option
 _FIELDS["extract"].update(input=st.just("videos"), store=st.just("store"))  # required: mostly kept sensible
 _FIELDS["train"].update(preset=st.one_of(st.sampled_from(["mosi", "mosei", "iemocap"]), _text), epochs=_typed(int))
 _MODEL = _field_values(MCRConfig)
-if not ALL:  # KNOWN_BUGS["zero_heads"]
-    _MODEL["n_heads"] = _MODEL["n_heads"].filter(lambda v: not (isinstance(v, (int, float)) and v == 0))
 
 
 @st.composite
@@ -347,57 +334,49 @@ def test_extract_options_give_extractors_or_a_value_error(items, skip):
         return
     event("outcome: extractors")
     assert extractors and len({e.modality for e in extractors}) == len(extractors)
-    for e in extractors:  # what `mcr extract` computes from them before any video is touched
-        ExtractorSpec.of(e)
-        e.metadata()
+    for e in extractors:  # what `mcr extract` computes from them before any video is touched (metadata() is
+        ExtractorSpec.of(e)  # left out: it resolves and loads the models, on the workers)
     default_decode_options(extractors)
 
 
-# ------------------------------------------------------------------------- known bugs: minimal reproducers
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=KNOWN_BUGS["nul"])
-def test_known_bug_nul_in_a_manifest_path(tmp_path):
+# ------------------------------------------------- bugs the fuzzing found (now fixed): minimal reproducers
+def test_found_nul_in_a_manifest_path(tmp_path):
     path = tmp_path / "manifest.csv"
     path.write_text("path\na\x00b.mp4\n")
     _check_manifest(path)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=KNOWN_BUGS["nul"])
-def test_known_bug_nul_in_a_run_config_path(tmp_path):
+def test_found_nul_in_a_run_config_path(tmp_path):
     path = tmp_path / "pipeline.toml"
     path.write_text('workdir = "a\\u0000b"\n[extract]\ninput = "v"\nstore = "s"\n[train]\nout = "o"\n')
     _check_config(path)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=KNOWN_BUGS["infinite"])
-def test_known_bug_infinite_segment_start(tmp_path):
+def test_found_infinite_segment_start(tmp_path):
     path = tmp_path / "manifest.csv"
     path.write_text("path,start\nclip.mp4,inf\n")
     assert _check_manifest(path) == "ValueError"
 
 
-@pytest.mark.xfail(strict=True, raises=ZeroDivisionError, reason=KNOWN_BUGS["zero_heads"])
-def test_known_bug_zero_attention_heads(tmp_path):
+def test_found_zero_attention_heads(tmp_path):
     path = tmp_path / "pipeline.toml"
     path.write_text('[extract]\ninput = "v"\nstore = "s"\n[train]\nout = "o"\n[train.model]\nn_heads = 0\n')
     _check_config(path)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=KNOWN_BUGS["newline_key"])
-def test_known_bug_newline_in_a_config_key(tmp_path):
+def test_found_newline_in_a_config_key(tmp_path):
     path = tmp_path / "pipeline.toml"
     path.write_text('[extract]\ninput = "v"\nstore = "s"\n"a\\nb" = 1\n[train]\nout = "o"\n')
     _check_config(path)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=KNOWN_BUGS["encoding"])
-def test_known_bug_manifest_not_in_utf8(tmp_path):
+def test_found_manifest_not_in_utf8(tmp_path):
     path = tmp_path / "manifest.csv"
     path.write_bytes("path,emotion\nclip.mp4,colère\n".encode("latin-1"))
     _check_manifest(path)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=KNOWN_BUGS["encoding"])
-def test_known_bug_run_config_not_in_utf8(tmp_path):
+def test_found_run_config_not_in_utf8(tmp_path):
     path = tmp_path / "pipeline.toml"
     path.write_bytes('[extract]\ninput = "vidéos"\nstore = "s"\n[train]\nout = "o"\n'.encode("latin-1"))
     _check_config(path)

@@ -59,7 +59,10 @@ def _extract(folder: Path, store: Path) -> dict:
         out, err = proc.communicate(timeout=RUN_TIMEOUT)
         hung = False
     except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)  # the CLI and its Dask workers: a session of their own
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)  # the CLI and its Dask workers: a session of their own
+        except ProcessLookupError:
+            pass
         out, err = proc.communicate()
         hung = True
     return {"rc": proc.returncode, "stdout": out, "stderr": err, "seconds": time.perf_counter() - started,

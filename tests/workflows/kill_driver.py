@@ -3,7 +3,8 @@
 Used by ``test_extract_kills.py``: a Dask client with thread workers (``processes=False``), so the worker's writes
 happen in this process and the kill lands exactly where asked. Every write of the store goes through
 ``pipeline.store.atomic_write``; the wrapper numbers the writes of each kind (``segments``, ``stream``,
-``videos``), logs each one to ``LOG`` (fsynced, so the test knows what was on disk at the kill) and kills
+``journal`` (a part of the videos journal, one per finished video here), ``videos`` (the compaction at the end)),
+logs each one to ``LOG`` (fsynced, so the test knows what was on disk at the kill) and kills
 
 * ``after``: once the N-th write of KIND was renamed onto its target;
 * ``before``: once its temporary file is written, before the rename (a hidden ``.tmp`` is left behind).
@@ -21,7 +22,10 @@ from collections import Counter
 
 
 def _kind(path: str) -> str:
-    name = path.replace("\\", "/").rsplit("/", 1)[-1]
+    path = path.replace("\\", "/")
+    name = path.rsplit("/", 1)[-1]
+    if "/_journal/" in path:
+        return "journal"
     return {"part.parquet": "stream", "videos.parquet": "videos", "segments.parquet": "segments"}.get(name, name)
 
 
@@ -29,6 +33,7 @@ def main(corpus: str, store: str, log: str, kind: str, n: int, when: str, hop: f
     import distributed
 
     import pipeline.store
+    import workflows.extract
     from pipeline.corpus import scan_folder
     from workflows.extract import build_extractors, extract_corpus
 
@@ -61,6 +66,7 @@ def main(corpus: str, store: str, log: str, kind: str, n: int, when: str, hop: f
         return out
 
     pipeline.store.atomic_write = atomic_write
+    workflows.extract.JOURNAL_FLUSH_SECONDS = 0  # one journal part per finished video: the kill points are exact
     options = {"acoustic": {"hop": hop}} if hop is not None else None
     with distributed.Client(processes=False, n_workers=1, threads_per_worker=1, dashboard_address=None) as client:
         summary = extract_corpus(scan_folder(corpus), store, client=client, progress=False,

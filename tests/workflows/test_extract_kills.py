@@ -117,12 +117,14 @@ def _new_hop_files(store: FeatureStore) -> set[str]:
 
 
 # Every write of a config-changing run over 2 videos, in order: segments.parquet, then per video its stream file and
-# videos.parquet (the client writes a video's row while the worker computes the next one, so videos #1 may come
-# after stream #2); killed after the rename ("after") or between the temporary file and the rename ("before").
+# its row as a part of the videos journal (the client records a video's row while the worker computes the next one,
+# so journal #1 may come after stream #2), then videos.parquet once, when the journal is folded into it at the end;
+# killed after the rename ("after") or between the temporary file and the rename ("before").
 # The last item: how many stream files the killed run can have replaced by then.
 KILL_POINTS = [("segments", 1, "after", {0}), ("stream", 1, "before", {0}), ("stream", 1, "after", {1}),
-               ("videos", 1, "before", {1, 2}), ("videos", 1, "after", {1, 2}), ("stream", 2, "before", {1}),
-               ("stream", 2, "after", {2}), ("videos", 2, "before", {2}), ("videos", 2, "after", {2})]
+               ("journal", 1, "before", {1, 2}), ("journal", 1, "after", {1, 2}), ("stream", 2, "before", {1}),
+               ("stream", 2, "after", {2}), ("journal", 2, "before", {2}), ("journal", 2, "after", {2}),
+               ("videos", 1, "before", {2}), ("videos", 1, "after", {2})]
 
 
 @pytest.mark.parametrize("kind, n, when, replaced", KILL_POINTS, ids=[f"{k}{n}-{w}" for k, n, w, _ in KILL_POINTS])

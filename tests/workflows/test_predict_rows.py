@@ -1,0 +1,309 @@
+"""`mcr predict`'s rows on real media: one per spoken clip (whisper's misses included), long speech split at a
+pause, speech without a face and a face without speech, self-describing columns and metadata, subtitles; and the
+regression uncertainty."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import pickle
+import shutil
+from pathlib import Path
+
+import av
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+import webvtt
+
+from tests.extractors.media_files import cremad_clips
+from tests.workflows.synthetic import TINY_MODEL, write_config, write_mult_pickle
+from workflows.cli import main as mcr
+
+FPS, SR = 15, 16000
+ORDER = ("ANG", "DIS", "FEA", "HAP", "NEU", "SAD")
+
+
+# ------------------------------------------------------------------------------------------------- media
+def _write(path: Path, pieces: list[tuple[np.ndarray, np.ndarray]]) -> list[tuple[float, float]]:
+    """An MPEG-4 video of (audio (S,), frames (N, H, W, 3)) pieces back to back; -> each piece's (start, end) s."""
+    h, w = pieces[0][1].shape[1:3]
+    audio, frames, spans, t = [], [], [], 0.0
+    for wave, images in pieces:
+        n = len(images)
+        audio.append(np.pad(wave, (0, max(0, round(n / FPS * SR) - len(wave))))[: round(n / FPS * SR)])
+        frames += list(images)
+        spans.append((t, t + n / FPS))
+        t += n / FPS
+    wave = np.concatenate(audio).astype(np.float32)
+    with av.open(str(path), "w") as container:
+        video = container.add_stream("mpeg4", rate=FPS)
+        video.width, video.height, video.pix_fmt = w, h, "yuv420p"
+        sound = container.add_stream("aac", rate=SR)
+        sound.layout = "mono"
+        for image in frames:
+            container.mux(video.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")))
+        container.mux(video.encode())
+        for start in range(0, len(wave), 1024):
+            frame = av.AudioFrame.from_ndarray(wave[None, start:start + 1024], format="flt", layout="mono")
+            frame.sample_rate, frame.pts = SR, start
+            container.mux(sound.encode(frame))
+        container.mux(sound.encode())
+    return spans
+
+
+def _clip(media, start: float = 0.0, end: float | None = None):
+    """(audio, frames) of a decoded clip between ``start`` and ``end`` seconds, frames cropped to even sizes."""
+    end = media.duration if end is None else end
+    a, b = int(round(start * FPS)), max(int(round(start * FPS)) + 1, int(round(end * FPS)))
+    frames = media.frames[a:b]
+    h, w = frames.shape[1:3]
+    return media.audio[round(a / FPS * SR): round(b / FPS * SR)], frames[:, : h - h % 2, : w - w % 2]
+
+
+def _speech_bounds(audio: np.ndarray) -> tuple[float, float]:
+    """First and last 20-ms frame whose level is within 30 dB of the clip's loudest (CREMA-D's silence trimmed)."""
+    hop = SR // 50
+    rms = np.sqrt(np.mean(audio[: len(audio) // hop * hop].reshape(-1, hop) ** 2, axis=1)) + 1e-9
+    loud = np.flatnonzero(20 * np.log10(rms / rms.max()) > -30)
+    return loud[0] * hop / SR, (loud[-1] + 1) * hop / SR
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """Four videos made of the CREMA-D clips, extracted into a store, and a tiny run of the store's feature sizes."""
+    from extractors.media import decode
+    from pipeline.store import FeatureStore
+    from pipeline.store_source import segment_records
+
+    clips = cremad_clips()
+    media = {c: decode(clips[c], fps=FPS, max_side=320) for c in ORDER}
+    root = tmp_path_factory.mktemp("predict_rows")
+    videos = root / "videos"
+    videos.mkdir()
+    shape = _clip(media["ANG"])[1].shape[1:]
+    silence = (np.zeros(SR, np.float32), np.zeros((FPS, *shape), np.uint8))  # 1 s: no sound, black frames
+    spans = {}
+    # the six clips with 1-s gaps
+    pieces = []
+    for c in ORDER:
+        pieces += [_clip(media[c]), silence]
+    spans["gaps"] = _write(videos / "gaps.mp4", pieces)[::2]
+    # twelve clips cut to their speech, back to back: > 8 s without a pause of MIN_PAUSE
+    tight = [_clip(media[c], *_speech_bounds(media[c].audio)) for c in ORDER * 2]
+    spans["tight"] = _write(videos / "tight.mp4", tight)
+    # speech without a face: two clips' audio over black frames
+    black = [(a, np.zeros_like(f)) for a, f in (_clip(media["HAP"]), silence, _clip(media["SAD"]))]
+    spans["noface"] = _write(videos / "noface.mp4", black)[::2]
+    # a face without speech: a clip with its sound muted
+    audio, frames = _clip(media["NEU"])
+    spans["muted"] = _write(videos / "muted.mp4", [(np.zeros_like(audio), frames)])
+    store = root / "store"
+    assert mcr(["extract", str(videos), "--store", str(store), "--workers", "2", "--no-progress"]) == 0
+    fs = FeatureStore(str(store))
+    record = segment_records(fs, fs.segments(), max_len=None)[0]
+    dims = tuple(record[m].shape[1] for m in ("language", "visual", "acoustic"))
+    rng, data = np.random.default_rng(0), {}
+    for name, n in zip(("train", "valid", "test"), (24, 8, 8)):  # random features of the store's sizes
+        data[name] = {k: rng.normal(size=(n, 6, d)).astype(np.float32) for k, d in zip(("text", "vision", "audio"), dims)}
+        data[name]["labels"] = rng.uniform(-3, 3, (n, 1, 1)).astype(np.float32)
+        data[name]["id"] = np.array([[f"vid{i // 4}".encode(), str(i).encode(), b""] for i in range(n)])
+    (root / "mosi_data_noalign.pkl").write_bytes(pickle.dumps(data, protocol=4))
+    assert mcr(["train", "--data", str(root / "mosi_data_noalign.pkl"), "--config",
+                str(write_config(root, epochs=1)), "--out", str(root / "run"), "--no-progress"]) == 0
+    return root, spans
+
+
+@pytest.fixture(scope="module")
+def predicted(world):
+    root, _ = world
+    out = root / "predictions.parquet"
+    subs = {k: root / k for k in ("vtt", "srt", "json")}
+    args = ["predict", str(root / "videos"), "--model", str(root / "run"), "--out", str(out), "--store",
+            str(root / "store"), "--workers", "1", "--no-progress"]
+    assert mcr(args + [x for k, d in subs.items() for x in (f"--{k}", str(d))]) == 0
+    return pd.read_parquet(out), json.loads(pq.read_schema(out).metadata[b"mcr"]), subs
+
+
+def _rows(table: pd.DataFrame, video: str) -> pd.DataFrame:
+    return table[table["video_id"] == video].sort_values("start").reset_index(drop=True)
+
+
+# -------------------------------------------------------------------------------------------------- tests
+@pytest.mark.slow
+def test_one_row_per_clip_including_clips_whisper_mishears(world, predicted):
+    from pipeline.store import FeatureStore
+
+    root, spans = world
+    rows = _rows(predicted[0], "gaps")
+    assert len(rows) == len(ORDER), rows[["start", "end", "transcript"]]
+    for (start, end), row in zip(spans["gaps"], rows.itertuples()):  # in order, each inside its own clip
+        assert start - 0.5 <= row.start < row.end <= end + 0.5
+    words = FeatureStore(str(root / "store")).read_stream("language", ["gaps"]).to_pandas()
+    heard = {i for i, (s, e) in enumerate(spans["gaps"]) if ((words["start"] + words["end"]) / 2).between(s, e).any()}
+    print(f"whisper transcribed {len(heard)} of {len(ORDER)} clips; voice activity found all {len(rows)}")
+    missed = [i for i in range(len(ORDER)) if i not in heard]
+    assert all(rows.loc[i, "transcript"] == "" and not rows.loc[i, "has_language"] for i in missed)
+    assert (rows["speech_share"] > 0.5).all() and predicted[1]["coverage"]["share"] == 1.0
+
+
+@pytest.mark.slow
+def test_long_speech_is_split_at_a_pause_between_words(world, predicted):
+    from pipeline.manifest import VideoSource
+    from pipeline.segmenting import MAX_UTTERANCE, MIN_PAUSE, merge_intervals
+    from pipeline.store import FeatureStore
+    from workflows.utterances import detect_speech
+
+    root, _ = world
+    store = FeatureStore(str(root / "store"))
+    words = store.read_stream("language", ["tight"]).to_pandas()
+    speech = detect_speech(store, VideoSource("tight", str(root / "videos" / "tight.mp4")))
+    stretches = merge_intervals([*speech, *zip(words["start"], words["end"])], MIN_PAUSE)
+    assert max(e - s for s, e in stretches) > MAX_UTTERANCE  # the split below was needed
+    rows = _rows(predicted[0], "tight")
+    assert len(rows) >= 2 and (rows["end"] - rows["start"] <= MAX_UTTERANCE + 1e-6).all()
+    for cut in rows["start"].iloc[1:]:
+        assert not ((words["start"] < cut - 1e-6) & (words["end"] > cut + 1e-6)).any(), f"cut at {cut} in a word"
+    assert rows["n_words"].sum() == len(words)  # every word in exactly one row
+
+
+@pytest.mark.slow
+def test_speech_without_a_face_and_a_face_without_speech_are_predicted_with_the_stream_masked(predicted):
+    table = predicted[0]
+    noface = _rows(table, "noface")
+    assert len(noface) == 2 and not noface["has_visual"].any() and (noface["face_id"] == -1).all()
+    assert (noface["face_share"] == 0).all() and noface["has_acoustic"].all()
+    assert noface["streams"].str.split(",").map(lambda s: "visual" not in s).all()
+    muted = _rows(table, "muted")
+    assert len(muted) >= 1 and not muted["has_language"].any() and muted["has_visual"].all()
+    assert (muted["transcript"] == "").all() and muted["asr_confidence"].isna().all()
+    assert (muted["face_id"] >= 0).all() and (muted["face_share"] > 0.5).all()
+    for rows in (noface, muted):
+        assert np.isfinite(rows["predicted_sentiment"]).all() and np.isfinite(rows["predicted_sentiment_sd"]).all()
+
+
+@pytest.mark.slow
+def test_rows_say_what_they_are_and_the_metadata_what_made_them(world, predicted):
+    root, _ = world
+    table, meta, _ = predicted
+    for column in ("video_id", "video_path", "segment_id", "start", "end", "transcript", "asr_confidence", "streams",
+                   "has_language", "has_acoustic", "has_visual", "face_id", "face_share", "speech_share",
+                   "input_shift", "predicted_sentiment", "predicted_sentiment_sd", "predicted_polarity"):
+        assert column in table.columns, column
+    assert not {"label", "sentiment", "sentiment_7", "sentiment_class"} & set(table.columns)
+    assert table["video_path"].map(lambda p: Path(p).is_absolute() and Path(p).exists()).all()
+    assert set(table["predicted_polarity"]) <= {"negative", "neutral", "positive"}
+    spoken = table[table["has_language"]]
+    assert spoken["asr_confidence"].between(0, 1).all() and (spoken["n_words"] > 0).all()
+    assert (table["predicted_sentiment_sd"] > 0).all() and table["face_share"].between(0, 1).all()
+    assert {"run", "task", "label_names", "scale", "extractors", "mcr_version", "placeholder_labels",
+            "uncertainty_method", "coverage", "vad"} <= set(meta)
+    assert meta["task"] == "regression" and meta["scale"] == [-3.0, 3.0] and meta["label_names"] == ["sentiment"]
+    assert meta["run"] == str((root / "run").resolve()) and meta["placeholder_labels"] is False
+    assert meta["uncertainty_method"] == "mc_dropout" and meta["vad"] == "silero-vad"
+    assert set(meta["extractors"]) == {"language", "acoustic", "visual"}
+    assert all(len(e["config_hash"]) == 16 and e["name"] for e in meta["extractors"].values())
+
+
+@pytest.mark.slow
+def test_subtitles_parse_one_cue_per_row(predicted):
+    table, _, subs = predicted
+    for vid, rows in table.groupby("video_id"):
+        vtt = webvtt.read(str(subs["vtt"] / f"{vid}.vtt"))
+        srt = webvtt.from_srt(str(subs["srt"] / f"{vid}.srt"))
+        doc = json.loads((subs["json"] / f"{vid}.json").read_text())
+        assert len(vtt.captions) == len(srt.captions) == len(doc["segments"]) == len(rows)
+        assert [s["segment_id"] for s in doc["segments"]] == list(rows.sort_values("start")["segment_id"])
+        assert {"text", "segments"} <= set(doc) and doc["mcr"]["task"] == "regression"
+        assert "placeholder" not in (subs["vtt"] / f"{vid}.vtt").read_text().lower()
+
+
+@pytest.mark.slow
+def test_placeholder_labels_are_flagged_on_stderr_in_the_metadata_and_every_subtitle_header(world, tmp_path, capsys):
+    root, _ = world
+    run = tmp_path / "run"
+    shutil.copytree(root / "run", run)
+    record = json.loads((run / "config.json").read_text())
+    record["data"]["placeholder_labels"] = True  # what the training data's description records for the demo
+    (run / "config.json").write_text(json.dumps(record))
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    (videos / "muted.mp4").symlink_to(root / "videos" / "muted.mp4")
+    out = tmp_path / "p.csv"
+    capsys.readouterr()
+    assert mcr(["predict", str(videos), "--model", str(run), "--out", str(out), "--store", str(root / "store"),
+                "--workers", "1", "--no-progress", "--vtt", str(tmp_path / "vtt"), "--srt", str(tmp_path / "srt"),
+                "--json", str(tmp_path / "json")]) == 0
+    err = capsys.readouterr().err
+    assert "PLACEHOLDER labels" in err and "speech coverage:" in err
+    assert json.loads(Path(f"{out}.mcr.json").read_text())["placeholder_labels"] is True
+    vtt = (tmp_path / "vtt" / "muted.vtt").read_text()
+    assert vtt.startswith("WEBVTT\n\nNOTE WARNING: this model was trained on PLACEHOLDER labels")
+    first = webvtt.from_srt(str(tmp_path / "srt" / "muted.srt")).captions[0]
+    assert first.start_time.in_milliseconds() == 0 and "PLACEHOLDER" in first.text
+    assert "PLACEHOLDER" in json.loads((tmp_path / "json" / "muted.json").read_text())["notes"][0]
+
+
+def test_a_run_trained_on_a_store_with_placeholder_labels_knows_it(tmp_path):
+    from tests.pipeline.test_sources import _small_store
+    from workflows.predict import is_placeholder
+    from workflows.runs import load_run
+
+    store = _small_store(tmp_path / "store")
+    segments = store.segments()
+    segments["placeholder_labels"] = 1.0  # the demo manifest's marker column
+    store.write_segments(segments)
+    assert mcr(["train", "--data", str(tmp_path / "store"), "--config", str(write_config(tmp_path, epochs=1)),
+                "--out", str(tmp_path / "run"), "--no-progress"]) == 0
+    assert is_placeholder(load_run(tmp_path / "run"))
+    segments["placeholder_labels"] = np.nan
+    store.write_segments(segments)
+    trained = load_run(tmp_path / "run")
+    trained.data.pop("placeholder_labels", None)
+    assert not is_placeholder(trained)
+
+
+def _shifted(split, factor: float = 10.0):
+    return dataclasses.replace(split, **{m: getattr(split, m) * factor for m in ("language", "visual", "acoustic")})
+
+
+@pytest.mark.slow
+def test_spread_over_seeds_grows_on_inputs_unlike_the_training_data(tmp_path):
+    from pipeline.sources import load_source
+    from workflows.predict import input_shift, regression_spread
+    from workflows.runs import load_run
+
+    data = write_mult_pickle(tmp_path, sizes=(240, 40, 40))
+    config = tmp_path / "c.json"  # the model's default dropouts
+    config.write_text(json.dumps({"batch_size": 16, "lr": 3e-3, "cpu_threads": 1, "epochs": 6,
+                                  "model": {"d_model": 8, "n_heads": 2, "n_layers": 1}}))
+    assert mcr(["train", "--data", str(data), "--config", str(config), "--out", str(tmp_path / "run"),
+                "--seeds", "3", "--no-progress"]) == 0
+    trained, test = load_run(tmp_path / "run"), load_source(data)["test"]
+    sd, info = regression_spread(trained, test)
+    far, _ = regression_spread(trained, _shifted(test))
+    assert info == {"uncertainty_method": "seeds", "seeds": 3}
+    assert far.mean() > 1.2 * sd.mean(), (sd.mean(), far.mean())
+    shift = input_shift(test, trained.normalizer)
+    assert 0.5 < np.median(shift) < 2.0 and np.median(input_shift(_shifted(test), trained.normalizer)) > 5
+
+
+def test_mc_dropout_spread_of_a_single_seed_run(tmp_path):
+    from pipeline.sources import load_source
+    from workflows.predict import mc_dropout_outputs, regression_spread
+    from workflows.runs import load_run
+
+    data = write_mult_pickle(tmp_path, sizes=(48, 16, 16))
+    model = {k: v for k, v in TINY_MODEL.items() if k != "embed_dropout"}
+    (tmp_path / "c.json").write_text(json.dumps({"batch_size": 16, "cpu_threads": 1, "epochs": 1, "model": model}))
+    assert mcr(["train", "--data", str(data), "--config", str(tmp_path / "c.json"), "--out", str(tmp_path / "run"),
+                "--no-progress"]) == 0
+    trained, test = load_run(tmp_path / "run"), load_source(data)["test"]
+    sd, info = regression_spread(trained, test, passes=8)
+    assert info == {"uncertainty_method": "mc_dropout", "passes": 8}
+    assert sd.shape == (16,) and np.isfinite(sd).all() and (sd > 0).all()
+    alone, _ = regression_spread(trained, test.subset(np.array([3, 5])), passes=8)
+    assert np.allclose(alone, sd[[3, 5]], atol=1e-5)  # a row's spread does not depend on the other rows
+    assert not trained.model.training and all(not m.training for m in trained.model.modules())
+    runs = mc_dropout_outputs(trained.model, test, normalizer=trained.normalizer, passes=8)
+    assert runs.shape == (8, 16, 1)
