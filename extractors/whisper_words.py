@@ -106,11 +106,11 @@ class TranscribeOptions:
     """A decode with a lower average token log-probability falls back."""
     no_speech_threshold: float = 0.6
     """A window whose no-speech probability is above this (and log-probability below the threshold) is silence."""
-    vad: bool = False
-    """Transcribe each speech region on its own (:func:`extractors.vad.speech_regions`): silences of at least
-    ``vad_min_silence`` s are never decoded, and a window never spans two utterances far apart."""
     vad_min_silence: float = 0.5
-    """Shortest silence that separates two speech regions."""
+    """:mod:`extractors.whisper_regions`: the shortest silence that separates two speech regions ..."""
+    batch_size: int = 8
+    """... and how many regions short enough for one short window are encoded and decoded (first temperature)
+    together; 1: one by one."""
 
     def __post_init__(self):
         short, content = self.short_window_seconds, self.short_content_seconds
@@ -149,12 +149,20 @@ class _FeaturesDecodingTask(DecodingTask):
         return audio_features
 
 
-def decode(model: Whisper, audio_features: torch.Tensor, options: TranscribeOptions) -> DecodingResult:
-    """Decode one window's (1, T', d) features with temperature fallback, as openai-whisper's transcribe."""
+def decode_batch(model: Whisper, audio_features: torch.Tensor, options: TranscribeOptions, temperature: float = 0.0
+                 ) -> list[DecodingResult]:
+    """Decode (B, T', d) features of B windows together at one temperature (no fallback)."""
+    decoding = DecodingOptions(task="transcribe", language=options.language, temperature=temperature, fp16=False)
+    return _FeaturesDecodingTask(model, decoding).run(audio_features)
+
+
+def decode(model: Whisper, audio_features: torch.Tensor, options: TranscribeOptions,
+           first: DecodingResult | None = None) -> DecodingResult:
+    """Decode one window's (1, T', d) features with temperature fallback, as openai-whisper's transcribe;
+    ``first``: the result at the first temperature when it is already known (decoded in a batch)."""
     result = None
-    for t in options.temperatures:
-        decoding = DecodingOptions(task="transcribe", language=options.language, temperature=t, fp16=False)
-        result = _FeaturesDecodingTask(model, decoding).run(audio_features)[0]
+    for i, t in enumerate(options.temperatures):
+        result = first if i == 0 and first is not None else decode_batch(model, audio_features, options, t)[0]
         too_repetitive = result.compression_ratio > options.compression_ratio_threshold
         too_unlikely = result.avg_logprob < options.logprob_threshold
         silence = result.no_speech_prob > options.no_speech_threshold and too_unlikely
@@ -288,29 +296,26 @@ def is_anomalous(words: list[_Timing]) -> bool:
     return bool(words) and (total >= 3 or total + 0.01 >= len(words))
 
 
-def transcribe_words(model: Whisper, audio: np.ndarray, options: TranscribeOptions = TranscribeOptions()
-                     ) -> list[WordTiming]:
+def window_frames(options: TranscribeOptions, segment_size: int) -> int:
+    """The mel frames encoded for ``segment_size`` frames of audio: a short window when little audio is left."""
+    short = options.short_window_seconds is not None and \
+        segment_size <= options.short_content_seconds * FRAMES_PER_SECOND
+    window = 2 * round(options.short_window_seconds * FRAMES_PER_SECOND / 2) if short else N_FRAMES
+    if not segment_size <= window <= N_FRAMES:  # short_* options that round badly
+        raise ValueError(f"{segment_size} frames of audio in a {window}-frame window: make "
+                         f"short_window_seconds larger than short_content_seconds")
+    return window
+
+
+def transcribe_words(model: Whisper, audio: np.ndarray, options: TranscribeOptions = TranscribeOptions(),
+                     first: tuple[torch.Tensor, DecodingResult] | None = None) -> list[WordTiming]:
     """(S,) float32 16-kHz mono audio -> recognised words, in order, with times in seconds from the audio start.
 
     Windows of at most 30 s are decoded one after another, seeking as openai-whisper's transcribe does (no
     prompt carried between windows); each timestamp-delimited segment with words is an utterance, numbered
-    from 0. Silence gives no words. With ``options.vad``, each speech region is transcribed so on its own.
+    from 0. Silence gives no words. ``first``: the first window's features and its decoding at the first
+    temperature, when they were computed in a batch (:mod:`extractors.whisper_regions`).
     """
-    if not options.vad:
-        return _transcribe(model, audio, options)
-    from extractors.vad import speech_regions
-
-    out: list[WordTiming] = []
-    for a, b in speech_regions(audio, SAMPLE_RATE, min_silence=options.vad_min_silence,
-                               silence_peak=options.silence_peak):
-        first = out[-1].utterance + 1 if out else 0
-        offset = a / SAMPLE_RATE
-        out += [replace(w, start=round(w.start + offset, 2), end=round(w.end + offset, 2),
-                        utterance=w.utterance + first) for w in _transcribe(model, audio[a:b], options)]
-    return out
-
-
-def _transcribe(model: Whisper, audio: np.ndarray, options: TranscribeOptions) -> list[WordTiming]:
     tokenizer = get_tokenizer(model.is_multilingual, num_languages=model.num_languages,
                               language=options.language, task="transcribe")
     mel = log_mel(audio, model.dims.n_mels)  # (n_mels, F)
@@ -322,15 +327,13 @@ def _transcribe(model: Whisper, audio: np.ndarray, options: TranscribeOptions) -
         if chunk.size == 0 or float(np.abs(chunk).max()) < options.silence_peak:
             seek += segment_size
             continue
-        short = options.short_window_seconds is not None and \
-            segment_size <= options.short_content_seconds * FRAMES_PER_SECOND
-        window = 2 * round(options.short_window_seconds * FRAMES_PER_SECOND / 2) if short else N_FRAMES
-        if not segment_size <= window <= N_FRAMES:  # short_* options that round badly
-            raise ValueError(f"{segment_size} frames of audio in a {window}-frame window: make "
-                             f"short_window_seconds larger than short_content_seconds")
-        mel_window = F.pad(mel[:, seek: seek + segment_size], (0, window - segment_size))  # zeros, as pad_or_trim
-        features = encode(model, mel_window[None])  # (1, window / 2, d)
-        result = decode(model, features, options)
+        if seek == 0 and first is not None:
+            features, result = first[0], decode(model, first[0], options, first=first[1])
+        else:
+            window = window_frames(options, segment_size)
+            mel_window = F.pad(mel[:, seek: seek + segment_size], (0, window - segment_size))  # zeros, as pad_or_trim
+            features = encode(model, mel_window[None])  # (1, window / 2, d)
+            result = decode(model, features, options)
         if result.no_speech_prob > options.no_speech_threshold and result.avg_logprob <= options.logprob_threshold:
             seek += segment_size
             continue

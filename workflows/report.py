@@ -377,7 +377,7 @@ def write_report(run: str | Path, *, split: ArraySplit | None = None, sample: in
     page = "\n".join([
         "<!doctype html><html><head><meta charset='utf-8'>",
         f"<title>MCR run {html.escape(run.name)}</title>",
-        "<style>body{font-family:sans-serif;max-width:1200px;margin:auto}table{border-collapse:collapse}"
+        "<style>body{font-family:sans-serif;max-width:1200px;margin:auto;padding:0 16px}table{border-collapse:collapse}"
         "td,th{border:1px solid #ccc;padding:3px 6px;text-align:right}img{max-width:100%}"
         ".note{color:#666;font-size:90%}</style></head><body>",
         f"<h1>Run {html.escape(str(run))}</h1>",

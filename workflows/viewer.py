@@ -8,14 +8,16 @@ utterance is highlighted as the video plays. Stylesheet and script (:mod:`workfl
 The table is ``mcr predict``'s (Parquet or CSV): ``video_id``, ``segment_id``, ``start``, ``end``, ``transcript`` and
 the predictions, ``predicted_sentiment`` (+ ``_sd``, ``predicted_polarity``), ``predicted_emotion`` or
 ``predicted_class`` with ``p_<name>`` probabilities; older tables' ``sentiment``/``sentiment_class``, ``emotion`` and
-``label`` are read too. The Parquet schema metadata ``mcr`` (JSON: run, task, label_names, scale, extractors,
-mcr_version, placeholder_labels) is shown on every page; ``placeholder_labels`` puts a warning banner on each.
+``label`` are read too. The metadata (Parquet schema key ``mcr``, or a CSV's ``<table>.mcr.json``: run, task,
+label_names, scale, extractors, mcr_version, placeholder_labels) is shown on every page; ``placeholder_labels``
+puts a warning banner on each.
 The pages' HTML is :mod:`workflows.viewer_assets.pages`. The subtitle track is a ``data:`` URL: browsers refuse
 ``<track>`` files from ``file://`` pages (the ``.vtt`` file is also written beside the page, for other players).
 """
 from __future__ import annotations
 
 import base64
+import html
 import json
 import math
 import os
@@ -48,7 +50,8 @@ DIVERGING = ((-1.0, (178, 24, 43)), (-0.5, (239, 138, 98)), (0.0, (247, 247, 247
 
 
 def read_predictions(path: str | Path) -> tuple[pd.DataFrame, dict]:
-    """The table (rows sorted by video and start) and its ``mcr`` metadata ({} for CSV or older tables)."""
+    """The table (rows sorted by video and start) and its ``mcr`` metadata: the Parquet schema's, a CSV's
+    ``<table>.mcr.json``, or {} for older tables."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: [view] no such predictions table (mcr predict --out writes one)")
@@ -64,7 +67,12 @@ def read_predictions(path: str | Path) -> tuple[pd.DataFrame, dict]:
             meta = {}
         frame = pd.read_parquet(path)
     elif suffix == ".csv":
-        frame = pd.read_csv(path, keep_default_na=True)
+        frame = pd.read_csv(path, dtype={"video_id": str, "segment_id": str})  # "007" stays "007"
+        sidecar = Path(f"{path}.mcr.json")  # where `mcr predict` puts a CSV's metadata
+        try:
+            meta = json.loads(sidecar.read_text()) if sidecar.is_file() else {}
+        except (OSError, ValueError):
+            meta = {}
     else:
         raise ValueError(f"{path}: [view] give the .parquet or .csv table of `mcr predict`")
     missing = [c for c in ("video_id", "start", "end") if c not in frame.columns]
@@ -196,7 +204,9 @@ def _row_notes(r: pd.Series) -> list[str]:
         notes.append(f"face in {s:.0%} of frames")
     streams = r.get("streams")
     if isinstance(streams, str) or isinstance(streams, (list, tuple, np.ndarray)):
-        present = set(re.split(r"[,;\s]+", streams) if isinstance(streams, str) else map(str, streams))
+        tokens = re.split(r"[,;|\s]+", streams) if isinstance(streams, str) else map(str, streams)
+        present = {{"l": "language", "a": "acoustic", "v": "visual"}.get(t.strip().lower(), t.strip().lower())
+                   for t in tokens}
         notes += [f"no {m}" for m in ("language", "acoustic", "visual") if m not in present]
     else:
         notes += [f"no {m}" for m in ("language", "acoustic", "visual")
@@ -204,25 +214,31 @@ def _row_notes(r: pd.Series) -> list[str]:
     return notes
 
 
-def find_video(video_id: str, rows: pd.DataFrame, table: Path, videos: Path | None) -> Path | None:
-    """The source file: the rows' ``video_path``, else ``videos/<video_id>.*`` (or a file whose corpus id matches),
-    else the path the table's store (``<table>.store``, predict's default) recorded, else ``<video_id>.*`` beside it."""
-    if "video_path" in rows.columns:
-        for p in rows["video_path"].dropna().astype(str).unique():
-            if Path(p).is_file():
-                return Path(p)
-    for folder in [f for f in (videos,) if f]:
-        hits = [p for p in sorted(folder.glob(f"{glob_escape(video_id)}.*")) if p.suffix.lower() in MEDIA_EXTENSIONS]
-        hits = hits or [p for p in sorted(folder.rglob("*")) if p.suffix.lower() in MEDIA_EXTENSIONS and p.is_file()
-                        and video_id_from_path(p.relative_to(folder)) == video_id]
-        if hits:
-            return hits[0]
+def media_files(folder: Path) -> dict[str, Path]:
+    """Media under ``folder`` by corpus id (``pipeline.corpus.video_id_from_path``) and by file stem."""
+    found: dict[str, Path] = {}
+    for p in sorted(folder.rglob("*")):
+        if p.suffix.lower() in MEDIA_EXTENSIONS and p.is_file():
+            found.setdefault(p.stem, p)
+            found.setdefault(video_id_from_path(p.relative_to(folder)), p)
+    return found
+
+
+def find_video(video_id: str, rows: pd.DataFrame, table: Path, videos: dict[str, Path]) -> Path | None:
+    """The source file: the rows' ``video_path`` (absolute, or relative to the table), else ``videos`` (from
+    :func:`media_files` of ``--videos``), else the path the table's store (``<table>.store``, predict's default)
+    recorded, else ``<video_id>.*`` beside the table."""
+    paths = list(rows["video_path"].dropna().astype(str).unique()) if "video_path" in rows.columns else []
+    if video_id in videos:
+        paths.append(str(videos[video_id]))
     store_videos = Path(f"{table}.store") / "videos.parquet"
     if store_videos.is_file():
         known = pd.read_parquet(store_videos, columns=["video_id", "path"])
-        for p in known.loc[known["video_id"] == video_id, "path"].dropna():
-            if Path(p).is_file():
-                return Path(p)
+        paths += list(known.loc[known["video_id"] == video_id, "path"].dropna().astype(str))
+    for p in paths:
+        for candidate in (Path(p), table.parent / p):
+            if candidate.is_file():
+                return candidate
     hits = [p for p in sorted(table.parent.glob(f"{glob_escape(video_id)}.*")) if p.suffix.lower() in MEDIA_EXTENSIONS]
     return hits[0] if hits else None
 
@@ -293,6 +309,7 @@ def write_viewer(predictions: str | Path, out: str | Path, *, videos: str | Path
     out, videos = Path(out), Path(videos) if videos else None
     if videos is not None and not videos.is_dir():
         raise FileNotFoundError(f"{videos}: [view] --videos is not a folder")
+    known = media_files(videos) if videos else {}
     task = task_of(frame, meta)
     names = class_names(frame, meta, task)
     lo, hi = scale_of(meta)
@@ -303,9 +320,11 @@ def write_viewer(predictions: str | Path, out: str | Path, *, videos: str | Path
     for vid, rows in frame.groupby("video_id", sort=True):
         folder = out / folders[vid]
         folder.mkdir(parents=True, exist_ok=True)
-        source = find_video(vid, rows, table, videos)
+        source = find_video(vid, rows, table, known)
         described = describe_rows(rows, task, names, meta)
-        cues = [(r["start"], r["end"], f"[{r['tag']}] {r['transcript']}".strip()) for r in described]
+        # WebVTT cue text is markup: "<" would open a tag, "&" an entity
+        cues = [(r["start"], r["end"], html.escape(f"[{r['tag']}] {r['transcript']}".strip(), quote=False))
+                for r in described]
         write_webvtt(folder / "subtitles.vtt", cues)
         track = "data:text/vtt;base64," + base64.b64encode(to_webvtt(cues).encode("utf-8")).decode("ascii")
         media = place_video(source, folder, link) if source else None

@@ -167,10 +167,12 @@ def test_old_regression_csv_with_videos_folder(tmp_path, page):
     text = (out / "talk" / "index.html").read_text()
     assert "great &lt;news&gt;" in text and "placeholder-warning" not in text
     vtt = (out / "talk" / "subtitles.vtt").read_text()
-    assert vtt.startswith("WEBVTT") and "[positive +2.40] great <news>" in vtt
+    assert vtt.startswith("WEBVTT") and "[positive +2.40] great &lt;news&gt;" in vtt  # cue text is markup
 
     page.goto((out / "talk" / "index.html").as_uri())
     assert _media_ready(page)["ready"] >= 1
+    cue = page.evaluate("document.getElementById('player').textTracks[0].cues[2].getCueAsHTML().textContent")
+    assert cue == "[positive +2.40] great <news>"
     marks = page.locator(".timeline .mark")
     assert marks.count() == 3
     colours = [m.evaluate("e => getComputedStyle(e).backgroundColor") for m in marks.all()]
@@ -206,3 +208,18 @@ def test_bad_tables_are_one_line_errors(tmp_path, capsys, name, content, expecte
     assert mcr(["view", str(path), "--out", str(tmp_path / "v")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("mcr view: error:") and expected in err[0], err
+
+
+def test_csv_metadata_beside_the_table_and_ids_kept_as_text(tmp_path):
+    table = tmp_path / "p.csv"
+    pd.DataFrame({"video_id": ["007", "007"], "segment_id": ["1", "2"], "start": [0.0, 1.0], "end": [1.0, 2.0],
+                  "transcript": ["a", "b"], "streams": ["language,acoustic,visual", "language,acoustic"],
+                  "predicted_sentiment": [1.2, -0.4], "predicted_sentiment_sd": [0.2, 0.9],
+                  "predicted_polarity": ["positive", "neutral"]}).to_csv(table, index=False)
+    Path(f"{table}.mcr.json").write_text(json.dumps({"task": "regression", "placeholder_labels": True,
+                                                    "scale": [-3.0, 3.0], "run": "runs/x"}))
+    out = tmp_path / "viewer"
+    assert mcr(["view", str(table), "--out", str(out)]) == 0
+    page = (out / "007" / "index.html").read_text()
+    assert "id='placeholder-warning'" in page and "id='placeholder-warning'" in (out / "index.html").read_text()
+    assert "no visual" in page and "positive +1.20 ± 0.20" in page and page.count("class='mark'") == 2

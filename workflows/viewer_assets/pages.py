@@ -46,7 +46,7 @@ def _head(title: str) -> str:
 
 
 def banner(meta: dict) -> str:
-    if not meta.get("placeholder_labels"):
+    if meta.get("placeholder_labels") not in (True, 1, "true", "True", "yes"):
         return ""
     return f"<div class='banner' role='alert' id='placeholder-warning'>&#9888; {esc(PLACEHOLDER_WARNING)}</div>"
 
@@ -70,7 +70,7 @@ def meta_line(meta: dict, task: str, table: Path) -> str:
         parts.append(f"model {meta['run']}")
     if meta.get("label_names") and task != "regression":
         parts.append("classes " + ", ".join(map(str, meta["label_names"])))
-    if meta.get("scale") is not None:
+    if meta.get("scale") is not None and task == "regression":
         parts.append(f"scale {meta['scale']}")
     if meta.get("extractors"):
         parts.append("extractors " + _extractors(meta["extractors"]))
