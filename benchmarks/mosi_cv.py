@@ -80,6 +80,11 @@ def test_metrics(run_dir: Path, test, drop: str | None) -> dict:
     return M.compute_metrics("regression", predict_arrays(trained.model, split), split.labels)
 
 
+def train_seconds(run_dir: Path) -> float:
+    """The run's training time, summed over its epochs (history.json), so a resumed or finished run counts fully."""
+    return float(sum(h["seconds"] for h in json.loads((run_dir / "history.json").read_text())))
+
+
 def _run_name(name: str, dropout: float) -> str:
     return name.replace(" ", "_").lower() + (f"_md{dropout:g}" if dropout else "")
 
@@ -140,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
                 started = time.time()
                 result = train_run(splits, model_cfg, dataclasses.replace(tcfg, seed=seed), run_dir, progress=False,
                                    log=lambda s: None)
-                seconds[name] += time.time() - started
+                seconds[name] += train_seconds(run_dir)
                 test = test_metrics(run_dir, splits["test"], args.drop_at_test) if args.drop_at_test \
                     else result["test"]
                 results[name].append(test)
@@ -221,7 +226,7 @@ def compare_dropout(args, folds, base_cfg, tcfg) -> int:
                 started = time.time()
                 result = train_run(splits, model_cfg, dataclasses.replace(tcfg, seed=seed, modality_dropout=dropout),
                                    run_dir, progress=False, log=lambda s: None)
-                seconds[label] += time.time() - started
+                seconds[label] += train_seconds(run_dir)
                 epochs_run[label].append(result["epochs_run"])
                 for c in CONDITIONS:
                     results[label][c].append(test_metrics(run_dir, splits["test"], c))
@@ -233,24 +238,32 @@ def compare_dropout(args, folds, base_cfg, tcfg) -> int:
 
     n = args.folds * args.seeds
     header = ("| Test input | Modality dropout | " + " | ".join(c for c, _, _ in DROP_COLUMNS)
-              + " | Δ MAE (paired) | Δ Corr (paired) | pairs with lower MAE |")
-    lines = [header, "|" + "---|" * (len(DROP_COLUMNS) + 5)]
+              + " | Δ MAE (paired) | s.e. over folds | folds with lower MAE | Δ Corr (paired) |")
+    lines = [header, "|" + "---|" * (len(DROP_COLUMNS) + 6)]
     base, drop_label = list(variants)
+    verdicts = []
     for c in CONDITIONS:
+        name = "full" if c == "full" else f"no {c}"
         for label in variants:
             rows = results[label][c]
             cells = [mean_std([r[key] for r in rows], 1 if digits == 3 else 100, digits)
                      for _, key, digits in DROP_COLUMNS]
-            extra = ["", "", ""]
+            extra = ["", "", "", ""]
             if label == drop_label:
-                d_mae = [a["mae"] - b["mae"] for a, b in zip(rows, results[base][c])]
-                d_corr = [a["corr"] - b["corr"] for a, b in zip(rows, results[base][c])]
-                extra = [mean_std(d_mae, 1, 3), mean_std(d_corr, 1, 3), f"{sum(d < 0 for d in d_mae)}/{n}"]
-            name = "full" if c == "full" else f"no {c}"
+                d_mae = np.array([a["mae"] - b["mae"] for a, b in zip(rows, results[base][c])])
+                d_corr = [a["corr"] - b["corr"] if a["corr"] is not None and b["corr"] is not None else math.nan
+                          for a, b in zip(rows, results[base][c])]
+                by_fold = d_mae.reshape(args.folds, args.seeds).mean(1)  # the seeds of a fold share its test set
+                se = by_fold.std(ddof=1) / math.sqrt(args.folds) if args.folds > 1 else math.nan
+                extra = [mean_std(list(d_mae), 1, 3), f"{se:.3f}", f"{int((by_fold < 0).sum())}/{args.folds}",
+                         mean_std(d_corr, 1, 3)]
+                verdicts.append(f"{name}: Δ MAE {d_mae.mean():+.3f} = "
+                                f"{d_mae.mean() / se if se else math.nan:+.1f} s.e."
+                                + (" (beyond 2 s.e.)" if se and abs(d_mae.mean()) > 2 * se else " (within 2 s.e.)"))
             lines.append(f"| {name} | {label} | " + " | ".join(cells + extra) + " |")
     cells = [mean_std([r[key] for r in mean_baseline], 1 if digits == 3 else 100, digits)
              for _, key, digits in DROP_COLUMNS]
-    lines.append("| any | predict the training mean | " + " | ".join(cells) + " | | | |")
+    lines.append("| any | predict the training mean | " + " | ".join(cells) + " | | | | |")
     timing = "; ".join(f"dropout {label}: {np.mean(epochs_run[label]):.1f} epochs run on average, "
                        f"{seconds[label] / 60:.1f} min of training in all" for label in variants)
     markdown = "\n".join([
@@ -273,10 +286,13 @@ def compare_dropout(args, folds, base_cfg, tcfg) -> int:
         "",
         f"Metrics: mean ± std over the {n} fold x seed runs (Acc2/F1 on non-zero labels). Δ: the dropout model "
         f"minus the one without, per (fold, seed) pair, mean ± std over the {n} pairs (negative Δ MAE and positive "
-        "Δ Corr favour dropout); its standard error is roughly std / √" + f"{n} (less favourable in fact: the "
-        f"{args.seeds} seeds of a fold share its test segments). {timing}.",
+        f"Δ Corr favour dropout). The {args.seeds} seeds of a fold share its test segments, so the standard error of "
+        f"the mean Δ MAE is taken over the {args.folds} fold means (std / √{args.folds}), not over the {n} pairs. "
+        f"{timing}.",
         "",
         *lines,
+        "",
+        "Mean Δ MAE in standard errors: " + "; ".join(verdicts) + ".",
     ])
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"results-compare-dropout-{p:g}.json").write_text(json.dumps(M.jsonable(

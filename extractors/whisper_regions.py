@@ -1,6 +1,7 @@
 """Whisper on speech regions: silence skipped, short regions encoded and decoded in batches.
 
-The audio is split at silences (:func:`extractors.vad.speech_regions`); each region is transcribed on its own, as
+The audio is split at silences (:func:`extractors.vad.speech_regions`; neighbours that fit one short window
+together are joined); each region is transcribed on its own, as
 :func:`extractors.whisper_words.transcribe_words` would transcribe it, with its times shifted to the
 audio's and its utterance ids continuing those of the regions before. The regions that fit one short window (most
 utterances: at most ``short_content_seconds``) have that window encoded, and decoded at the first temperature,
@@ -29,8 +30,8 @@ First = tuple[torch.Tensor, DecodingResult]
 
 def transcribe_regions(model: Whisper, audio: np.ndarray, options: TranscribeOptions) -> list[WordTiming]:
     """(S,) float32 16-kHz audio -> words of its speech regions, times in seconds from the audio's start."""
-    regions = speech_regions(audio, SAMPLE_RATE, min_silence=options.vad_min_silence,
-                             silence_peak=options.silence_peak)
+    regions = merge_regions(speech_regions(audio, SAMPLE_RATE, min_silence=options.vad_min_silence,
+                                           silence_peak=options.silence_peak), audio.size, options)
     firsts = first_windows(model, [audio[a:b] for a, b in regions], options)
     out: list[WordTiming] = []
     for (a, b), first in zip(regions, firsts):
@@ -40,6 +41,22 @@ def transcribe_regions(model: Whisper, audio: np.ndarray, options: TranscribeOpt
         out += [replace(w, start=round(w.start + offset, 2), end=round(w.end + offset, 2),
                         utterance=w.utterance + utterance) for w in words]
     return out
+
+
+def merge_regions(regions: list[tuple[int, int]], n: int, options: TranscribeOptions) -> list[tuple[int, int]]:
+    """Neighbouring regions joined while they span at most one short window's content (``short_content_seconds``):
+    one window costs the same whatever silence it holds. Audio that short is one region, silences included, so a
+    short clip is transcribed as without regions."""
+    limit = (options.short_content_seconds if options.short_window_seconds is not None else 0.0) * SAMPLE_RATE
+    if regions and n <= limit:
+        return [(0, n)]
+    merged: list[tuple[int, int]] = []
+    for a, b in regions:
+        if merged and b - merged[-1][0] <= limit:
+            merged[-1] = (merged[-1][0], b)
+        else:
+            merged.append((a, b))
+    return merged
 
 
 def first_windows(model: Whisper, audios: list[np.ndarray], options: TranscribeOptions) -> list[First | None]:

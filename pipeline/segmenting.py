@@ -66,35 +66,37 @@ def _word_spans(words: Sequence[dict]) -> list[tuple[float, float, int]]:
     return sorted(spans)
 
 
-def _split_points(start: float, end: float, words: list[tuple[float, float, int]],
-                  speech: list[Interval]) -> list[tuple[float, float]]:
+def _split_points(start: float, end: float, words: list[tuple[float, float, int]], speech: list[Interval],
+                  dips: Sequence[tuple[float, float]] = ()) -> list[tuple[float, float]]:
     """Candidate cuts (position, pause seconds) inside [start, end]: gaps between words (plus a bonus at a
-    whisper segment boundary) and the detector's pauses that no word crosses."""
+    whisper segment boundary), the detector's pauses and the ``dips`` (position, score) that no word crosses."""
     inside = [w for w in words if start <= (w[0] + w[1]) / 2 < end]
     cuts = []
     for (s0, e0, u0), (s1, _, u1) in zip(inside, inside[1:]):
         pause = max(0.0, s1 - e0)
         cuts.append(((e0 + s1) / 2 if pause > 0 else e0, pause + (SEGMENT_BONUS if u1 != u0 else 0.0)))
     parts = [(max(s, start), min(e, end)) for s, e in speech if e > start and s < end]
-    for (_, e0), (s1, _) in zip(parts, parts[1:]):
-        mid = (e0 + s1) / 2
+    quiet = [((e0 + s1) / 2, s1 - e0) for (_, e0), (s1, _) in zip(parts, parts[1:])]
+    for mid, pause in [*quiet, *dips]:
         if not any(ws < mid < we for ws, we, _ in inside):
-            cuts.append((mid, s1 - e0))
+            cuts.append((mid, pause))
     return [(p, pause) for p, pause in cuts if start < p < end]
 
 
 def split_long(start: float, end: float, words: Sequence[dict] = (), speech: Sequence[Interval] = (), *,
-               max_len: float = MAX_UTTERANCE, min_part: float = MIN_PART) -> list[Interval]:
+               dips: Sequence[tuple[float, float]] = (), max_len: float = MAX_UTTERANCE,
+               min_part: float = MIN_PART) -> list[Interval]:
     """[start, end] as back-to-back parts of at most ``max_len`` seconds, cut at pauses.
 
     A cut goes where the pause is longest (between two words, or where the detector heard none), preferring
-    parts of equal length when pauses are alike; without any pause it goes at a word boundary, and only a
-    stretch with no boundary at all is cut at ``max_len``.
+    parts of equal length when pauses are alike; without any pause it goes at a word boundary or at one of the
+    ``dips`` (position, score in seconds of pause it is worth: a dip of the sound level between syllables, for
+    speech without words), and only a stretch with none of these is cut at ``max_len``.
     """
     if not max_len > 0:
         raise ValueError(f"the longest utterance must be a positive number of seconds, got {max_len}")
     spans = _word_spans(words)
-    cuts = _split_points(start, end, spans, merge_intervals(speech))
+    cuts = _split_points(start, end, spans, merge_intervals(speech), dips)
     parts, s = [], start
     while end - s > max_len:
         n = math.ceil((end - s) / max_len)
@@ -112,8 +114,9 @@ def split_long(start: float, end: float, words: Sequence[dict] = (), speech: Seq
 
 
 def utterance_spans(speech: Sequence[Interval], words: Sequence[dict] = (), *, max_len: float = MAX_UTTERANCE,
-                    min_pause: float = MIN_PAUSE) -> list[Interval]:
-    """Utterances (start, end) of detected ``speech`` and whisper ``words`` (rows with start, end, utterance).
+                    min_pause: float = MIN_PAUSE, dips: Sequence[tuple[float, float]] = ()) -> list[Interval]:
+    """Utterances (start, end) of detected ``speech`` and whisper ``words`` (rows with start, end, utterance);
+    ``dips``: extra places to split long ones (see :func:`split_long`).
 
     Every second of speech and every word lies in exactly one utterance; utterances are in time order and
     do not overlap.
@@ -122,7 +125,7 @@ def utterance_spans(speech: Sequence[Interval], words: Sequence[dict] = (), *, m
     raw = merge_intervals([*speech, *((s, e) for s, e, _ in spans)])
     out: list[Interval] = []
     for s, e in merge_intervals(raw, min_pause):
-        out += split_long(s, e, words, raw, max_len=max_len)
+        out += split_long(s, e, words, raw, dips=[d for d in dips if s < d[0] < e], max_len=max_len)
     return out
 
 

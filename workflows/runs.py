@@ -28,6 +28,7 @@ import torch
 from pipeline import metrics as M
 from pipeline.arrays import IEMOCAP_EMOTIONS
 from workflows.checkpoint import load_arrays, load_model, read_record
+from workflows.train_config import NEWER_OPTIONS  # what a config.json written before an option existed means
 
 BEST = Path("checkpoints") / "best.safetensors"
 _NOT_IDENTITY = ("cpu_threads", "eval_batch_size")  # settings a resumed run may change
@@ -40,7 +41,7 @@ def config_record(model_cfg, tcfg, data: dict) -> dict:
 
 def identity(record: dict) -> dict:
     """The part of a run's config.json that must match for a run to be resumed."""
-    train = {k: v for k, v in (record.get("train") or {}).items() if k not in _NOT_IDENTITY}
+    train = {k: v for k, v in {**NEWER_OPTIONS, **(record.get("train") or {})}.items() if k not in _NOT_IDENTITY}
     return {"model": record.get("model"), "train": train}
 
 

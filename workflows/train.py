@@ -29,7 +29,7 @@ from workflows.checkpoint import (load_checkpoint, load_weights, record_path, sa
                                   save_weights, verified_record)
 from workflows.inference import autocast, batch_inputs, pick_device, predict_arrays
 from workflows.runs import config_record, identity, summarize
-from workflows.train_config import NEWER_OPTIONS, TrainConfig
+from workflows.train_config import TrainConfig
 
 
 def _task_loss(task: str, output: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -118,9 +118,7 @@ def train_run(splits: dict[str, ArraySplit], model_cfg, tcfg: TrainConfig, out: 
     (out / "checkpoints").mkdir(parents=True, exist_ok=True)
     record = config_record(model_cfg, tcfg, data_info or {})
     if (out / "config.json").exists():
-        old = json.loads((out / "config.json").read_text())
-        old["train"] = {**NEWER_OPTIONS, **(old.get("train") or {})}
-        if identity(old) != identity(record):
+        if identity(json.loads((out / "config.json").read_text())) != identity(record):
             raise ValueError(f"{out}: [train] holds a run with another configuration; choose another --out")
     if tcfg.normalize:
         stats = fit_normalizer(splits["train"])

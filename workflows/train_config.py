@@ -74,7 +74,7 @@ class TrainConfig:
 
 
 SCHEDULES = ("default", "paper")
-NEWER_OPTIONS = {"modality_dropout": 0.0}
+NEWER_OPTIONS = {"modality_dropout": 0.0, "schedule": "default"}
 """Training options newer than some recorded runs, with the value those runs trained with (what a config.json
 without the key means when a run is resumed)."""
 NEVER = 1_000_000_000  # epochs: longer than any run, so ReduceLROnPlateau never fires

@@ -92,3 +92,11 @@ def test_webvtt_format():
     assert "00:00:00.000 --> 00:00:01.000" in lines
     assert "00:01:01.250 --> 00:01:02.500" in lines
     assert lines.index("neutral: hi") < lines.index("happy: hello")
+
+
+def test_speech_without_words_or_pauses_is_cut_at_the_deepest_dip_near_the_middle():
+    dips = [(3.0, 0.12), (6.8, 0.20), (7.6, 0.15), (10.0, 0.3)]  # 10.0 would leave more than 8 s before it
+    assert split_long(0.0, 14.0, dips=dips) == [(0.0, 6.8), (6.8, 14.0)]
+    assert utterance_spans([(0.0, 14.0)], dips=dips) == [(0.0, 6.8), (6.8, 14.0)]
+    words = _words((6.6, 7.0), (7.05, 7.9))  # a dip inside a word is no place to cut; the words' boundary is
+    assert split_long(0.0, 14.0, words, dips=dips) == [(0.0, 7.025), (7.025, 14.0)]

@@ -72,9 +72,10 @@ def test_first_run_runs_every_stage_and_writes_every_output(pipeline_run):
     predictions = pd.read_csv(root / "predictions.csv")
     assert len(predictions) == 6, "one row per clip (each clip is one utterance)"
     assert predictions["transcript"].str.lower().str.contains("forget").all()
-    assert {"video_id", "start", "end", "label"} <= set(predictions.columns)
-    assert set(predictions["label"]) <= {"ANG", "DIS", "FEA", "HAP", "NEU", "SAD"}
-    probs = predictions.filter(like="p_")
+    assert {"video_id", "start", "end", "predicted_class", "streams", "face_share"} <= set(predictions.columns)
+    assert "label" not in predictions.columns
+    assert set(predictions["predicted_class"]) <= {"ANG", "DIS", "FEA", "HAP", "NEU", "SAD"}
+    probs = predictions.filter(regex="^p_")
     assert probs.shape[1] == 6 and (probs.sum(axis=1) - 1).abs().max() < 1e-4
     vtts = sorted((root / "subtitles").glob("*.vtt"))
     assert len(vtts) == 6 and vtts[0].read_text().startswith("WEBVTT")
