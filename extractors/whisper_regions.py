@@ -28,10 +28,14 @@ from pipeline.manifest import WordTiming
 First = tuple[torch.Tensor, DecodingResult]
 
 
-def transcribe_regions(model: Whisper, audio: np.ndarray, options: TranscribeOptions) -> list[WordTiming]:
-    """(S,) float32 16-kHz audio -> words of its speech regions, times in seconds from the audio's start."""
+def transcribe_regions(model: Whisper, audio: np.ndarray, options: TranscribeOptions, *, origin: int = 0
+                       ) -> list[WordTiming]:
+    """(S,) float32 16-kHz audio -> words of its speech regions, times in seconds from the audio's start.
+
+    ``origin``: the sample index of ``audio[0]`` in the recording (a chunk's start), so that the regions of a
+    piece of a recording are those the whole would have (:func:`extractors.vad.speech_regions`)."""
     regions = merge_regions(speech_regions(audio, SAMPLE_RATE, min_silence=options.vad_min_silence,
-                                           silence_peak=options.silence_peak), audio.size, options)
+                                           silence_peak=options.silence_peak, origin=origin), options)
     firsts = first_windows(model, [audio[a:b] for a, b in regions], options)
     out: list[WordTiming] = []
     for (a, b), first in zip(regions, firsts):
@@ -43,13 +47,10 @@ def transcribe_regions(model: Whisper, audio: np.ndarray, options: TranscribeOpt
     return out
 
 
-def merge_regions(regions: list[tuple[int, int]], n: int, options: TranscribeOptions) -> list[tuple[int, int]]:
+def merge_regions(regions: list[tuple[int, int]], options: TranscribeOptions) -> list[tuple[int, int]]:
     """Neighbouring regions joined while they span at most one short window's content (``short_content_seconds``):
-    one window costs the same whatever silence it holds. Audio that short is one region, silences included, so a
-    short clip is transcribed as without regions."""
+    one window costs the same whatever silence it holds."""
     limit = (options.short_content_seconds if options.short_window_seconds is not None else 0.0) * SAMPLE_RATE
-    if regions and n <= limit:
-        return [(0, n)]
     merged: list[tuple[int, int]] = []
     for a, b in regions:
         if merged and b - merged[-1][0] <= limit:

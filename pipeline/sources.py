@@ -37,6 +37,8 @@ def training_splits(source, *, aligned: bool = False, max_len: int | None = None
                     trust_pickle: bool = False) -> tuple[dict[str, ArraySplit], dict]:
     """``{split: ArraySplit}`` with train and valid (a single split is cut by video) and the data's description
     (what a run records in its config.json)."""
+    from pipeline.store_source import label_provenance  # pulls in the store's views: only when used
+
     raw = load_source(source, trust_pickle=trust_pickle, aligned=aligned, max_len=max_len)
     try:
         splits = ensure_splits(raw)
@@ -44,5 +46,6 @@ def training_splits(source, *, aligned: bool = False, max_len: int | None = None
         raise ValueError(f"{source}: [load] {exc}") from None
     info = {"source": str(Path(source).resolve()), "splits": {k: len(v) for k, v in splits.items()},
             "cut_by_video": sorted(raw) != sorted(splits), "dims": list(splits["train"].dims),
-            "lengths": list(splits["train"].lengths), "classes": splits["train"].classes}
+            "lengths": list(splits["train"].lengths), "classes": splits["train"].classes,
+            **label_provenance(source)}
     return splits, info

@@ -191,8 +191,10 @@ class FeatureStore(VideoTable):
         def write(tmp: str) -> None:
             writer, offset = None, 0
             try:
-                for i in indices:
+                for k, i in enumerate(indices):
                     table = self._read_file(self.chunk_path(modality, video_id, i))
+                    if table.num_rows == 0 and (writer is not None or k < len(indices) - 1):
+                        continue  # an empty chunk (silence, no face) adds nothing; the file takes a typed schema
                     table = table.replace_schema_metadata(None)
                     if renumber and table.num_rows:
                         column = table.column(renumber)
@@ -202,7 +204,7 @@ class FeatureStore(VideoTable):
                     table = _with_metadata(table, metadata, source_sha256, rows=rows)
                     if writer is None:
                         writer = pq.ParquetWriter(tmp, table.schema)
-                    writer.write_table(table)
+                    writer.write_table(table.cast(writer.schema))
             finally:
                 if writer is not None:
                     writer.close()

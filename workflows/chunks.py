@@ -38,7 +38,8 @@ class ChunkConfig:
     silence_db: float = 30.0
     """A 10-ms frame is quiet when its level is this many dB below the loud frames (95th percentile) ..."""
     floor_db: float = 10.0
-    """... or at most this many dB above the noise floor (5th percentile), whichever threshold is higher."""
+    """... or at most this many dB above the noise floor (5th percentile), whichever threshold is higher (but at
+    least 20 dB below the loud frames)."""
     margin: float = 0.5
     """Audio decoded on both sides of a chunk for the frame-based audio stream (acoustic), whose rows outside the
     chunk are dropped: its analysis windows at the cut see the real neighbouring audio."""
@@ -82,7 +83,8 @@ def quiet_frames(rms: np.ndarray, config: ChunkConfig) -> np.ndarray:
         return np.zeros(0, bool)
     db = 20 * np.log10(np.maximum(rms, 1e-5))
     floor, loud = np.percentile(db, [5, 95])
-    return db <= max(loud - config.silence_db, floor + config.floor_db)
+    # at least 20 dB below the loud frames: with few pauses the 5th percentile is speech
+    return db <= min(max(loud - config.silence_db, floor + config.floor_db), loud - 20.0)
 
 
 def plan_chunks(rms: np.ndarray, hop: float, duration: float, config: ChunkConfig,

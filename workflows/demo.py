@@ -46,12 +46,12 @@ def write_demo_manifest(out: Path, *, window: float = 2.0, seed: int = 0) -> Pat
     folder, rng = sample_video_dir(), np.random.default_rng(seed)
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\n")
-    writer.writerow(["path", "video_id", "segment_id", "start", "end", "split", "label"])
+    writer.writerow(["path", "video_id", "segment_id", "start", "end", "split", "label", "placeholder_labels"])
     for name, split in DEMO_VIDEOS:
         video_id = Path(name).stem
         for seg in window_segments(video_id, media_duration(folder / name), window):
             writer.writerow([folder / name, video_id, seg.segment_id, seg.start, seg.end, split,
-                             round(float(rng.uniform(-3, 3)), 2)])
+                             round(float(rng.uniform(-3, 3)), 2), 1])
     return Path(atomic_write(out / "manifest.csv", text.getvalue()))
 
 

@@ -71,7 +71,7 @@ def build_stages(config: PipelineConfig, *, client=None, log: Callable[[str], No
         from workflows.predict import predict_videos
 
         frame = predict_videos(pr.input, run_dir, pr.out, store=pr.store, window=pr.window or None,
-                               vtt_dir=pr.vtt, client=client)
+                               vtt_dir=pr.vtt, srt_dir=pr.srt, json_dir=pr.json, client=client)
         log(f"[predict] {len(frame)} segments -> {pr.out}")
 
     def report():

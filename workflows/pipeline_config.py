@@ -25,7 +25,7 @@ A config (TOML; paths relative to the file)::
     [predict]                            # optional
     input = "new_videos/"
     out = "out/predictions.parquet"
-    vtt = "out/subtitles"                # optional WebVTT per video
+    vtt = "out/subtitles"                # optional WebVTT per video (srt = ..., json = ... likewise)
     # store = "out/predict-store"        # where new videos are extracted (default: <out>.store); keep it apart
                                          # from the training store, whose segments define the dataset
     # window = 10                        # fixed windows instead of utterances
@@ -72,6 +72,8 @@ class PredictSection:
     input: str
     out: str
     vtt: str | None = None
+    srt: str | None = None
+    json: str | None = None
     store: str | None = None
     window: float | None = None
 
@@ -94,7 +96,7 @@ class PipelineConfig:
 
 SECTIONS = {"extract": ExtractSection, "train": TrainSection, "evaluate": EvaluateSection,
             "predict": PredictSection, "report": ReportSection}
-PATH_KEYS = {"extract": ("input", "store"), "train": ("out",), "predict": ("input", "out", "vtt", "store")}
+PATH_KEYS = {"extract": ("input", "store"), "train": ("out",), "predict": ("input", "out", "vtt", "srt", "json", "store")}
 
 
 def _accepts(annotation: Any, value: Any) -> bool:

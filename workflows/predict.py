@@ -21,7 +21,7 @@ import pandas as pd
 import torch
 
 from pipeline.arrays import IEMOCAP_EMOTIONS, MODALITIES, ArraySplit, fit_lengths, normalize, split_from_records
-from pipeline.corpus import VIDEO_EXTENSIONS, load_corpus, video_id_from_path
+from pipeline.corpus import MEDIA_EXTENSIONS, load_corpus, video_id_from_path
 from pipeline.errors import StageError
 from pipeline.files import atomic_write
 from pipeline.manifest import Segment, VideoSource
@@ -43,7 +43,7 @@ PLACEHOLDER_WARNING = ("WARNING: this model was trained on PLACEHOLDER labels (r
 def sources_of(input_path: str | Path) -> list[VideoSource]:
     """A single video file, a folder of videos, or a manifest CSV."""
     p = Path(input_path)
-    if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS:
+    if p.is_file() and p.suffix.lower() in MEDIA_EXTENSIONS:
         return [VideoSource(video_id_from_path(p.name), str(p))]
     return load_corpus(p)
 

@@ -223,7 +223,8 @@ def faces_of(store: FeatureStore, segments: pd.DataFrame) -> tuple[pd.DataFrame,
         from pipeline.speaker import choose_faces
     except ImportError:
         return _fallback_faces(store, segments), "single face"
-    words = store.read_stream("language", sorted(set(segments["video_id"])), columns=["start", "end"])
+    words = store.read_stream("language", sorted(set(segments["video_id"])))
+    words = words.select(["video_id", "start", "end"]) if "start" in words.column_names else None
     return choose_faces(store, segments, language=words)[cols], "active speaker (pipeline.speaker)"
 
 

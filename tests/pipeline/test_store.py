@@ -143,6 +143,58 @@ def test_a_stream_file_says_what_it_holds_and_only_it_decides_what_is_current(tm
     assert store.stream_info("acoustic", "v") is None and not stream_is_current(store, "acoustic", "v", **current)
 
 
+def test_rows_go_to_the_journal_in_o1_and_are_folded_into_videos_parquet(tmp_path):
+    store = FeatureStore(tmp_path)
+    store.append_videos([{"video_id": "a", "status": "done", "size": 1, "mtime_ns": 5}])
+    store.append_videos([{"video_id": "b", "status": "failed"}, {"video_id": "a", "status": "failed", "size": 2}])
+    assert len(list((tmp_path / "_journal").iterdir())) == 2 and not (tmp_path / "videos.parquet").exists()
+    v = store.videos().set_index("video_id")
+    assert list(v.index) == ["a", "b"] and (v.loc["a", "status"], v.loc["a", "size"]) == ("failed", 2)
+    assert store.compact_videos() and not store.compact_videos()
+    assert not list((tmp_path / "_journal").iterdir())
+    plain = pd.read_parquet(tmp_path / "videos.parquet")  # readable as it is once the run is over
+    assert sorted(plain["video_id"]) == ["a", "b"] and pq.read_schema(tmp_path / "videos.parquet").names[:4] == [
+        "video_id", "path", "size", "mtime_ns"]
+
+    # killed after videos.parquet was renamed, before the parts it holds were removed: they are not applied again
+    store.append_videos([{"video_id": "c", "status": "done"}])
+    (part,) = (tmp_path / "_journal").iterdir()
+    saved = part.read_bytes()
+    store.write_videos(store.videos()[lambda f: f["video_id"] != "a"])  # e.g. `mcr store prune`
+    part.write_bytes(saved)
+    assert sorted(store.videos()["video_id"]) == ["b", "c"]
+    store.append_videos([{"video_id": "d", "status": "done"}])  # numbered after the leftover
+    assert sorted(store.videos()["video_id"]) == ["b", "c", "d"]
+    store.compact_videos()
+    assert sorted(pd.read_parquet(tmp_path / "videos.parquet")["video_id"]) == ["b", "c", "d"]
+    assert not list((tmp_path / "_journal").iterdir())
+
+
+def test_chunks_merge_into_one_stream_file_with_utterances_renumbered(tmp_path):
+    from tests.pipeline.streams import language
+
+    store = FeatureStore(tmp_path)
+    words = [[("a", 0.1, 0.3), ("b", 0.3, 0.5)], [], [("c", 31.0, 31.2), ("d", 32.0, 32.1)]]
+    for i, chunk in enumerate(words):
+        table = language(chunk, np.ones((len(chunk), 2), np.float32))
+        if chunk:
+            table = table.set_column(0, "utterance", pa.array([0, len(chunk) - 1], pa.int32()))
+        store.write_chunk("language", "v", i, table, {**meta("language", 2, None), "chunk": str(i)},
+                          source_sha256="s")
+    assert store.chunk_info("language", "v", 2).rows == 2 and store.stream_video_ids("language") == []
+    assert not (tmp_path / "language").exists()  # staging lives apart, where no reader of a modality looks
+    store.merge_chunks("language", "v", [0, 1, 2], meta("language", 2, None), source_sha256="s",
+                       renumber="utterance")
+    table = store.read_stream("language", ["v"])
+    assert table.column("word").to_pylist() == ["a", "b", "c", "d"]
+    assert table.column("utterance").to_pylist() == [0, 1, 2, 3]
+    info = store.stream_info("language", "v")
+    assert info.rows == 4 and info.is_current(config_hash="0" * 16, source_sha256="s") and "chunk" not in info.metadata
+    assert len(pd.read_parquet(tmp_path / "language")) == 4
+    store.delete_chunks("v")
+    assert not (tmp_path / "_chunks" / "video_id=v").exists()
+
+
 @pytest.mark.parametrize("good", ["a", "0001", "A.b_c-d", "x" * MAX_VIDEO_ID_LENGTH, "talk.."])
 def test_video_ids_that_name_a_folder(good):
     assert check_video_id(good) == good

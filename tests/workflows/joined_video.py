@@ -9,8 +9,11 @@ import numpy as np
 from extractors.media import decode
 
 
-def join_clips(clips: list[Path], out: Path, *, seconds: float = 60.0, gap: float = 1.5, fps: int = 15) -> float:
-    """Repeat ``clips`` in turn, ``gap`` seconds of silence and black frames apart, until ``seconds``; -> duration."""
+def join_clips(clips: list[Path], out: Path, *, seconds: float = 60.0, gap: float = 1.5, fps: int = 15,
+               spans: list[tuple[float, float]] | None = None) -> float:
+    """Repeat ``clips`` in turn, ``gap`` seconds of silence and black frames apart, until ``seconds``; -> duration.
+
+    ``spans``: a list that receives each clip's (start, end) seconds in the joined video's audio."""
     sr = 16000
     decoded = [decode(p, fps=fps, max_side=320) for p in clips]
     h, w = decoded[0].frames.shape[1:3]
@@ -20,6 +23,9 @@ def join_clips(clips: list[Path], out: Path, *, seconds: float = 60.0, gap: floa
     while t < seconds:
         m = decoded[k % len(decoded)]
         n_frames = int(round(m.duration * fps))
+        if spans is not None:  # where the clip's audio lies (the frames of a gap can be a fraction of a frame short)
+            at = sum(a.size for a in audio) / sr
+            spans.append((at, at + n_frames / fps))
         clip_frames = [m.frames[min(i, len(m.frames) - 1), :h, :w] for i in range(n_frames)]
         audio += [m.audio[: int(round(n_frames / fps * sr))], np.zeros(int(gap * sr), np.float32)]
         frames += clip_frames + [np.zeros((h, w, 3), np.uint8)] * int(gap * fps)

@@ -171,7 +171,7 @@ def test_nan_outputs_never_become_a_class():
     from workflows.predict import prediction_columns
 
     finite = prediction_columns("regression", np.array([[0.5], [-1.0], [0.0]], np.float32))
-    assert list(finite["sentiment_class"]) == ["positive", "negative", "neutral"]
+    assert list(finite["predicted_polarity"]) == ["positive", "negative", "neutral"]
     for task, outputs in [("regression", np.array([[0.5], [np.nan]], np.float32)),
                           ("iemocap", np.full((2, 4, 2), np.nan, np.float32)),
                           ("classification", np.array([[np.inf, 0.0]], np.float32))]:
@@ -187,7 +187,7 @@ def _predict_lines(capsys) -> list[str]:
     """stderr of `mcr predict` but the Dask dashboard's address; never a traceback."""
     err = capsys.readouterr().err
     assert "Traceback" not in err
-    return [line for line in err.strip().splitlines() if not line.startswith("Dask dashboard:")]
+    return [line for line in err.strip().splitlines() if not line.startswith(("Dask dashboard:", "speech coverage:"))]
 
 
 @pytest.mark.slow
@@ -257,8 +257,8 @@ def test_predict_reports_each_failed_file_and_predicts_the_others(extracted, tmp
     (line,) = _predict_lines(capsys)
     assert line.startswith(f"failed: {videos / 'bad.mp4'} [decode] ")
     rows = pd.read_csv(out)
-    assert list(rows["video_id"]) == ["good"] and np.isfinite(rows["sentiment"]).all()
-    assert set(rows["sentiment_class"]) <= {"positive", "negative", "neutral"}
+    assert list(rows["video_id"]) == ["good"] and np.isfinite(rows["predicted_sentiment"]).all()
+    assert set(rows["predicted_polarity"]) <= {"positive", "negative", "neutral"}
 
 
 @pytest.mark.slow
