@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import abc
 import json
+import math
+import types
+import typing
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, ClassVar
 
@@ -63,6 +66,28 @@ class ExtractorConfig:
     """Base of every extractor's options; subclasses are frozen dataclasses with documented fields."""
 
 
+def _check_option(extractor: str, key: str, value: Any, config: ExtractorConfig) -> None:
+    """An option's value has its field's type (ints for floats are fine), and numbers are finite."""
+    hint = typing.get_type_hints(type(config))[key]
+    options = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+    for option in options:
+        option = typing.get_origin(option) or option
+        if option is type(None) and value is None:
+            return
+        if option is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+            if math.isfinite(value):
+                return
+        elif option is int and isinstance(value, int) and not isinstance(value, bool):
+            return
+        elif option in (str, bool, dict) and isinstance(value, option):
+            return
+        elif option in (tuple, list) and isinstance(value, (tuple, list)):  # JSON gives lists
+            return
+        elif option is Any:
+            return
+    raise ValueError(f"extractor {extractor!r}: option {key} = {value!r} is not a {hint}")
+
+
 class Extractor(abc.ABC):
     """One modality's feature extractor: ``name``, a config dataclass, ``extract()``, frame shift, feature dim."""
 
@@ -80,6 +105,8 @@ class Extractor(abc.ABC):
         if unknown:
             raise ValueError(f"extractor {self.name!r} has no option {', '.join(map(repr, unknown))}; "
                              f"its options are {known}")
+        for key, value in overrides.items():
+            _check_option(self.name, key, value, config)
         self.config = type(config)(**{**asdict(config), **overrides}) if overrides else config
 
     @property
