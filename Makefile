@@ -18,7 +18,7 @@ demo: $(STAMP)
 	$(BIN)/mcr demo --out demo-out
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 clean:
 	rm -rf $(VENV) demo-out

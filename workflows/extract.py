@@ -232,21 +232,18 @@ class _Run:
             self.chunk_results[src.video_id] = []
             self.summary.chunks += len(plan.chunks)
             for chunk in plan.chunks:
-                self._submit("chunk", (src, plan), extract_chunk, src, self.store, plan, chunk.index,
+                self._submit("chunk", (src, plan, chunk.index), extract_chunk, src, self.store, plan, chunk.index,
                              self.decode_options, priority=_PRIORITY["chunk"] - chunk.index)
             return
         self._record(src, result if result is not None else self._died(src, error))
 
     def _on_chunk(self, about, result, error) -> None:
-        src, plan = about
+        src, plan, index = about
         results = self.chunk_results[src.video_id]
-        if result is None:  # any index not yet reported: the merge only needs the errors
-            done = {r["index"] for r in results}
-            index = next(c.index for c in plan.chunks if c.index not in done)
+        if result is None:  # the chunk's worker died too often: its streams fail, the others' chunks stay staged
             result = {"index": index, "computed": [], "loads": [], "end": None, "native_fps": None, "seconds": 0.0,
                       "errors": {s.modality: ("worker", error) for s in plan.todo}}
-        results.append(result)
-        self.summary.model_loads += len(result.get("loads", []))
+        results.append(result)  # its model loads are counted with the merged row
         if len(results) == len(plan.chunks):
             self._submit("merge", src, finish_video, src, self.store, plan, self.chunk_results.pop(src.video_id),
                          priority=_PRIORITY["merge"])

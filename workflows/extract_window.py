@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import platform
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -57,6 +58,8 @@ class ExtractorSpec:
 
 
 _WORKER_EXTRACTORS: dict[tuple[str, str], Extractor] = {}  # one instance (and model) per worker process and config
+_LOCKS: dict[int, threading.Lock] = {}  # per extractor instance: a worker with several threads shares its models
+_REGISTRY_LOCK = threading.Lock()
 _VERSIONS: dict[str, str] = {}
 
 
@@ -66,16 +69,25 @@ def worker_extractor(spec: ExtractorSpec) -> tuple[Extractor, bool]:
 
     own = spec.extractor_hash or spec.config_hash
     key = (spec.name, own)
-    if key in _WORKER_EXTRACTORS:
-        return _WORKER_EXTRACTORS[key], False
-    extractor = create(spec.name, spec.config)
-    if extractor.config_hash() != own:
-        raise RuntimeError(f"{spec.name}: the config hash differs on this worker; install the same mcr-emotion "
-                           "version on the client and every worker")
-    for old in [k for k in _WORKER_EXTRACTORS if k[0] == spec.name]:  # a new config replaces the old model
-        del _WORKER_EXTRACTORS[old]
-    _WORKER_EXTRACTORS[key] = extractor
-    return extractor, True
+    with _REGISTRY_LOCK:
+        if key in _WORKER_EXTRACTORS:
+            return _WORKER_EXTRACTORS[key], False
+        extractor = create(spec.name, spec.config)
+        if extractor.config_hash() != own:
+            raise RuntimeError(f"{spec.name}: the config hash differs on this worker; install the same mcr-emotion "
+                               "version on the client and every worker")
+        for old in [k for k in _WORKER_EXTRACTORS if k[0] == spec.name]:  # a new config replaces the old model
+            del _WORKER_EXTRACTORS[old]
+        _WORKER_EXTRACTORS[key] = extractor
+        _LOCKS[id(extractor)] = threading.Lock()
+        return extractor, True
+
+
+def _locked(extractor: Extractor) -> threading.Lock:
+    """The lock of a worker's extractor: models are not thread-safe (whisper's word timing hooks its modules), so
+    a worker with several threads runs one call of each extractor at a time (different extractors in parallel)."""
+    with _REGISTRY_LOCK:
+        return _LOCKS.setdefault(id(extractor), threading.Lock())
 
 
 def library_versions() -> dict[str, str]:
@@ -134,7 +146,8 @@ def extract_window(path: str, specs: list[ExtractorSpec], *, start: float = 0.0,
             return
         began = time.perf_counter()
         try:
-            pieces.append(visual.extract(piece))
+            with _locked(visual):
+                pieces.append(visual.extract(piece))
         except Exception as exc:
             out.errors["visual"] = _message(exc)
         out.seconds["visual"] += time.perf_counter() - began
@@ -155,12 +168,13 @@ def extract_window(path: str, specs: list[ExtractorSpec], *, start: float = 0.0,
             continue
         began = time.perf_counter()
         try:
-            if modality == "visual":
-                table = pa.concat_tables(pieces) if pieces else extractor.extract(_no_frames(media))
-            elif extractor.frame_shift and (lo < start or hi is not None):
-                table = _frames_in(extractor.extract(_on_grid(media, extractor.frame_shift)), start, end)
-            else:
-                table = extractor.extract(media.crop(start, end) if (lo, hi) != (start, end) else media)
+            with _locked(extractor):
+                if modality == "visual":
+                    table = pa.concat_tables(pieces) if pieces else extractor.extract(_no_frames(media))
+                elif extractor.frame_shift and (lo < start or hi is not None):
+                    table = _frames_in(extractor.extract(_on_grid(media, extractor.frame_shift)), start, end)
+                else:
+                    table = extractor.extract(media.crop(start, end) if (lo, hi) != (start, end) else media)
             out.tables[modality] = table
             out.metadata[modality] = spec_of[modality].metadata(extractor)
         except Exception as exc:  # record it, go on with the other modalities of this window

@@ -204,3 +204,21 @@ def test_ids_are_checked_before_any_work(tmp_path):
     with pytest.raises(ValueError, match="long.wav.*at most 100"):  # before asking for a client or touching files
         extract_corpus(bad, store, client=None, extractors=build_extractors(ACOUSTIC), progress=False)
     assert not os.path.exists(store.root)
+
+
+def test_a_rerun_trusts_size_and_mtime_and_hashes_only_touched_files(tmp_path, client, corpus, base, monkeypatch):
+    import workflows.extract_task
+
+    store = FeatureStore(tmp_path / "store")
+    shutil.copytree(base.root, store.root)
+    hashed = []
+    real = workflows.extract_task.sha256_file
+    monkeypatch.setattr(workflows.extract_task, "sha256_file", lambda path, **k: hashed.append(path) or real(path))
+    again = _extract(corpus, store, client)
+    assert (again.skipped, again.computed, hashed) == (2, {"acoustic": 0}, [])
+    assert not (Path(store.root) / "_journal").exists(), "unchanged rows are not written again"
+    os.utime(corpus / "a.wav")  # touched, same content: hashed again, nothing recomputed
+    touched = _extract(corpus, store, client)
+    assert (touched.skipped, touched.computed) == (2, {"acoustic": 0}) and [Path(p).name for p in hashed] == ["a.wav"]
+    assert store.videos().set_index("video_id").loc["a", "mtime_ns"] == (corpus / "a.wav").stat().st_mtime_ns
+    _assert_same_store(store, base)

