@@ -227,6 +227,10 @@ class _Window:
         decoded_end = max(audio_end, video_end)
         if decoded_end == 0.0:
             raise MediaError(path, STAGE, "no decodable audio samples or video frames")
+        declared_length = container.duration / av.time_base if container.duration else None
+        if declared_length and decoded_end > 2 * declared_length + 10:  # a corrupt timestamp, not real content
+            raise MediaError(path, STAGE, f"corrupt timestamps: a packet claims {decoded_end:.1f} s but the container "
+                                          f"declares {declared_length:.2f} s; re-mux or re-encode the file")
         if self.end is None and (kept_video or not has_video):  # audio alone may end before the video
             declared = container.duration / av.time_base if container.duration else None
             if declared and decoded_end < TRUNCATION_TOLERANCE * declared - 0.1:
