@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from distributed import Client
 
 CONNECT_TIMEOUT = 10  # seconds before an unreachable scheduler is an error
+WORKERS_ENV = "MCR_LOCAL_WORKERS"  # "threads": a LocalCluster's workers run in this process (the test suite's)
 
 
 def absolute(path_or_url: str) -> str:
@@ -38,15 +39,27 @@ def current_client(client: "Client | None" = None) -> "Client":
                          "(distributed.Client() starts a local cluster)") from None
 
 
-def local_client(n_workers: int | None = None, *, threads_per_worker: int = 1) -> "Client":
-    """A LocalCluster of single-threaded worker processes (one per core, or ``n_workers``), on loopback only."""
+def local_client(n_workers: int | None = None, *, threads_per_worker: int = 1, processes: bool | None = None
+                 ) -> "Client":
+    """A LocalCluster of single-threaded worker processes (one per core, or ``n_workers``), on loopback only.
+
+    processes: False runs the workers as threads of this process: they start at once and share the models this
+        process has loaded (one extractor call at a time), at the cost of parallelism. None: processes, unless
+        ``$MCR_LOCAL_WORKERS`` is ``threads`` (how the test suite runs, so that its many small clusters load
+        whisper once).
+    """
     from distributed import Client, LocalCluster
 
     if n_workers is not None and n_workers < 1:
         raise ValueError(f"--workers {n_workers}: give at least 1 worker")
+    if processes is None:
+        mode = os.environ.get(WORKERS_ENV, "processes")
+        if mode not in ("processes", "threads"):
+            raise ValueError(f"${WORKERS_ENV}={mode!r}: use 'processes' (the default) or 'threads'")
+        processes = mode == "processes"
     cluster = LocalCluster(n_workers=n_workers or os.cpu_count() or 1, threads_per_worker=threads_per_worker,
-                           processes=True, host="127.0.0.1", dashboard_address="127.0.0.1:0",
-                           silence_logs=logging.ERROR)
+                           processes=processes, host="127.0.0.1", protocol="tcp://",  # in-process too: loopback
+                           dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR)
     return Client(cluster)
 
 

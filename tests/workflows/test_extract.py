@@ -89,7 +89,7 @@ def _assert_same_store(a: FeatureStore, b: FeatureStore, modalities=("acoustic",
 
 @pytest.fixture(scope="module")
 def client():
-    c = local_client(2)
+    c = local_client(2, processes=True)  # the test kills a worker process
     yield c
     cluster = c.cluster
     c.close()

@@ -1,0 +1,31 @@
+"""``workflows.cluster.local_client``: worker processes by default, threads of this process on request."""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from workflows.cluster import WORKERS_ENV, local_client
+
+
+def _pids(processes: bool | None) -> set[int]:
+    client = local_client(1, processes=processes)
+    try:
+        assert client.dashboard_link.startswith("http://127.0.0.1:"), client.dashboard_link
+        return set(client.run(os.getpid).values())
+    finally:
+        cluster = client.cluster
+        client.close()
+        cluster.close()
+
+
+def test_threads_run_in_this_process_and_processes_elsewhere(monkeypatch):
+    monkeypatch.setenv(WORKERS_ENV, "threads")
+    assert _pids(None) == {os.getpid()}
+    assert _pids(True) != {os.getpid()}  # an explicit choice wins over the environment
+
+
+def test_an_unknown_mode_is_refused_before_any_cluster_starts(monkeypatch):
+    monkeypatch.setenv(WORKERS_ENV, "thread")
+    with pytest.raises(ValueError, match=r"MCR_LOCAL_WORKERS='thread'.*'processes'.*'threads'"):
+        local_client(1)
