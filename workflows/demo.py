@@ -62,7 +62,7 @@ def demo_config(out: Path, *, workers: int | None = None) -> PipelineConfig:
     return parse_config({
         "workdir": str(out),
         "extract": {"input": str(manifest), "store": str(out / "store"), **({"workers": workers} if workers else {})},
-        "train": {"preset": "mosi", "out": str(out / "run"), "seeds": 1, "epochs": 6, "batch_size": 8,
+        "train": {"preset": "mosi", "out": str(out / "run"), "seeds": 2, "epochs": 6, "batch_size": 8,
                   "early_stop_patience": 0, "model": {"n_layers": 2}},
         "evaluate": {"split": "test"},
         "predict": {"input": str(sample_video_dir() / DEMO_VIDEOS[0][0]), "out": str(out / "predictions.parquet"),

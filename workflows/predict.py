@@ -18,7 +18,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
 
 from pipeline.arrays import IEMOCAP_EMOTIONS, MODALITIES, ArraySplit, fit_lengths, normalize, split_from_records
 from pipeline.corpus import MEDIA_EXTENSIONS, load_corpus, video_id_from_path
@@ -27,14 +26,12 @@ from pipeline.files import atomic_write
 from pipeline.manifest import Segment, VideoSource
 from pipeline.segmenting import MAX_UTTERANCE, merge_intervals, window_segments
 from pipeline.store import FeatureStore
-from pipeline.store_source import label_provenance, segment_records
+from pipeline.store_source import segment_records
 from pipeline.subtitles import write_json, write_srt, write_webvtt
-from workflows.inference import batch_inputs, predict_arrays, require_finite
-from workflows.runs import TrainedRun, load_run, run_dirs
+from workflows.inference import predict_arrays, require_finite
+from workflows.runs import TrainedRun, is_placeholder, load_run, run_dirs
 from workflows.utterances import coverage, describe, detect_speech, faces_of, plan_video, vad_name
 
-MC_PASSES = 20
-"""Stochastic forward passes (dropout on) behind a regression row's ``predicted_sentiment_sd``."""
 SENTIMENT_SCALE = [-3.0, 3.0]  # CMU-MOSI/MOSEI's; a run may record its own as data["scale"]
 PLACEHOLDER_WARNING = ("WARNING: this model was trained on PLACEHOLDER labels (random numbers, e.g. `make demo`); "
                        "its predictions mean nothing. Train on a labelled corpus (mcr train) for real use.")
@@ -124,41 +121,6 @@ def prediction_columns(task: str, outputs: np.ndarray, names: list[str] | None =
 
 
 # ---------------------------------------------------------------------------------------------- uncertainty
-def _dropout_layers(model: torch.nn.Module) -> list[torch.nn.Module]:
-    kinds = (torch.nn.Dropout, torch.nn.Dropout1d, torch.nn.Dropout2d, torch.nn.Dropout3d, torch.nn.AlphaDropout)
-    return [m for m in model.modules() if isinstance(m, kinds) and m.p > 0]
-
-
-@torch.no_grad()
-def mc_dropout_outputs(model: torch.nn.Module, split: ArraySplit, *, normalizer: dict | None = None,
-                       passes: int = MC_PASSES, seed: int = 0) -> np.ndarray | None:
-    """(passes, N, ...) outputs with the model's dropout layers on and everything else in eval mode (Monte Carlo
-    dropout, Gal & Ghahramani 2016); None when the model has no dropout layer.
-
-    Each sample runs as one batch of ``passes`` copies after seeding torch with ``seed``, so its spread depends on
-    nothing but the sample (not on the other rows of the table); the global torch RNG is left as it was.
-    """
-    layers = _dropout_layers(model)
-    if not layers or not len(split):
-        return None
-    if normalizer is not None:
-        split = normalize(split, normalizer)
-    device = next(model.parameters()).device
-    model.eval()
-    runs = []
-    try:
-        for layer in layers:
-            layer.train()
-        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-            for i in range(len(split)):
-                inputs, _ = batch_inputs(split, np.full(passes, i), device)
-                torch.manual_seed(seed)
-                runs.append(model(*inputs).output.float().cpu().numpy())
-    finally:
-        model.eval()
-    return np.stack(runs, axis=1)
-
-
 def input_shift(split: ArraySplit, normalizer: dict | None) -> np.ndarray:
     """(N,) how unlike the training data each row's inputs are: the root mean square of its real steps' z-scores
     under the run's training statistics, averaged over the modalities it has (about 1 for inputs like the training
@@ -177,35 +139,28 @@ def input_shift(split: ArraySplit, normalizer: dict | None) -> np.ndarray:
     return np.where(present, np.nanmean(np.where(present, stacked, 0.0), axis=0), np.nan)
 
 
-def regression_spread(trained: TrainedRun, split: ArraySplit, *, passes: int = MC_PASSES
-                      ) -> tuple[np.ndarray, dict[str, Any]]:
-    """(N,) uncertainty of each regression output and how it was measured: the sample sd over the run's seeds
-    when it has several, else over ``passes`` Monte Carlo dropout passes; NaN ("none") when neither exists."""
+def regression_spread(trained: TrainedRun, split: ArraySplit) -> tuple[np.ndarray, dict[str, Any]]:
+    """(N,) uncertainty of each regression output and how it was measured: the sample sd over the run's seeds;
+    NaN (method "none") for a one-seed run.
+
+    Monte Carlo dropout was tried for one-seed runs and left out: on inputs unlike the training data its spread did
+    not grow (x0.8-1.0, docs/predictions.md): it would read as confidence where there is none.
+    """
     root = trained.run_dir.parent if trained.run_dir.name.startswith("seed-") else trained.run_dir
     try:
         seeds = run_dirs(root)
     except FileNotFoundError:
         seeds = [trained.run_dir]
-    if len(seeds) > 1:
-        outputs = [predict_arrays(r.model, split, normalizer=r.normalizer).reshape(-1)
-                   for r in (trained if d == trained.run_dir else load_run(d) for d in seeds)]
-        return np.std(np.stack(outputs), axis=0, ddof=1), {"uncertainty_method": "seeds", "seeds": len(seeds)}
-    runs = mc_dropout_outputs(trained.model, split, normalizer=trained.normalizer, passes=passes)
-    if runs is None:
-        return np.full(len(split), np.nan), {"uncertainty_method": "none"}
-    return runs.reshape(passes, -1).std(axis=0, ddof=1), {"uncertainty_method": "mc_dropout", "passes": passes}
+    if len(seeds) < 2:
+        return np.full(len(split), np.nan), {"uncertainty_method": "none", "seeds": 1}
+    if not len(split):
+        return np.zeros(0), {"uncertainty_method": "seeds", "seeds": len(seeds)}
+    outputs = [predict_arrays(r.model, split, normalizer=r.normalizer).reshape(-1)
+               for r in (trained if d == trained.run_dir else load_run(d) for d in seeds)]
+    return np.std(np.stack(outputs), axis=0, ddof=1), {"uncertainty_method": "seeds", "seeds": len(seeds)}
 
 
 # ------------------------------------------------------------------------------------------------- metadata
-def is_placeholder(trained: TrainedRun) -> bool:
-    """Whether the run was trained on placeholder labels: recorded in its data info (``placeholder_labels``), else
-    read from the training store's segments when that store is still there."""
-    if "placeholder_labels" in trained.data:
-        return bool(trained.data["placeholder_labels"])
-    source = trained.data.get("source")
-    return bool(source and Path(source).is_dir() and label_provenance(source)["placeholder_labels"])
-
-
 def table_metadata(trained: TrainedRun, extractors, **extra) -> dict[str, Any]:
     """What the ``mcr`` key of the table's Parquet schema metadata holds (see docs/predictions.md)."""
     try:
@@ -348,7 +303,10 @@ def predict_videos(input_path: str | Path, run: str | Path | TrainedRun, out: st
     frame["input_shift"] = input_shift(split, trained.normalizer).astype(np.float32)
     uncertainty: dict[str, Any] = {}
     if cfg.task == "regression":
-        sd, uncertainty = regression_spread(trained, split) if len(split) else (np.zeros(0), {})
+        sd, uncertainty = regression_spread(trained, split)
+        if uncertainty["uncertainty_method"] == "none":
+            log("predicted_sentiment_sd is empty: the run has one seed; train several (mcr train --seeds 3) for an "
+                "uncertainty that grows on inputs unlike the training data")
         frame.insert(frame.columns.get_loc("predicted_sentiment") + 1, "predicted_sentiment_sd", sd.astype(np.float32))
 
     cover = coverage(speech, segments)

@@ -27,6 +27,7 @@ import torch
 
 from pipeline import metrics as M
 from pipeline.arrays import IEMOCAP_EMOTIONS
+from pipeline.store_source import label_provenance
 from workflows.checkpoint import load_arrays, load_model, read_record
 from workflows.train_config import NEWER_OPTIONS  # what a config.json written before an option existed means
 
@@ -173,3 +174,12 @@ def format_metrics(result: dict) -> str:
 
 def _fmt(v) -> str:
     return "nan" if v is None else f"{v:.4f}"
+
+
+def is_placeholder(trained: TrainedRun) -> bool:
+    """Whether the run was trained on placeholder labels: recorded in its data info (``placeholder_labels``), else
+    read from the training store's segments when that store is still there."""
+    if "placeholder_labels" in trained.data:
+        return bool(trained.data["placeholder_labels"])
+    source = trained.data.get("source")
+    return bool(source and Path(source).is_dir() and label_provenance(source)["placeholder_labels"])

@@ -122,7 +122,7 @@ def world(tmp_path_factory):
         data[name]["id"] = np.array([[f"vid{i // 4}".encode(), str(i).encode(), b""] for i in range(n)])
     (root / "mosi_data_noalign.pkl").write_bytes(pickle.dumps(data, protocol=4))
     assert mcr(["train", "--data", str(root / "mosi_data_noalign.pkl"), "--config",
-                str(write_config(root, epochs=1)), "--out", str(root / "run"), "--no-progress"]) == 0
+                str(write_config(root, epochs=1)), "--out", str(root / "run"), "--seeds", "2", "--no-progress"]) == 0
     return root, spans
 
 
@@ -228,7 +228,7 @@ def test_rows_say_what_they_are_and_the_metadata_what_made_them(world, predicted
             "uncertainty_method", "coverage", "vad"} <= set(meta)
     assert meta["task"] == "regression" and meta["scale"] == [-3.0, 3.0] and meta["label_names"] == ["sentiment"]
     assert meta["run"] == str((root / "run").resolve()) and meta["placeholder_labels"] is False
-    assert meta["uncertainty_method"] == "mc_dropout" and meta["vad"] == vad_name()
+    assert meta["uncertainty_method"] == "seeds" and meta["seeds"] == 2 and meta["vad"] == vad_name()
     assert set(meta["extractors"]) == {"language", "acoustic", "visual"}
     assert all(len(e["config_hash"]) == 16 and e["name"] for e in meta["extractors"].values())
 
@@ -250,7 +250,7 @@ def test_subtitles_parse_one_cue_per_row(predicted):
 def test_placeholder_labels_are_flagged_on_stderr_in_the_metadata_and_every_subtitle_header(world, tmp_path, capsys):
     root, _ = world
     run = tmp_path / "run"
-    shutil.copytree(root / "run", run)
+    shutil.copytree(next((root / "run").glob("seed-*")), run)  # one seed: no uncertainty, and predict says so
     record = json.loads((run / "config.json").read_text())
     record["data"]["placeholder_labels"] = True  # what the training data's description records for the demo
     (run / "config.json").write_text(json.dumps(record))
@@ -264,6 +264,8 @@ def test_placeholder_labels_are_flagged_on_stderr_in_the_metadata_and_every_subt
                 "--json", str(tmp_path / "json")]) == 0
     err = capsys.readouterr().err
     assert "PLACEHOLDER labels" in err and "speech coverage:" in err
+    assert "predicted_sentiment_sd is empty: the run has one seed" in err
+    assert pd.read_csv(out)["predicted_sentiment_sd"].isna().all()
     assert json.loads(Path(f"{out}.mcr.json").read_text())["placeholder_labels"] is True
     vtt = (tmp_path / "vtt" / "muted.vtt").read_text()
     assert vtt.startswith("WEBVTT\n\nNOTE WARNING: this model was trained on PLACEHOLDER labels")
@@ -274,8 +276,7 @@ def test_placeholder_labels_are_flagged_on_stderr_in_the_metadata_and_every_subt
 
 def test_a_run_trained_on_a_store_with_placeholder_labels_knows_it(tmp_path):
     from tests.pipeline.test_sources import _small_store
-    from workflows.predict import is_placeholder
-    from workflows.runs import load_run
+    from workflows.runs import is_placeholder, load_run
 
     store = _small_store(tmp_path / "store")
     segments = store.segments()
@@ -284,6 +285,8 @@ def test_a_run_trained_on_a_store_with_placeholder_labels_knows_it(tmp_path):
     assert mcr(["train", "--data", str(tmp_path / "store"), "--config", str(write_config(tmp_path, epochs=1)),
                 "--out", str(tmp_path / "run"), "--no-progress"]) == 0
     assert is_placeholder(load_run(tmp_path / "run"))
+    assert mcr(["report", str(tmp_path / "run"), "--split", "valid"]) == 0
+    assert "Trained on PLACEHOLDER labels" in (tmp_path / "run" / "report" / "index.html").read_text()
     segments["placeholder_labels"] = np.nan
     store.write_segments(segments)
     trained = load_run(tmp_path / "run")
@@ -316,25 +319,19 @@ def test_spread_over_seeds_grows_on_inputs_unlike_the_training_data(tmp_path):
     assert 0.5 < np.median(shift) < 2.0 and np.median(input_shift(_shifted(test), trained.normalizer)) > 5
 
 
-def test_mc_dropout_spread_of_a_single_seed_run(tmp_path):
+def test_a_one_seed_run_has_no_uncertainty_and_says_so(tmp_path):
     from pipeline.sources import load_source
-    from workflows.predict import mc_dropout_outputs, regression_spread
+    from workflows.predict import regression_spread
     from workflows.runs import load_run
 
     data = write_mult_pickle(tmp_path, sizes=(48, 16, 16))
-    model = {k: v for k, v in TINY_MODEL.items() if k != "embed_dropout"}
-    (tmp_path / "c.json").write_text(json.dumps({"batch_size": 16, "cpu_threads": 1, "epochs": 1, "model": model}))
+    (tmp_path / "c.json").write_text(json.dumps({"batch_size": 16, "cpu_threads": 1, "epochs": 1,
+                                                 "model": TINY_MODEL}))
     assert mcr(["train", "--data", str(data), "--config", str(tmp_path / "c.json"), "--out", str(tmp_path / "run"),
                 "--no-progress"]) == 0
-    trained, test = load_run(tmp_path / "run"), load_source(data)["test"]
-    sd, info = regression_spread(trained, test, passes=8)
-    assert info == {"uncertainty_method": "mc_dropout", "passes": 8}
-    assert sd.shape == (16,) and np.isfinite(sd).all() and (sd > 0).all()
-    alone, _ = regression_spread(trained, test.subset(np.array([3, 5])), passes=8)
-    assert np.allclose(alone, sd[[3, 5]], atol=1e-5)  # a row's spread does not depend on the other rows
-    assert not trained.model.training and all(not m.training for m in trained.model.modules())
-    runs = mc_dropout_outputs(trained.model, test, normalizer=trained.normalizer, passes=8)
-    assert runs.shape == (8, 16, 1)
+    sd, info = regression_spread(load_run(tmp_path / "run"), load_source(data)["test"])
+    assert info == {"uncertainty_method": "none", "seeds": 1}
+    assert sd.shape == (16,) and np.isnan(sd).all()
 
 
 def test_prediction_columns_are_named_as_predictions():
