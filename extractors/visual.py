@@ -9,7 +9,9 @@ Every visual extractor writes the same columns, one row per sampled frame and fa
   a frame has one row per face found, sorted by ``face_id`` (or one no-face row);
 * ``features`` fixed_size_list<float32>[n_AU]: AU intensities in [0, 1], named ``AU01`` .. in ``feature_names``;
 * ``blendshapes`` fixed_size_list<float32>[52]: the raw blendshape scores (names in the schema metadata);
-* ``pose`` fixed_size_list<float32>[3]: head yaw, pitch, roll in degrees (see :func:`pose_from_matrix`).
+* ``pose`` fixed_size_list<float32>[3]: head yaw, pitch, roll in degrees (see :func:`pose_from_matrix`);
+* ``box`` fixed_size_list<float32>[4] (``max_faces > 1`` only): the face's landmark box x0 y0 x1 y1, fractions of
+  the frame (NaN on a no-face row).
 
 Frames are taken at ``config.fps`` (10 Hz by default) from those the decoder kept. With ``max_faces = 1`` the
 landmarker runs in IMAGE mode: each frame on its own, so a video's features never depend on which video the same
@@ -17,7 +19,8 @@ worker saw before (VIDEO mode tracks across calls; it was ~20% faster, 5.0 vs 6.
 that). With more faces, each video gets a VIDEO-mode landmarker of its own (closed after it): it follows a face
 from frame to frame by its landmarks, where IMAGE mode's detector missed one of two faces of 1/8 of the frame
 width in 10-22% of the frames. Face ids come from :func:`track_faces` (landmark boxes) over the frames of one
-``extract()`` call: a video handed over in several calls (pieces, chunks) is numbered per call.
+``extract()`` call; the pipeline hands a video over in batches of frames and long videos in chunks, and renumbers
+them from the stored boxes with one tracker over the whole video (:func:`extractors.face_tracks.retrack`).
 """
 from __future__ import annotations
 
@@ -34,6 +37,7 @@ import pyarrow as pa
 
 from extractors.au_mapping import AU_NAMES, BLENDSHAPE_NAMES, blendshapes_to_aus
 from extractors.base import Extractor, ExtractorConfig, Media, features_column, register
+from extractors.face_tracks import track_faces
 from extractors.media import DEFAULT_FPS
 from pipeline.errors import StageError
 from pipeline.files import sha256_file, sha256_text
@@ -57,10 +61,6 @@ def _native_stderr_silenced():
         os.close(devnull)
 
 POSE_NAMES = ("yaw", "pitch", "roll")
-TRACK_MIN_IOU = 0.3
-"""A face continues a track when its landmark box overlaps the track's last box by at least this IoU."""
-TRACK_MAX_GAP = 1.0
-"""Seconds a track may go unseen (missed detections, a turned head) and still be continued."""
 
 
 @dataclass
@@ -77,6 +77,9 @@ class FaceRows:
     aus: np.ndarray
     blendshapes: np.ndarray
     pose: np.ndarray
+    boxes: np.ndarray | None = None
+    """(R, 4) each face's landmark box x0 y0 x1 y1 (fractions of the frame; NaN on no-face rows), kept when several
+    faces are tracked: the ids are renumbered across batches and chunks from them (:mod:`extractors.face_tracks`)."""
 
     @classmethod
     def one_per_frame(cls, face, aus, blendshapes, pose) -> "FaceRows":
@@ -99,7 +102,14 @@ class VisualExtractor(Extractor):
                   pa.field("features", pa.list_(pa.float32(), self.feature_dim)),
                   pa.field("blendshapes", pa.list_(pa.float32(), len(BLENDSHAPE_NAMES))),
                   pa.field("pose", pa.list_(pa.float32(), len(POSE_NAMES)))]
+        if self.tracks_faces:
+            fields.append(pa.field("box", pa.list_(pa.float32(), 4)))
         return pa.schema(fields, metadata=self.metadata())
+
+    @property
+    def tracks_faces(self) -> bool:
+        """Whether several faces are tracked (a ``box`` column is then stored)."""
+        return getattr(self.config, "max_faces", 1) > 1
 
     def metadata(self) -> dict[str, str]:
         """The base metadata plus the names of the ``blendshapes`` and ``pose`` entries."""
@@ -122,6 +132,8 @@ class VisualExtractor(Extractor):
                    pa.array(rows.face_id, pa.int32()), features_column(rows.aus, self.feature_dim),
                    features_column(rows.blendshapes, len(BLENDSHAPE_NAMES)),
                    features_column(rows.pose, len(POSE_NAMES))]
+        if self.tracks_faces:
+            columns.append(features_column(rows.boxes, 4))
         return pa.table(columns, schema=self.schema())
 
     def analyse(self, frames: np.ndarray, times: np.ndarray, path: str
@@ -215,8 +227,10 @@ class MediaPipeVisualExtractor(VisualExtractor):
         existed plus ``face_id`` (0 where ``face``, else -1), which readers derive for older files, so stores keep
         their visual streams. (The blob is ``Extractor.config_hash``'s; tests/extractors/test_base.py pins it.)"""
         config = asdict(self.config)
-        if config["max_faces"] != 1:
-            return super().config_hash()
+        if config["max_faces"] != 1:  # boxes stored and ids renumbered across batches and chunks since this key
+            blob = json.dumps({"name": self.name, "config": config, "face_tracks": "boxes"}, sort_keys=True,
+                              default=str)
+            return sha256_text(blob)[:16]
         del config["max_faces"]
         blob = json.dumps({"name": self.name, "config": config}, sort_keys=True, default=str)
         return sha256_text(blob)[:16]
@@ -266,20 +280,21 @@ class MediaPipeVisualExtractor(VisualExtractor):
             return super().analyse_faces(frames, times, path)
         found = self.detect(frames, times)
         ids = track_faces([np.array([box for box, _, _ in faces]).reshape(-1, 4) for faces in found], times)
-        frame, face_id, blendshapes, pose = [], [], [], []
+        frame, face_id, blendshapes, pose, boxes = [], [], [], [], []
         for i, (faces, track) in enumerate(zip(found, ids)):
             if not faces:
-                faces, track = [(None, np.zeros(len(BLENDSHAPE_NAMES), np.float32),
+                faces, track = [(np.full(4, np.nan), np.zeros(len(BLENDSHAPE_NAMES), np.float32),
                                  np.zeros(len(POSE_NAMES), np.float32))], np.array([-1])
             for k in np.argsort(track, kind="stable"):
                 frame.append(i)
                 face_id.append(track[k])
+                boxes.append(faces[k][0])
                 blendshapes.append(faces[k][1])
                 pose.append(faces[k][2])
         blendshapes = np.stack(blendshapes).astype(np.float32)  # (R, 52)
         face_id = np.asarray(face_id, np.int32)
         return FaceRows(np.asarray(frame, np.int64), face_id, face_id >= 0, blendshapes_to_aus(blendshapes),
-                        blendshapes, np.stack(pose).astype(np.float32))
+                        blendshapes, np.stack(pose).astype(np.float32), np.stack(boxes).astype(np.float32))
 
     def close(self) -> None:
         """Release the landmarker now (MediaPipe's own finaliser complains when it runs at interpreter exit)."""
@@ -300,54 +315,6 @@ def _face(result, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     if k < len(result.facial_transformation_matrixes or []):
         pose = pose_from_matrix(np.asarray(result.facial_transformation_matrixes[k]))
     return box, np.array([scores.get(name, 0.0) for name in BLENDSHAPE_NAMES], np.float32), pose
-
-
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """(n, 4) and (m, 4) boxes x0 y0 x1 y1 -> (n, m) intersection over union (0 for empty boxes)."""
-    a, b = np.asarray(a, np.float64).reshape(-1, 1, 4), np.asarray(b, np.float64).reshape(1, -1, 4)
-    w = np.clip(np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]), 0, None)
-    h = np.clip(np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]), 0, None)
-    area_a = (a[..., 2] - a[..., 0]) * (a[..., 3] - a[..., 1])
-    area_b = (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])
-    union = area_a + area_b - w * h
-    return np.divide(w * h, union, out=np.zeros_like(union), where=union > 0)
-
-
-def track_faces(boxes: list[np.ndarray], times: np.ndarray, *, min_iou: float = TRACK_MIN_IOU,
-                max_gap: float = TRACK_MAX_GAP) -> list[np.ndarray]:
-    """Stable ids for the faces of consecutive frames, from their boxes alone.
-
-    boxes: per frame, (k, 4) boxes x0 y0 x1 y1; times (N,) seconds. Each frame's faces are matched greedily, the
-    pair with the largest IoU first, to the tracks seen within ``max_gap`` seconds (each track's last box); a pair
-    needs an IoU of at least ``min_iou``. A face left unmatched starts a new track, numbered 0, 1, ... in order of
-    appearance (left to right within a frame). Returns per frame the (k,) int32 ids, distinct within a frame.
-    Identity is position: a different person taking a tracked face's place (a cut) keeps its id.
-    """
-    last_box: list[np.ndarray] = []
-    last_time: list[float] = []
-    ids = []
-    for frame_boxes, t in zip(boxes, times):
-        frame_boxes = np.asarray(frame_boxes, np.float64).reshape(-1, 4)
-        out = np.full(len(frame_boxes), -1, np.int32)
-        alive = [j for j, seen in enumerate(last_time) if t - seen <= max_gap]
-        if alive and len(frame_boxes):
-            iou = box_iou(frame_boxes, np.array([last_box[j] for j in alive]))  # (k, alive)
-            taken: set[int] = set()
-            for flat in np.argsort(-iou, axis=None, kind="stable"):
-                k, j = divmod(int(flat), len(alive))
-                if iou[k, j] < min_iou:
-                    break
-                if out[k] < 0 and j not in taken:
-                    out[k] = alive[j]
-                    taken.add(j)
-        for k in sorted(np.flatnonzero(out < 0), key=lambda k: (frame_boxes[k, 0], frame_boxes[k, 1])):
-            out[k] = len(last_box)
-            last_box.append(frame_boxes[k])
-            last_time.append(t)
-        for k, track in enumerate(out):
-            last_box[track], last_time[track] = frame_boxes[k], t
-        ids.append(out)
-    return ids
 
 
 def pose_from_matrix(matrix: np.ndarray) -> np.ndarray:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import pandas as pd
 import pyarrow as pa
@@ -178,9 +178,11 @@ class FeatureStore(VideoTable):
         return self._info(self.chunk_path(modality, video_id, index))
 
     def merge_chunks(self, modality: str, video_id: str, indices: list[int], metadata: dict[str, str], *,
-                     source_sha256: str, renumber: str | None = None) -> str:
+                     source_sha256: str, renumber: str | None = None,
+                     transform: Callable[[pa.Table], pa.Table] | None = None) -> str:
         """Write the stream of ``video_id`` from its staged chunks, in order, one chunk in memory at a time;
-        ``renumber``: an integer column (utterance ids) made to continue across chunks."""
+        ``renumber``: an integer column (utterance ids) made to continue across chunks; ``transform``: applied to
+        each chunk's table in order (it may carry state from one chunk to the next: face tracks)."""
         infos = [self.chunk_info(modality, video_id, i) for i in indices]
         if any(info is None for info in infos):
             raise FileNotFoundError(f"{self.url}: a staged {modality} chunk of {video_id} is missing")
@@ -195,6 +197,8 @@ class FeatureStore(VideoTable):
                     if table.num_rows == 0 and (writer is not None or k < len(indices) - 1):
                         continue  # an empty chunk (silence, no face) adds nothing; the file takes a typed schema
                     table = table.replace_schema_metadata(None)
+                    if transform is not None:
+                        table = transform(table)
                     if renumber and table.num_rows:
                         column = table.column(renumber)
                         table = table.set_column(table.schema.get_field_index(renumber), renumber,

@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from extractors.face_tracks import FaceTracker, retrack
 from pipeline.arrays import MODALITIES
 from pipeline.errors import MediaNotFoundError, StageError
 from pipeline.files import sha256_file
@@ -271,8 +272,10 @@ def finish_video(source: VideoSource, store: FeatureStore, plan: Plan, results: 
             metadata = {k: v for k, v in first.metadata.items()
                         if k not in ("chunk", "decoded_end", "rows", "source_sha256")}
             renumber = "utterance" if spec.modality == "language" else None
+            faces = FaceTracker()  # face ids that carry on from chunk to chunk (visual tables with boxes only)
+            transform = (lambda table: retrack(table, faces)) if spec.modality == "visual" else None
             store.merge_chunks(spec.modality, source.video_id, indices, metadata, source_sha256=plan.sha256,
-                               renumber=renumber)
+                               renumber=renumber, transform=transform)
             computed.append(spec.modality)
         except Exception as exc:
             errors.append(("store", f"{spec.modality}: {type(exc).__name__}: {exc}"))

@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from extractors.base import Extractor, ExtractorConfig, Media
+from extractors.face_tracks import FaceTracker, retrack
 from workflows.chunks import ChunkConfig, stream_hash
 
 VERSION_PACKAGES = ("mcr-emotion", "numpy", "pyarrow", "av", "librosa", "openai-whisper", "gensim", "mediapipe",
@@ -140,6 +141,7 @@ def extract_window(path: str, specs: list[ExtractorSpec], *, start: float = 0.0,
         out.seconds[spec.modality] = 0.0
     visual = extractors.get("visual")
     pieces: list[pa.Table] = []
+    faces = FaceTracker()  # one face numbering for every batch of frames of the window
 
     def analyse(piece: Media) -> None:
         if "visual" in out.errors:
@@ -147,7 +149,7 @@ def extract_window(path: str, specs: list[ExtractorSpec], *, start: float = 0.0,
         began = time.perf_counter()
         try:
             with _locked(visual):
-                pieces.append(visual.extract(piece))
+                pieces.append(retrack(visual.extract(piece), faces))
         except Exception as exc:
             out.errors["visual"] = _message(exc)
         out.seconds["visual"] += time.perf_counter() - began

@@ -11,7 +11,8 @@ from PIL import Image
 from extractors import create
 from extractors.au_mapping import AU_FROM_BLENDSHAPES, BLENDSHAPE_NAMES
 from extractors.media import decode
-from extractors.visual import MediaPipeVisualExtractor, box_iou, sample_frames, track_faces
+from extractors.face_tracks import box_iou, track_faces
+from extractors.visual import MediaPipeVisualExtractor, sample_frames
 from extractors.visual_pyfeat import PYFEAT_AUS, rows_from_fex
 from pipeline.errors import AssetNotFoundError
 from tests.extractors.media_files import cremad_clips, pyfeat_sample, write_media
@@ -201,7 +202,9 @@ def test_a_single_face_with_max_faces_two_is_face_zero_with_the_same_features(cr
         two = several.extract(media)
     finally:
         several.close()
-    assert two.schema.names == one.schema.names and len(two) == len(one)
+    assert two.schema.names == [*one.schema.names, "box"] and len(two) == len(one)  # + the box tracks come from
+    boxes = _column(two, "box")
+    assert (boxes[:, :2] < boxes[:, 2:]).all() and ((boxes >= -0.1) & (boxes <= 1.1)).all(), "x0 < x1, y0 < y1"
     np.testing.assert_array_equal(np.asarray(two["time"]), np.asarray(one["time"]))
     assert set(np.asarray(two["face_id"]).tolist()) == {0}
     for column in ("features", "blendshapes", "pose"):

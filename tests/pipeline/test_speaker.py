@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -210,3 +211,35 @@ def test_audio_energy_averages_the_frames_around_each_time():
     got = audio_energy(times, level, np.array([0.0, 0.5, 5.0]), 0.1)
     np.testing.assert_allclose(got, [np.mean(level[:5]), np.mean(level[45:55]), level[-1]])
     assert np.isnan(audio_energy(np.zeros(0), np.zeros(0), np.array([1.0]), 0.1)).all()
+
+
+@pytest.mark.slow
+def test_face_ids_hold_across_batches_and_chunks_of_the_pipeline(arrangements, tmp_path):
+    """Through ``extract_corpus``: the right-hand (talking) face alone for 3 s, then both; 18 s cut into 6-s chunks,
+    each decoded in batches of 50 frames (5 s at 10 fps). The right face is track 0 from the start and must stay 0:
+    numbered batch by batch, it became 1 at 5 s (both faces in view: left to right) and at every chunk after."""
+    import distributed
+
+    from pipeline.manifest import VideoSource
+    from workflows.chunks import ChunkConfig
+    from workflows.extract import extract_corpus
+
+    store, _, _ = arrangements["right"]
+    path = tmp_path / "right_first.mp4"
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(Path(store.root).parent / "talking_right.mp4"), "-vf",
+                    "drawbox=x=0:y=0:w=iw/2:h=ih:color=black:t=fill:enable='lt(t,3)'", "-c:v", "libx264",
+                    "-preset", "veryfast", "-c:a", "copy", str(path)], check=True)
+    with distributed.Client(processes=False, n_workers=1, threads_per_worker=1, dashboard_address=None) as client:
+        summary = extract_corpus([VideoSource("right", str(path))], tmp_path / "store", client=client,
+                                 extractors=[create("mediapipe", max_faces=2), create("librosa")], progress=False,
+                                 chunking=ChunkConfig(seconds=6.0))
+    assert summary.done == 1, summary.failures
+    table = FeatureStore(tmp_path / "store").read_stream("visual", ["right"])
+    ids, times = face_ids(table), table.column("time").to_numpy()
+    boxes = np.asarray(table["box"].combine_chunks().values).reshape(len(table), 4)
+    right = (ids >= 0) & ((boxes[:, 0] + boxes[:, 2]) / 2 > 0.5)
+    assert times.max() > 12.5 and right[times < 3].any() and not ((ids >= 0) & ~right)[times < 2.5].any()
+    assert set(ids[right].tolist()) == {0}, "the right face keeps the id it got first"
+    assert set(ids[(ids >= 0) & ~right].tolist()) == {1}, "the left face, seen second, is 1 all along"
+    for t in np.unique(times):
+        assert np.all(np.diff(ids[times == t]) > 0)
