@@ -57,6 +57,7 @@ from whisper.tokenizer import Tokenizer, get_tokenizer
 from pipeline.manifest import WordTiming
 
 FRAMES_PER_SECOND = SAMPLE_RATE // HOP_LENGTH  # 100 mel frames per second, 2 per encoder position
+FALLBACK_SEED = 0  # torch seed of the sampling at fallback temperatures (+ the temperature's index)
 PREPEND_PUNCTUATIONS = "\"'“¿([{-"
 APPEND_PUNCTUATIONS = "\"'.。,，!！?？:：”)]}、"
 PUNCTUATION = "\"'“¿([{-\"'.。,，!！?？:：”)]}、"  # openai-whisper transcribe's
@@ -164,10 +165,21 @@ def decode_batch(model: Whisper, audio_features: torch.Tensor, options: Transcri
 def decode(model: Whisper, audio_features: torch.Tensor, options: TranscribeOptions,
            first: DecodingResult | None = None) -> DecodingResult:
     """Decode one window's (1, T', d) features with temperature fallback, as openai-whisper's transcribe;
-    ``first``: the result at the first temperature when it is already known (decoded in a batch)."""
+    ``first``: the result at the first temperature when it is already known (decoded in a batch).
+
+    Sampling at a temperature above 0 draws from torch's generator, seeded here (``FALLBACK_SEED``, in a forked
+    generator, so the caller's stream is untouched): the same window gives the same words on every run, where
+    openai-whisper's transcribe gives different ones."""
     result = None
     for i, t in enumerate(options.temperatures):
-        result = first if i == 0 and first is not None else decode_batch(model, audio_features, options, t)[0]
+        if i == 0 and first is not None:
+            result = first
+        elif t > 0:
+            with torch.random.fork_rng(devices=[audio_features.device] if audio_features.is_cuda else []):
+                torch.manual_seed(FALLBACK_SEED + i)
+                result = decode_batch(model, audio_features, options, t)[0]
+        else:
+            result = decode_batch(model, audio_features, options, t)[0]
         too_repetitive = result.compression_ratio > options.compression_ratio_threshold
         too_unlikely = result.avg_logprob < options.logprob_threshold
         silence = result.no_speech_prob > options.no_speech_threshold and too_unlikely

@@ -141,3 +141,27 @@ def test_inconsistent_short_window_options_are_refused(short, content):
     with pytest.raises(ValueError, match="short_content_seconds"):
         TranscribeOptions(short_window_seconds=short, short_content_seconds=content)
     TranscribeOptions(short_window_seconds=None, short_content_seconds=content)  # no short window: not used
+
+
+def test_fallback_sampling_gives_the_same_words_on_every_run(extractor, clips):
+    """At a temperature above 0 whisper samples; seeded, a window decodes to the same tokens every time (unseeded,
+    this noisy clip at temperature 1 gave four different transcripts in four runs) and the caller's torch
+    generator is left where it was."""
+    import dataclasses
+
+    import torch
+    import torch.nn.functional as F
+
+    from extractors.whisper_words import decode as decode_window
+    from extractors.whisper_words import encode, log_mel, window_frames
+
+    audio = extractor._audio(clips["FEA"])
+    noise = np.random.default_rng(0).normal(0, 3 * np.sqrt(np.mean(audio ** 2)), len(audio)).astype(np.float32)
+    options = dataclasses.replace(TranscribeOptions(), temperatures=(1.0,))
+    mel = log_mel(audio + noise, extractor.model.dims.n_mels)
+    features = encode(extractor.model, F.pad(mel, (0, window_frames(options, mel.shape[-1]) - mel.shape[-1]))[None])
+    torch.manual_seed(123)
+    state = torch.random.get_rng_state()
+    runs = [decode_window(extractor.model, features, options).tokens for _ in range(3)]
+    assert runs[0] == runs[1] == runs[2], runs
+    assert torch.equal(torch.random.get_rng_state(), state)
