@@ -24,7 +24,7 @@ from workflows.extract_task import extract_chunk, extract_video, prepare_video
 
 pytestmark = pytest.mark.slow
 
-CHUNKING = ChunkConfig(seconds=15.0)
+CHUNKING = ChunkConfig(seconds=8.0)
 OPTIONS = {"fps": 10.0}
 AV = {"language": None}
 
@@ -34,7 +34,7 @@ def long_video(tmp_path_factory) -> tuple[Path, list[tuple[float, float]]]:
     clips = cremad_clips()
     spans: list[tuple[float, float]] = []
     path = tmp_path_factory.mktemp("long") / "joined.mp4"
-    join_clips([clips[c] for c in ("ANG", "DIS", "FEA", "HAP", "NEU", "SAD")], path, seconds=50.0, spans=spans)
+    join_clips([clips[c] for c in ("ANG", "DIS", "FEA", "HAP", "NEU", "SAD")], path, seconds=30.0, spans=spans)
     return path, spans
 
 
