@@ -28,7 +28,6 @@ import contextlib
 import json
 import os
 import threading
-import weakref
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -212,14 +211,11 @@ class MediaPipeVisualExtractor(VisualExtractor):
             return vision.FaceLandmarker.create_from_options(options)
 
     def landmarker(self):
-        """The MediaPipe FaceLandmarker (IMAGE mode), created on first use and kept for this instance's lifetime."""
+        """The MediaPipe FaceLandmarker (IMAGE mode), created on first use and kept until :meth:`close` (or the
+        interpreter's exit: see ``_OPEN_LANDMARKERS``)."""
         if self._landmarker is None:
             self._landmarker = self._create_landmarker("IMAGE")
-            # Close before interpreter teardown: MediaPipe closes through a thread pool, which is gone by the time
-            # ``atexit`` hooks or finalisers run. Threading's exit hooks run in reverse order, so this one runs
-            # before the pool's own shutdown hook.
-            this = weakref.ref(self)
-            threading._register_atexit(lambda: this() is not None and this().close())
+            _keep_open(self._landmarker)
         return self._landmarker
 
     def config_hash(self) -> str:
@@ -297,13 +293,38 @@ class MediaPipeVisualExtractor(VisualExtractor):
                         blendshapes, np.stack(pose).astype(np.float32), np.stack(boxes).astype(np.float32))
 
     def close(self) -> None:
-        """Release the landmarker now (MediaPipe's own finaliser complains when it runs at interpreter exit)."""
+        """Release the landmarker now."""
         if self._landmarker is not None:
+            _OPEN_LANDMARKERS.pop(id(self._landmarker), None)
             self._landmarker.close()
             self._landmarker = None
 
     def __getstate__(self):  # the landmarker is a native handle: rebuild it after pickling (Dask)
         return {**self.__dict__, "_landmarker": None}
+
+
+# MediaPipe's FaceLandmarker closes itself in ``__del__`` through its own thread pool, and waits for it: run by
+# the garbage collector at an arbitrary point of another thread (a cycle collected in the middle of argparse, in
+# the test suite), that wait never ended. So no open landmarker is left to the collector: each one is held here
+# until its extractor's ``close()``, or closed by one exit hook. Threading's exit hooks run in reverse order of
+# registration, so the hook runs before the pools' own shutdown (after which MediaPipe cannot close at all).
+_OPEN_LANDMARKERS: dict[int, object] = {}
+_OPEN_LOCK = threading.Lock()
+
+
+def _close_open_landmarkers() -> None:
+    with _OPEN_LOCK:
+        landmarkers = list(_OPEN_LANDMARKERS.values())
+        _OPEN_LANDMARKERS.clear()
+    for landmarker in landmarkers:
+        landmarker.close()
+
+
+def _keep_open(landmarker) -> None:
+    with _OPEN_LOCK:
+        if not _OPEN_LANDMARKERS:
+            threading._register_atexit(_close_open_landmarkers)
+        _OPEN_LANDMARKERS[id(landmarker)] = landmarker
 
 
 def _face(result, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -77,11 +77,14 @@ def worker_extractor(spec: ExtractorSpec) -> tuple[Extractor, bool]:
         if extractor.config_hash() != own:
             raise RuntimeError(f"{spec.name}: the config hash differs on this worker; install the same mcr-emotion "
                                "version on the client and every worker")
-        for old in [k for k in _WORKER_EXTRACTORS if k[0] == spec.name]:  # a new config replaces the old model
-            del _WORKER_EXTRACTORS[old]
+        # a new config replaces the old model
+        replaced = [_WORKER_EXTRACTORS.pop(k) for k in [k for k in _WORKER_EXTRACTORS if k[0] == spec.name]]
         _WORKER_EXTRACTORS[key] = extractor
         _LOCKS[id(extractor)] = threading.Lock()
-        return extractor, True
+    for old in replaced:  # released now, not by the garbage collector (MediaPipe's finaliser can hang)
+        with _locked(old):
+            getattr(old, "close", lambda: None)()
+    return extractor, True
 
 
 def _locked(extractor: Extractor) -> threading.Lock:

@@ -225,3 +225,24 @@ def test_frames_without_a_face_have_face_id_minus_one(max_faces):
     assert not _column(table, "features")[~face].any()
     found = times[np.flatnonzero(face)[-1]]
     assert abs(found - FACE_NOFACE_SWITCH) < 0.5, found
+
+
+def test_a_dropped_extractor_leaves_its_landmarker_to_close_or_the_exit_hook_never_to_the_collector():
+    """MediaPipe's landmarker closes itself in ``__del__`` and waits on a thread pool; run by the garbage collector
+    inside another thread's work, that wait hung the suite once. An open landmarker is held until ``close()``."""
+    import gc
+
+    from extractors import visual
+
+    extractor = create("mediapipe")
+    landmarker = extractor.landmarker()
+    assert id(landmarker) in visual._OPEN_LANDMARKERS
+    del extractor
+    gc.collect()
+    assert landmarker._handle, "closed by the garbage collector"
+    kept = create("mediapipe")
+    own = kept.landmarker()
+    kept.close()
+    assert id(own) not in visual._OPEN_LANDMARKERS and not own._handle and kept._landmarker is None
+    visual._OPEN_LANDMARKERS.pop(id(landmarker)).close()
+    assert not landmarker._handle
