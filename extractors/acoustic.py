@@ -211,3 +211,16 @@ def _peak_slope(spec: np.ndarray, freqs: np.ndarray) -> np.ndarray:
     peaks = np.stack([level[(freqs >= lo) & (freqs <= hi)].max(axis=0) for lo, hi in bands])  # (B, N)
     octave = np.arange(len(bands), dtype=np.float64) - (len(bands) - 1) / 2  # centred band index
     return (octave[:, None] * (peaks - peaks.mean(axis=0))).sum(axis=0) / (octave ** 2).sum()
+
+
+def warm_numba_caches() -> None:
+    """Run the default acoustic analysis once on a second of noise, in this process.
+
+    librosa compiles its numba kernels on first use and caches them next to its sources (``cache=True``). Worker
+    processes started together on a fresh install all compile and write those cache files at once, and a process
+    can load another's half-written kernel: it segfaults in the kernel (seen in the test suite's first run in a new
+    virtual environment). Called before worker processes start (``workflows.cluster.local_client``, the test
+    suite's controller), it leaves them complete cache files to load.
+    """
+    noise = np.random.default_rng(0).normal(0, 0.1, 16000).astype(np.float32)
+    AcousticExtractor().compute(noise, 16000)
