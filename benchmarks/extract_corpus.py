@@ -83,10 +83,8 @@ def one_round(client, sources, extractors) -> dict:
 
 def generate_videos(folder: Path, n: int, seconds: float = 1.2, fps: int = 15) -> list[str]:
     """``n`` distinct short videos (MPEG-4 160x120 + AAC): excerpts of the CREMA-D clips at shifted offsets."""
-    import av
-    import numpy as np
-
     from extractors.media import decode
+    from tests.workflows.joined_video import write_mp4
 
     clips = sorted((ROOT / ".." / "shared" / "data" / "cremad").resolve().glob("*.flv"))
     assert clips, "the CREMA-D clips are needed"
@@ -99,21 +97,7 @@ def generate_videos(folder: Path, n: int, seconds: float = 1.2, fps: int = 15) -
         k0 = int(offset * fps)
         frames = [m.frames[min(k0 + k, len(m.frames) - 1)] for k in range(int(seconds * fps))]
         audio = m.audio[int(offset * sr): int(offset * sr) + int(seconds * sr)]
-        path = folder / f"v{i:06d}.mp4"
-        with av.open(str(path), "w") as container:
-            video = container.add_stream("mpeg4", rate=fps)
-            video.width, video.height, video.pix_fmt = frames[0].shape[1], frames[0].shape[0], "yuv420p"
-            sound = container.add_stream("aac", rate=sr)
-            sound.layout = "mono"
-            for image in frames:
-                container.mux(video.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")))
-            container.mux(video.encode())
-            for start in range(0, len(audio), 1024):
-                frame = av.AudioFrame.from_ndarray(audio[None, start:start + 1024], format="flt", layout="mono")
-                frame.sample_rate, frame.pts = sr, start
-                container.mux(sound.encode(frame))
-            container.mux(sound.encode())
-        paths.append(str(path))
+        paths.append(str(write_mp4(folder / f"v{i:06d}.mp4", frames, audio, fps=fps, sample_rate=sr)))
     return paths
 
 

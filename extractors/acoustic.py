@@ -219,8 +219,8 @@ def warm_numba_caches() -> None:
     librosa compiles its numba kernels on first use and caches them next to its sources (``cache=True``). Worker
     processes started together on a fresh install all compile and write those cache files at once, and a process
     can load another's half-written kernel: it segfaults in the kernel (seen in the test suite's first run in a new
-    virtual environment). Called before worker processes start (``workflows.cluster.local_client``, the test
-    suite's controller), it leaves them complete cache files to load.
+    virtual environment). Called before worker processes start (``workflows.cluster.local_client`` with processes,
+    the test suite's controller), it leaves them complete cache files to load.
     """
     noise = np.random.default_rng(0).normal(0, 0.1, 16000).astype(np.float32)
     AcousticExtractor().compute(noise, 16000)

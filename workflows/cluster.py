@@ -57,9 +57,10 @@ def local_client(n_workers: int | None = None, *, threads_per_worker: int = 1, p
         if mode not in ("processes", "threads"):
             raise ValueError(f"${WORKERS_ENV}={mode!r}: use 'processes' (the default) or 'threads'")
         processes = mode == "processes"
-    from extractors.acoustic import warm_numba_caches
+    if processes:  # numba's cache files complete before worker processes compile at once (threads share them)
+        from extractors.acoustic import warm_numba_caches
 
-    warm_numba_caches()  # numba's cache files complete before the workers (or worker threads) compile at once
+        warm_numba_caches()
     cluster = LocalCluster(n_workers=n_workers or os.cpu_count() or 1, threads_per_worker=threads_per_worker,
                            processes=processes, host="127.0.0.1", protocol="tcp://",  # in-process too: loopback
                            dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR)

@@ -1,4 +1,4 @@
-"""A long video made by joining real clips with pauses between them, written with PyAV."""
+"""A long video made by joining real clips with pauses between them, written with PyAV (and the writer itself)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -31,18 +31,24 @@ def join_clips(clips: list[Path], out: Path, *, seconds: float = 60.0, gap: floa
         frames += clip_frames + [np.zeros((h, w, 3), np.uint8)] * int(gap * fps)
         t += n_frames / fps + gap
         k += 1
-    wave = np.concatenate(audio)
-    with av.open(str(out), "w") as container:
+    write_mp4(out, frames, np.concatenate(audio), fps=fps, sample_rate=sr)
+    return len(frames) / fps
+
+
+def write_mp4(path: Path, frames, wave: np.ndarray, *, fps: int, sample_rate: int = 16000) -> Path:
+    """An MPEG-4 video of ``frames`` ((H, W, 3) uint8 RGB each, even sizes) with mono AAC ``wave`` (float32)."""
+    wave = np.asarray(wave, np.float32)
+    with av.open(str(path), "w") as container:
         video = container.add_stream("mpeg4", rate=fps)
-        video.width, video.height, video.pix_fmt = w, h, "yuv420p"
-        sound = container.add_stream("aac", rate=sr)
+        video.width, video.height, video.pix_fmt = frames[0].shape[1], frames[0].shape[0], "yuv420p"
+        sound = container.add_stream("aac", rate=sample_rate)
         sound.layout = "mono"
         for image in frames:
             container.mux(video.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")))
         container.mux(video.encode())
         for start in range(0, len(wave), 1024):
             frame = av.AudioFrame.from_ndarray(wave[None, start:start + 1024], format="flt", layout="mono")
-            frame.sample_rate, frame.pts = sr, start
+            frame.sample_rate, frame.pts = sample_rate, start
             container.mux(sound.encode(frame))
         container.mux(sound.encode())
-    return len(frames) / fps
+    return path

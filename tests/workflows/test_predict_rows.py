@@ -9,7 +9,6 @@ import pickle
 import shutil
 from pathlib import Path
 
-import av
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
@@ -17,6 +16,7 @@ import pytest
 import webvtt
 
 from tests.extractors.media_files import cremad_clips
+from tests.workflows.joined_video import write_mp4
 from tests.workflows.synthetic import TINY_MODEL, write_config, write_mult_pickle
 from workflows.cli import main as mcr
 
@@ -28,7 +28,6 @@ MAX_UTTERANCE = 3.0  # --max-utterance: the six clips cut to their words (~4.7 s
 # ------------------------------------------------------------------------------------------------- media
 def _write(path: Path, pieces: list[tuple[np.ndarray, np.ndarray]]) -> list[tuple[float, float]]:
     """An MPEG-4 video of (audio (S,), frames (N, H, W, 3)) pieces back to back; -> each piece's (start, end) s."""
-    h, w = pieces[0][1].shape[1:3]
     audio, frames, spans, t = [], [], [], 0.0
     for wave, images in pieces:
         n = len(images)
@@ -36,20 +35,7 @@ def _write(path: Path, pieces: list[tuple[np.ndarray, np.ndarray]]) -> list[tupl
         frames += list(images)
         spans.append((t, t + n / FPS))
         t += n / FPS
-    wave = np.concatenate(audio).astype(np.float32)
-    with av.open(str(path), "w") as container:
-        video = container.add_stream("mpeg4", rate=FPS)
-        video.width, video.height, video.pix_fmt = w, h, "yuv420p"
-        sound = container.add_stream("aac", rate=SR)
-        sound.layout = "mono"
-        for image in frames:
-            container.mux(video.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")))
-        container.mux(video.encode())
-        for start in range(0, len(wave), 1024):
-            frame = av.AudioFrame.from_ndarray(wave[None, start:start + 1024], format="flt", layout="mono")
-            frame.sample_rate, frame.pts = SR, start
-            container.mux(sound.encode(frame))
-        container.mux(sound.encode())
+    write_mp4(path, frames, np.concatenate(audio), fps=FPS, sample_rate=SR)
     return spans
 
 
