@@ -59,6 +59,16 @@ class LanguageConfig(ExtractorConfig):
     """Shortest silence (seconds) between two speech regions."""
     batch: int = 8
     """Speech regions of at most ``short_content_seconds`` encoded and decoded together (with ``vad``)."""
+    encoder_precision: str = "auto"
+    """Whisper's encoder on CPU: "float32", "bfloat16", or "auto" (bfloat16 where the CPU multiplies it natively);
+    see :attr:`extractors.whisper_words.TranscribeOptions.encoder_precision`."""
+
+    def __post_init__(self):
+        from extractors.whisper_words import ENCODER_PRECISIONS
+
+        if self.encoder_precision not in ENCODER_PRECISIONS:
+            raise ValueError(f"whisper-glove: encoder_precision {self.encoder_precision!r} is not one of "
+                             f"{', '.join(ENCODER_PRECISIONS)}")
 
 
 @functools.lru_cache(maxsize=8)
@@ -146,6 +156,7 @@ class WhisperGloveExtractor(Extractor):
             "whisper": f"{self.config.model} ({self.checkpoint.name}, sha256 {_sha256(str(self.checkpoint))[:16]})",
             "glove": f"{glove}, {len(self.vectors.index_to_key)} words x {self.vectors.vector_size}",
             "openai-whisper": importlib_metadata.version("openai-whisper"),
+            "whisper encoder": "bfloat16 (CPU autocast)" if self._bfloat16() else "float32",
             "gensim": importlib_metadata.version("gensim"),
         }
 
@@ -160,7 +171,8 @@ class WhisperGloveExtractor(Extractor):
         options = TranscribeOptions(language=self.config.language,
                                     short_window_seconds=self.config.short_window_seconds,
                                     short_content_seconds=self.config.short_content_seconds,
-                                    vad_min_silence=self.config.vad_min_silence, batch_size=self.config.batch)
+                                    vad_min_silence=self.config.vad_min_silence, batch_size=self.config.batch,
+                                    encoder_precision=self.config.encoder_precision)
         try:
             with self._threads():
                 if self.config.vad:  # regions on the video's 20-ms grid: a chunk gets those of the whole video
@@ -190,6 +202,12 @@ class WhisperGloveExtractor(Extractor):
             pa.array([k is not None for k in keys], pa.bool_()),
             features_column(vectors, self.feature_dim),
         ], schema=schema)
+
+    def _bfloat16(self) -> bool:
+        from extractors.whisper_words import TranscribeOptions, encoder_bfloat16
+
+        device = self._model.device if self._model is not None else "cpu"  # where load_whisper puts it
+        return encoder_bfloat16(device, TranscribeOptions(encoder_precision=self.config.encoder_precision))
 
     @staticmethod
     def _audio(media: Media) -> np.ndarray:

@@ -15,7 +15,6 @@ Every failure is a :class:`~pipeline.errors.MediaError` (or ``MediaNotFoundError
 """
 from __future__ import annotations
 
-import math
 import os
 import warnings
 from collections.abc import Callable
@@ -26,6 +25,7 @@ import av
 import numpy as np
 
 from extractors.base import Media
+from extractors.frame_sampling import FrameSampler
 from pipeline.errors import MediaError, MediaNotFoundError
 
 STAGE = "decode"
@@ -146,10 +146,9 @@ class _Window:
         frame_times: list[float] = []
         video_end = 0.0
         size: tuple[int, int] | None = None  # (width, height) of the kept frames
-        # a frame counts for the instant it is closest to: half a native frame of slack before the instant
-        slack = 0.5 / native_fps if native_fps else 0.0
+        slack = 0.5 / native_fps if native_fps else 0.0  # half a native frame
         f_lo, f_hi = self.frame_window
-        instant = math.ceil(f_lo * self.fps - 1e-9) if self.fps else 0  # index k of the next instant k / fps
+        sampler = FrameSampler(self.fps, native_fps, start=f_lo) if self.fps else None
         audio_done = audio_stream is None  # a stream is done once its part of the window is complete
         video_done = video_stream is None
         batch = self.batch_frames if self.on_frames is not None else 0
@@ -196,10 +195,9 @@ class _Window:
                         video_done = True
                     if t < f_lo - slack or (f_hi is not None and t >= f_hi - slack):
                         continue  # another window's frame
-                    if self.fps is not None:
-                        if t < instant / self.fps - slack or (f_hi is not None and instant / self.fps >= f_hi):
-                            continue
-                        instant = max(instant, math.floor((t + slack) * self.fps + 1e-9) + 1)
+                    if sampler is not None and ((f_hi is not None and sampler.next_instant >= f_hi)
+                                                or not sampler.keep(t)):
+                        continue
                     # every frame gets the first one's size, so a mid-stream resolution change still stacks
                     size = size or _output_size(frame.width, frame.height, self.max_side)
                     frames.append(_to_rgb(frame, size))

@@ -37,6 +37,7 @@ import pyarrow as pa
 from extractors.au_mapping import AU_NAMES, BLENDSHAPE_NAMES, blendshapes_to_aus
 from extractors.base import Extractor, ExtractorConfig, Media, features_column, register
 from extractors.face_tracks import track_faces
+from extractors.frame_sampling import sample_frames
 from extractors.media import DEFAULT_FPS
 from pipeline.errors import StageError
 from pipeline.files import sha256_file, sha256_text
@@ -119,7 +120,7 @@ class VisualExtractor(Extractor):
         """One row per frame sampled at ``config.fps`` and face found; an empty table when the media has no video."""
         if not media.has_video:
             return self.schema().empty_table()
-        keep = sample_frames(media.frame_times, self.config.fps)
+        keep = sample_frames(media.frame_times, self.config.fps, media.native_fps)
         times = media.frame_times[keep]
         rows = self.analyse_faces(media.frames[keep], times, media.path)
         n = len(rows.frame)
@@ -351,18 +352,3 @@ def pose_from_matrix(matrix: np.ndarray) -> np.ndarray:
     pitch = np.arctan2(r[2, 1], r[2, 2])
     roll = np.arctan2(r[1, 0], r[0, 0])
     return np.degrees([yaw, pitch, roll]).astype(np.float32)
-
-
-def sample_frames(times: np.ndarray, fps: float | None) -> np.ndarray:
-    """Indices of the first frame at or after each instant ``k / fps`` (half a frame interval of slack)."""
-    if fps is None or len(times) < 2:
-        return np.arange(len(times))
-    interval = float(np.median(np.diff(times)))
-    slack = 0.5 * min(interval, 1.0 / fps)
-    keep, next_time = [], 0.0
-    for i, t in enumerate(times):
-        if t >= next_time - slack:
-            keep.append(i)
-            while next_time - slack <= t:
-                next_time += 1.0 / fps
-    return np.asarray(keep, dtype=np.int64)

@@ -12,7 +12,8 @@ from extractors import create
 from extractors.au_mapping import AU_FROM_BLENDSHAPES, BLENDSHAPE_NAMES
 from extractors.media import decode
 from extractors.face_tracks import box_iou, track_faces
-from extractors.visual import MediaPipeVisualExtractor, sample_frames
+from extractors.frame_sampling import sample_frames
+from extractors.visual import MediaPipeVisualExtractor
 from extractors.visual_pyfeat import PYFEAT_AUS, rows_from_fex
 from pipeline.errors import AssetNotFoundError
 from tests.extractors.media_files import cremad_clips, pyfeat_sample, write_media
@@ -97,8 +98,24 @@ def test_extractor_sampling_matches_the_decoders():
     path = pyfeat_sample("single_face.mp4")
     every, sampled = decode(path, fps=None, max_side=64), decode(path, fps=10, max_side=64)
     assert len(every.frame_times) > 2 * len(sampled.frame_times)
-    np.testing.assert_array_equal(every.frame_times[sample_frames(every.frame_times, 10)], sampled.frame_times)
-    np.testing.assert_array_equal(sample_frames(sampled.frame_times, 10), np.arange(len(sampled.frame_times)))
+    keep = sample_frames(every.frame_times, 10, every.native_fps)
+    np.testing.assert_array_equal(every.frame_times[keep], sampled.frame_times)
+    np.testing.assert_array_equal(sample_frames(sampled.frame_times, 10, sampled.native_fps),
+                                  np.arange(len(sampled.frame_times)))
+
+
+@pytest.mark.parametrize("native", [15.0, 25.0, 30000 / 1001, 24.0])
+def test_sampling_frames_already_sampled_keeps_them_all(native):
+    """The decoder hands the extractor its sampled frames in batches of 50 and the extractor samples each batch
+    again: nothing may be dropped, whatever the batch's first frame (a 15-fps video lost half its frames over
+    whole batches when the extractor guessed its slack from the batch's intervals)."""
+    every = np.arange(int(60 * native)) / native  # a minute of frame times
+    sampled = every[sample_frames(every, 10, native)]
+    assert abs(len(sampled) - 600) <= 1, len(sampled)
+    assert np.diff(sampled).max() <= 0.1 + 1 / native + 1e-9
+    for start in range(0, len(sampled), 50):
+        batch = sampled[start:start + 50]
+        np.testing.assert_array_equal(sample_frames(batch, 10, native), np.arange(len(batch)))
 
 
 def test_no_face_is_a_row_not_a_crash(mediapipe):

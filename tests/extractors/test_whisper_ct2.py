@@ -152,7 +152,8 @@ def test_converted_model_transcribes_as_the_ctranslate2_model(tmp_path, base_dir
         segments, _ = reference.transcribe(audio, language="en", beam_size=1, word_timestamps=True,
                                            condition_on_previous_text=False, vad_filter=False)
         expected = [(w.word.strip(), w.start, w.end) for s in segments for w in s.words]
-        words = transcribe_words(model, audio, TranscribeOptions(short_window_seconds=None))
+        options = TranscribeOptions(short_window_seconds=None, encoder_precision="float32")
+        words = transcribe_words(model, audio, options)
         got = [(w.word, w.start, w.end) for w in words]
         assert [w for w, _, _ in got] == [w for w, _, _ in expected], emotion
         np.testing.assert_allclose([t for _, a, b in got for t in (a, b)],

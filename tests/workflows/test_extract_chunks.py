@@ -94,11 +94,12 @@ def test_chunks_are_cut_in_silences_resume_and_merge_into_the_whole_videos_strea
 
     va, vb = store.read_stream("visual"), whole.read_stream("visual")
     ta, tb = va.column("time").to_numpy(), vb.column("time").to_numpy()
-    assert np.all(np.diff(ta) > 0) and ta[0] == tb[0] and ta[-1] == tb[-1]
-    assert np.diff(ta).max() < 0.25, "frames cover the whole video"
-    common, ia, ib = np.intersect1d(ta, tb, return_indices=True)
-    assert len(common) >= 0.9 * len(tb)
-    np.testing.assert_allclose(feature_matrix(va)[ia], feature_matrix(vb)[ib], atol=1e-5)
+    # the frames decode(fps=10) keeps, every one: the chunks' frames partition them, and the extractor's own
+    # sampling of each 50-frame batch drops none (it dropped half of a 15-fps video's frames in some batches)
+    np.testing.assert_array_equal(tb, decode(path, fps=10.0, max_side=16).frame_times)
+    np.testing.assert_array_equal(ta, tb)
+    assert np.diff(ta).max() <= 0.1 + 1 / 15 + 1e-9, "frames cover the whole video at 10 fps"
+    np.testing.assert_allclose(feature_matrix(va), feature_matrix(vb), atol=1e-5)
 
 
 def test_the_words_of_a_long_video_are_those_of_its_parts_transcribed_one_by_one(tmp_path, long_video):
