@@ -103,9 +103,11 @@ def generate_videos(folder: Path, n: int, seconds: float = 1.2, fps: int = 15) -
 
 def many_videos(n: int, workers: int, extractors) -> str:
     """The ``--videos`` benchmark: one extraction of ``n`` generated videos, then a rerun that skips them all."""
+    import dask
     from distributed import Client, LocalCluster
 
     from benchmarks.report import machine
+    from workflows.cluster import WORKER_ENVIRON
     from pipeline.corpus import scan_folder
     from pipeline.store import FeatureStore
     from workflows.extract import DEFAULT_CHUNKING, ExtractorSpec, extract_corpus
@@ -119,7 +121,7 @@ def many_videos(n: int, workers: int, extractors) -> str:
         generated = time.perf_counter() - started
         sources = scan_folder(folder)
         store = FeatureStore(Path(tmp) / "store")
-        with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+        with dask.config.set(WORKER_ENVIRON), LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
                           dashboard_address=None, silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
             client.wait_for_workers(workers)
             client.run(_warm_up, specs, sources[0].path, {"fps": 10.0})
@@ -160,9 +162,11 @@ def main(argv: list[str] | None = None) -> int:
                    help="also write the results into docs/benchmarks.md (without it they are only printed)")
     args = p.parse_args(argv)
 
+    import dask
     from distributed import Client, LocalCluster
 
     from benchmarks.report import machine, write_section
+    from workflows.cluster import WORKER_ENVIRON
     from pipeline.manifest import VideoSource
     from workflows.extract import DEFAULT_CHUNKING, ExtractorSpec, build_extractors, default_decode_options
 
@@ -185,8 +189,9 @@ def main(argv: list[str] | None = None) -> int:
     clients = {}
     try:
         for n in counts:
-            cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0",
-                                   silence_logs=logging.ERROR)
+            with dask.config.set(WORKER_ENVIRON):
+                cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0",
+                                       silence_logs=logging.ERROR)
             clients[n] = Client(cluster)
             clients[n].wait_for_workers(n)
             clients[n].run(_warm_up, specs, files[0], default_decode_options(extractors))

@@ -18,7 +18,6 @@ clip (what every CREMA-D clip says).
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import re
 import sys
@@ -91,15 +90,13 @@ class Pipeline:
     """A LocalCluster whose workers loaded their models, kept for several timed rounds."""
 
     def __init__(self, n_workers: int, threads: int, path: str):
-        from distributed import Client, LocalCluster
-
+        from workflows.cluster import local_client
         from workflows.extract import DEFAULT_CHUNKING, ExtractorSpec, build_extractors
 
         self.extractors = build_extractors()
         specs = tuple(ExtractorSpec.of(e, DEFAULT_CHUNKING) for e in self.extractors)
-        self.cluster = LocalCluster(n_workers=n_workers, threads_per_worker=threads, processes=True,
-                                    host="127.0.0.1", dashboard_address=None, silence_logs=logging.ERROR)
-        self.client = Client(self.cluster)
+        self.client = local_client(n_workers, threads_per_worker=threads, processes=True)  # as `mcr extract`'s
+        self.cluster = self.client.cluster
         self.client.wait_for_workers(n_workers)
         self.client.run(_warm, specs, path, {"fps": 10.0})
 

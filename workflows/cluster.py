@@ -39,6 +39,13 @@ def current_client(client: "Client | None" = None) -> "Client":
                          "(distributed.Client() starts a local cluster)") from None
 
 
+# Dask's nannies start workers with MALLOC_TRIM_THRESHOLD_=65536, so that glibc hands freed memory back at once;
+# it also fixes glibc's mmap threshold, so every buffer of whisper, MediaPipe and the decoder over 64 KiB is mapped
+# and unmapped (page faults) each time: extraction took 1.31x the CPU (45.2 vs 34.5 s on the 3-minute video,
+# benchmarks/extract_speed.py). Unset, glibc's defaults; peak memory: docs/benchmarks.md (extract_memory).
+WORKER_ENVIRON = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}
+
+
 def local_client(n_workers: int | None = None, *, threads_per_worker: int = 1, processes: bool | None = None
                  ) -> "Client":
     """A LocalCluster of single-threaded worker processes (one per core, or ``n_workers``), on loopback only.
@@ -48,6 +55,7 @@ def local_client(n_workers: int | None = None, *, threads_per_worker: int = 1, p
         ``$MCR_LOCAL_WORKERS`` is ``threads`` (how the test suite runs, so that its many small clusters load
         whisper once).
     """
+    import dask
     from distributed import Client, LocalCluster
 
     if n_workers is not None and n_workers < 1:
@@ -61,9 +69,10 @@ def local_client(n_workers: int | None = None, *, threads_per_worker: int = 1, p
         from extractors.acoustic import warm_numba_caches
 
         warm_numba_caches()
-    cluster = LocalCluster(n_workers=n_workers or os.cpu_count() or 1, threads_per_worker=threads_per_worker,
-                           processes=processes, host="127.0.0.1", protocol="tcp://",  # in-process too: loopback
-                           dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR)
+    with dask.config.set(WORKER_ENVIRON):
+        cluster = LocalCluster(n_workers=n_workers or os.cpu_count() or 1, threads_per_worker=threads_per_worker,
+                               processes=processes, host="127.0.0.1", protocol="tcp://",  # in-process too: loopback
+                               dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR)
     return Client(cluster)
 
 
