@@ -36,6 +36,16 @@ def test_cuts_fall_in_the_silence_nearest_the_target_on_the_grid():
     assert all(abs(c * 10 - round(c * 10)) < 1e-9 for c in cuts)  # multiples of 1 / fps
 
 
+def test_chunks_share_the_video_equally_with_nothing_left_over_for_the_last():
+    """A 3-minute talk with a pause every 4 s: six chunks of about 30 s. The remainder used to go to the last
+    chunk (37.4 s after five of ~29 s), which kept one of two workers busy alone at the end."""
+    silences = [(t + 2.5, t + 4.0) for t in np.arange(0, 181, 4.0)]
+    chunks = plan_chunks(_levels(181.5, silences), HOP, 181.5, ChunkConfig(seconds=30), grid=0.1)
+    lengths = np.diff([c.start for c in chunks] + [181.5])
+    assert len(chunks) == 6 and lengths.max() <= 1.15 * lengths.min(), lengths
+    assert all(any(a <= c.start <= b for a, b in silences) for c in chunks[1:])
+
+
 def test_without_silence_or_audio_chunks_still_cover_the_video():
     no_pause = plan_chunks(_levels(95, []), HOP, 95.0, ChunkConfig(seconds=30))
     silent = plan_chunks(np.zeros(0, np.float32), HOP, 95.0, ChunkConfig(seconds=30))
