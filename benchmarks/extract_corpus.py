@@ -19,7 +19,6 @@ the worker time per video, the files in the store, and a rerun (everything up to
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import statistics
 import sys
@@ -51,6 +50,13 @@ def _warm_up(specs, path: str, decode_options: dict) -> int:
     for spec in specs:
         worker_extractor(spec)[0].extract(media)
     return os.getpid()
+
+
+def close(client) -> None:
+    """Close a client of :func:`workflows.cluster.local_client` and its LocalCluster."""
+    cluster = client.cluster
+    client.close()
+    cluster.close()
 
 
 def _cpu_seconds() -> float:
@@ -103,13 +109,10 @@ def generate_videos(folder: Path, n: int, seconds: float = 1.2, fps: int = 15) -
 
 def many_videos(n: int, workers: int, extractors) -> str:
     """The ``--videos`` benchmark: one extraction of ``n`` generated videos, then a rerun that skips them all."""
-    import dask
-    from distributed import Client, LocalCluster
-
     from benchmarks.report import machine
-    from workflows.cluster import WORKER_ENVIRON
     from pipeline.corpus import scan_folder
     from pipeline.store import FeatureStore
+    from workflows.cluster import local_client
     from workflows.extract import DEFAULT_CHUNKING, ExtractorSpec, extract_corpus
 
     specs = tuple(ExtractorSpec.of(e, DEFAULT_CHUNKING) for e in extractors)
@@ -121,14 +124,16 @@ def many_videos(n: int, workers: int, extractors) -> str:
         generated = time.perf_counter() - started
         sources = scan_folder(folder)
         store = FeatureStore(Path(tmp) / "store")
-        with dask.config.set(WORKER_ENVIRON), LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                          dashboard_address=None, silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
+        client = local_client(workers, processes=True)  # as `mcr extract`'s
+        try:
             client.wait_for_workers(workers)
             client.run(_warm_up, specs, sources[0].path, {"fps": 10.0})
             first = extract_corpus(sources, store, client=client, extractors=extractors, progress=False)
             print(f"extracted {first.done} videos ({first.failed} failed) in {first.wall_seconds:.1f} s", flush=True)
             again = extract_corpus(sources, store, client=client, extractors=extractors, progress=False)
             print(f"rerun: {again.skipped} skipped in {again.wall_seconds:.1f} s", flush=True)
+        finally:
+            close(client)
         files = [p for p in Path(store.root).rglob("*") if p.is_file()]
         videos = store.videos()
         per_video = float(videos["seconds"].sum()) / len(videos)
@@ -162,12 +167,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="also write the results into docs/benchmarks.md (without it they are only printed)")
     args = p.parse_args(argv)
 
-    import dask
-    from distributed import Client, LocalCluster
-
     from benchmarks.report import machine, write_section
-    from workflows.cluster import WORKER_ENVIRON
     from pipeline.manifest import VideoSource
+    from workflows.cluster import local_client
     from workflows.extract import DEFAULT_CHUNKING, ExtractorSpec, build_extractors, default_decode_options
 
     files = default_corpus()
@@ -189,10 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     clients = {}
     try:
         for n in counts:
-            with dask.config.set(WORKER_ENVIRON):
-                cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0",
-                                       silence_logs=logging.ERROR)
-            clients[n] = Client(cluster)
+            clients[n] = local_client(n, processes=True)
             clients[n].wait_for_workers(n)
             clients[n].run(_warm_up, specs, files[0], default_decode_options(extractors))
         rounds: dict[int, list[dict]] = {n: [] for n in counts}
@@ -205,9 +204,7 @@ def main(argv: list[str] | None = None) -> int:
                       f"{100 * r['occupancy']:.0f}% of the time (load before {r['load']:.1f})", flush=True)
     finally:
         for c in clients.values():
-            cluster = c.cluster
-            c.close()
-            cluster.close()
+            close(c)
 
     best = {n: max(rs, key=lambda r: r["throughput"]) for n, rs in rounds.items()}
     base = best[counts[0]]["throughput"]

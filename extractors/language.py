@@ -64,11 +64,9 @@ class LanguageConfig(ExtractorConfig):
     see :attr:`extractors.whisper_words.TranscribeOptions.encoder_precision`."""
 
     def __post_init__(self):
-        from extractors.whisper_words import ENCODER_PRECISIONS
+        from extractors.whisper_precision import check_encoder_precision
 
-        if self.encoder_precision not in ENCODER_PRECISIONS:
-            raise ValueError(f"whisper-glove: encoder_precision {self.encoder_precision!r} is not one of "
-                             f"{', '.join(ENCODER_PRECISIONS)}")
+        check_encoder_precision(self.encoder_precision)
 
 
 @functools.lru_cache(maxsize=8)
@@ -204,10 +202,10 @@ class WhisperGloveExtractor(Extractor):
         ], schema=schema)
 
     def _bfloat16(self) -> bool:
-        from extractors.whisper_words import TranscribeOptions, encoder_bfloat16
+        from extractors.whisper_precision import encoder_bfloat16
 
         device = self._model.device if self._model is not None else "cpu"  # where load_whisper puts it
-        return encoder_bfloat16(device, TranscribeOptions(encoder_precision=self.config.encoder_precision))
+        return encoder_bfloat16(device, self.config.encoder_precision)
 
     @staticmethod
     def _audio(media: Media) -> np.ndarray:

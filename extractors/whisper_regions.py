@@ -21,8 +21,9 @@ from whisper.decoding import DecodingResult
 from whisper.model import Whisper
 
 from extractors.vad import speech_regions
-from extractors.whisper_words import (FRAMES_PER_SECOND, TranscribeOptions, decode_batch, encode, encoder_bfloat16,
-                                      log_mel, transcribe_words, window_frames)
+from extractors.whisper_precision import encoder_bfloat16
+from extractors.whisper_words import (FRAMES_PER_SECOND, TranscribeOptions, decode_batch, encode, log_mel,
+                                      transcribe_words, window_frames)
 from pipeline.manifest import WordTiming
 
 First = tuple[torch.Tensor, DecodingResult]
@@ -66,7 +67,7 @@ def first_windows(model: Whisper, audios: list[np.ndarray], options: TranscribeO
     out: list[First | None] = [None] * len(audios)
     if options.batch_size <= 1 or options.short_window_seconds is None:
         return out
-    mels, todo = {}, []
+    mels, todo, bfloat16 = {}, [], encoder_bfloat16(model.device, options.encoder_precision)
     for i, audio in enumerate(audios):
         mel = log_mel(audio, model.dims.n_mels)
         frames = min(N_FRAMES, mel.shape[-1])
@@ -81,7 +82,7 @@ def first_windows(model: Whisper, audios: list[np.ndarray], options: TranscribeO
             continue
         window = window_frames(options, max(mels[i].shape[-1] for i in group))
         batch = torch.stack([F.pad(mels[i], (0, window - mels[i].shape[-1])) for i in group])
-        features = encode(model, batch, bfloat16=encoder_bfloat16(model.device, options))  # (B, window / 2, d)
+        features = encode(model, batch, bfloat16=bfloat16)  # (B, window / 2, d)
         results = decode_batch(model, features, options, options.temperatures[0])
         for j, i in enumerate(group):
             out[i] = (features[j:j + 1], results[j])

@@ -56,6 +56,7 @@ from whisper.model import ModelDimensions, Whisper, disable_sdpa
 from whisper.timing import TOKENS_PER_SECOND, WordTiming as _Timing, dtw, median_filter, merge_punctuations
 from whisper.tokenizer import Tokenizer, get_tokenizer
 
+from extractors.whisper_precision import check_encoder_precision, encoder_bfloat16
 from pipeline.manifest import WordTiming
 
 FRAMES_PER_SECOND = SAMPLE_RATE // HOP_LENGTH  # 100 mel frames per second, 2 per encoder position
@@ -129,23 +130,7 @@ class TranscribeOptions:
         if short is not None and not 0 < content <= short <= N_FRAMES / FRAMES_PER_SECOND:
             raise ValueError(f"short_content_seconds ({content}) must be positive and at most short_window_seconds "
                              f"({short}), itself at most {N_FRAMES // FRAMES_PER_SECOND} s")
-        if self.encoder_precision not in ENCODER_PRECISIONS:
-            raise ValueError(f"encoder_precision {self.encoder_precision!r}: choose one of {ENCODER_PRECISIONS}")
-
-
-ENCODER_PRECISIONS = ("auto", "float32", "bfloat16")
-
-
-def native_bfloat16() -> bool:
-    """Whether this CPU multiplies bfloat16 matrices natively (AVX512-BF16 or AMX), where autocast pays."""
-    return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
-
-
-def encoder_bfloat16(device: torch.device | str, options: TranscribeOptions) -> bool:
-    """Whether :func:`encode` runs in bfloat16 for ``options`` on a model on ``device`` (CPU only)."""
-    if torch.device(device).type != "cpu" or options.encoder_precision == "float32":
-        return False
-    return options.encoder_precision == "bfloat16" or native_bfloat16()
+        check_encoder_precision(self.encoder_precision)
 
 
 def log_mel(audio: np.ndarray, n_mels: int) -> torch.Tensor:
@@ -360,6 +345,7 @@ def transcribe_words(model: Whisper, audio: np.ndarray, options: TranscribeOptio
     tokenizer = get_tokenizer(model.is_multilingual, num_languages=model.num_languages,
                               language=options.language, task="transcribe")
     mel = log_mel(audio, model.dims.n_mels)  # (n_mels, F)
+    bfloat16 = encoder_bfloat16(model.device, options.encoder_precision)
     content_frames = mel.shape[-1]
     seek, utterance, last_speech, out = 0, 0, 0.0, []
     while seek < content_frames:
@@ -373,7 +359,7 @@ def transcribe_words(model: Whisper, audio: np.ndarray, options: TranscribeOptio
         else:
             window = window_frames(options, segment_size)
             mel_window = F.pad(mel[:, seek: seek + segment_size], (0, window - segment_size))  # zeros, as pad_or_trim
-            features = encode(model, mel_window[None], bfloat16=encoder_bfloat16(model.device, options))  # (1, window/2, d)
+            features = encode(model, mel_window[None], bfloat16=bfloat16)  # (1, window / 2, d)
             result = decode(model, features, options)
         if result.no_speech_prob > options.no_speech_threshold and result.avg_logprob <= options.logprob_threshold:
             seek += segment_size

@@ -3,8 +3,8 @@
 A video longer than ``ChunkConfig.single_max`` seconds is cut into chunks of about ``ChunkConfig.seconds`` that
 run as separate Dask tasks on every worker. The cuts come from one streaming pass over the audio
 (:func:`extractors.media.audio_envelope`, 10-ms RMS levels, never the samples): near each equal share of the
-video (as many chunks as ``seconds`` fit, rounded), the middle of the longest quiet stretch (at least ``min_silence`` s below the level threshold) closest
-to the target, so that no word is split; without one, the quietest 200 ms. Cuts are snapped to the visual
+video (as many chunks as ``seconds`` fit, rounded), the middle of the longest quiet stretch (at least
+``min_silence`` s below the level threshold) closest to the target, so that no word is split; without one, the quietest 200 ms. Cuts are snapped to the visual
 sampling grid (``k / fps``), so that the frames of consecutive chunks partition those of the whole video.
 
 Whisper's context across a cut: the language extractor decodes every window without the previous text as a prompt
@@ -93,7 +93,8 @@ def plan_chunks(rms: np.ndarray, hop: float, duration: float, config: ChunkConfi
 
     ``duration / config.seconds`` chunks (rounded), cut near equal shares of what is left: the last chunk is no
     longer than the others, so a video's chunks keep every worker busy to the end (the remainder used to go to the
-    last chunk: 37.4 s after five of ~29 s for a 3-minute video). ``grid``: cuts are multiples of it (the visual sampling interval ``1 / fps``; default 10 ms).
+    last chunk: 37.4 s after five of ~29 s for a 3-minute video). ``grid``: cuts are multiples of it (the visual
+    sampling interval ``1 / fps``; default 10 ms).
     """
     grid = grid or 0.01
     if duration <= config.single_max:

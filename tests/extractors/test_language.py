@@ -116,12 +116,12 @@ def test_bfloat16_encoder_keeps_the_words_and_their_times(extractor, clips):
 
 
 def test_encoder_precision_resolves_on_the_cpu(extractor):
-    from extractors.whisper_words import encoder_bfloat16, native_bfloat16
+    from extractors.whisper_precision import encoder_bfloat16, native_bfloat16
 
-    assert not encoder_bfloat16("cpu", TranscribeOptions(encoder_precision="float32"))
-    assert encoder_bfloat16("cpu", TranscribeOptions(encoder_precision="bfloat16"))
-    assert encoder_bfloat16("cpu", TranscribeOptions()) == native_bfloat16()
-    assert not encoder_bfloat16("cuda", TranscribeOptions(encoder_precision="bfloat16"))  # CPU autocast only
+    assert not encoder_bfloat16("cpu", "float32")
+    assert encoder_bfloat16("cpu", "bfloat16")
+    assert encoder_bfloat16("cpu", TranscribeOptions().encoder_precision) == native_bfloat16()
+    assert not encoder_bfloat16("cuda", "bfloat16")  # CPU autocast only
     assert extractor.model_identity()["whisper encoder"] == ("bfloat16 (CPU autocast)" if native_bfloat16()
                                                              else "float32")
     with pytest.raises(ValueError, match="encoder_precision 'fp16'"):
