@@ -12,6 +12,13 @@ what none of the issue's ideas removes at the default visual rate and an unchang
 and whisper's encoder.
 
   python benchmarks/extract_costs.py --write
+
+``--acoustic`` measures the acoustic streams instead, against librosa in the same run (section
+``acoustic_costs``): openSMILE's eGeMAPS, whisper's encoder states alone (the acoustic stream recomputed: the
+encoder only) and beside the language extractor (``extract_shared``: the ASR pass's states reused), with the
+language pass itself for scale.
+
+  python benchmarks/extract_costs.py --acoustic --write
 """
 from __future__ import annotations
 
@@ -25,6 +32,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 PARTS = ("decode", "librosa", "mediapipe", "whisper, float32 encoder", "of which the encoder",
          "whisper, default encoder", "of which the encoder ")
+ACOUSTIC_PARTS = ("librosa (default)", "egemaps", "whisper-encoder alone", "language (whisper-glove)",
+                  "whisper-encoder beside the language pass")
 
 
 def cpu_seconds() -> float:
@@ -68,10 +77,56 @@ def costs(files: list[str], extractors: dict, fps: float) -> tuple[float, dict[s
     return media_seconds, total
 
 
+def acoustic_costs(files: list[str], extractors: dict) -> tuple[float, dict[str, float]]:
+    """(seconds of media, CPU seconds of each of ``ACOUSTIC_PARTS``) over ``files``, taking turns file by file."""
+    from extractors.media import decode
+    from extractors.whisper_model import STATES
+
+    total, media_seconds = dict.fromkeys(ACOUSTIC_PARTS, 0.0), 0.0
+    for path in files:
+        media = decode(path, fps=1.0, max_side=16)  # only the audio is used
+        media_seconds += media.duration
+        shared = {STATES: {}}
+        for part, name in zip(ACOUSTIC_PARTS, ("librosa", "egemaps", "whisper-encoder", "whisper-glove",
+                                               "whisper-encoder")):
+            started = cpu_seconds()
+            if part.startswith("whisper-encoder alone"):
+                extractors[name].extract(media)
+            else:
+                extractors[name].extract_shared(media, shared)
+            total[part] += cpu_seconds() - started
+    return media_seconds, total
+
+
+def acoustic_report(sets: dict[str, list[str]], machine: str) -> str:
+    """The ``acoustic_costs`` section: CPU s per media s of each acoustic stream, and against librosa."""
+    from extractors import create
+
+    extractors = {name: create(name) for name in ("librosa", "egemaps", "whisper-encoder", "whisper-glove")}
+    warm = sets["short clips"][0]
+    acoustic_costs([warm], extractors)
+    results = {name: acoustic_costs(files, extractors) for name, files in sets.items()}
+    precision = extractors["whisper-encoder"].model_identity()["whisper encoder"]
+    lines = ["## The acoustic streams' cost, per second of media (`benchmarks/extract_costs.py --acoustic`)", "",
+             f"Machine: {machine}. One process, one thread, models loaded before timing; CPU seconds per second of "
+             f"media (decoding apart), the streams taking turns file by file. whisper base, encoder in {precision}. "
+             "\"whisper-encoder alone\" is the acoustic stream recomputed by itself (the encoder only, no decoding); "
+             "\"beside the language pass\" is what it adds when extracted with the language stream, whose ASR pass "
+             "has encoded the windows already.", "",
+             "| stream | " + " | ".join(f"{n} ({results[n][0]:.1f} s of media)" for n in sets) + " | x librosa |",
+             "|---|" + "---:|" * (len(sets) + 1)]
+    for part in ACOUSTIC_PARTS:
+        per_second = [results[n][1][part] / results[n][0] for n in sets]
+        ratio = ", ".join(f"{results[n][1][part] / results[n][1]['librosa (default)']:.2f}" for n in sets)
+        lines.append(f"| {part} | " + " | ".join(f"{v:.3f}" for v in per_second) + f" | {ratio} |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seconds", type=float, default=180.0, help="length of the joined real-speech video")
     p.add_argument("--write", action="store_true", help="also write the section of docs/benchmarks.md")
+    p.add_argument("--acoustic", action="store_true", help="the acoustic streams against librosa instead")
     args = p.parse_args(argv)
 
     import torch
@@ -87,13 +142,19 @@ def main(argv: list[str] | None = None) -> int:
     assert clips, "the CREMA-D clips are needed"
     video = Path(tempfile.mkdtemp()) / "joined.mp4"
     join_clips(clips, video, seconds=args.seconds)
+    sets = {"3-minute video": [str(video)], "short clips": default_corpus()}
+    if args.acoustic:
+        report = acoustic_report(sets, machine())
+        print(report)
+        if args.write:
+            write_section("acoustic_costs", report)
+        return 0
     extractors = {"librosa": create("librosa"), "mediapipe": create("mediapipe"),
                   "float32": create("whisper-glove", encoder_precision="float32"),
                   "default": create("whisper-glove")}
     warm = decode(clips[0], fps=DEFAULT_FPS)
     for extractor in extractors.values():
         extractor.extract(warm)
-    sets = {"3-minute video": [str(video)], "short clips": default_corpus()}
     results = {name: costs(files, extractors, DEFAULT_FPS) for name, files in sets.items()}
 
     bf16 = extractors["default"].model_identity()["whisper encoder"]

@@ -1,6 +1,7 @@
 """Feature extractors: media decoding and one extractor per modality, found by name in a registry."""
 from extractors.base import EXTRACTORS, Extractor, ExtractorConfig, Media, available, create, register
-from extractors import acoustic, visual, visual_pyfeat  # noqa: F401,E402  (registers librosa, mediapipe, pyfeat)
+from extractors import acoustic, egemaps, whisper_states  # noqa: F401,E402  (librosa, egemaps, whisper-encoder)
+from extractors import visual, visual_pyfeat  # noqa: F401,E402  (registers mediapipe, pyfeat)
 from extractors import language  # noqa: F401,E402  (registers whisper-glove)
 
 __all__ = ["EXTRACTORS", "Extractor", "ExtractorConfig", "Media", "available", "create", "register"]

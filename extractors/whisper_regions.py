@@ -12,6 +12,7 @@ region's words are those it would get alone (up to float rounding in batched mat
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Callable
 
 import numpy as np
 import torch
@@ -29,12 +30,15 @@ from pipeline.manifest import WordTiming
 First = tuple[torch.Tensor, DecodingResult]
 
 
-def transcribe_regions(model: Whisper, audio: np.ndarray, options: TranscribeOptions, *, origin: int = 0
+def transcribe_regions(model: Whisper, audio: np.ndarray, options: TranscribeOptions, *, origin: int = 0,
+                       on_window: Callable[[np.ndarray, int, int, torch.Tensor], None] | None = None
                        ) -> list[WordTiming]:
     """(S,) float32 16-kHz audio -> words of its speech regions, times in seconds from the audio's start.
 
     ``origin``: the sample index of ``audio[0]`` in the recording (a chunk's start), so that the regions of a
-    piece of a recording are those the whole would have (:func:`extractors.vad.speech_regions`)."""
+    piece of a recording are those the whole would have (:func:`extractors.vad.speech_regions`). ``on_window``:
+    told of every window encoded, with the region's audio (``transcribe_words``'s ``on_window`` arguments after
+    it)."""
     regions = merge_regions(speech_regions(audio, SAMPLE_RATE, min_silence=options.vad_min_silence,
                                            silence_peak=options.silence_peak, origin=origin), options)
     firsts = first_windows(model, [audio[a:b] for a, b in regions], options)
@@ -42,7 +46,8 @@ def transcribe_regions(model: Whisper, audio: np.ndarray, options: TranscribeOpt
     for (a, b), first in zip(regions, firsts):
         utterance = out[-1].utterance + 1 if out else 0
         offset = a / SAMPLE_RATE
-        words = transcribe_words(model, audio[a:b], options, first=first)
+        told = None if on_window is None else (lambda *window, region=audio[a:b]: on_window(region, *window))
+        words = transcribe_words(model, audio[a:b], options, first=first, on_window=told)
         out += [replace(w, start=round(w.start + offset, 2), end=round(w.end + offset, 2),
                         utterance=w.utterance + utterance) for w in words]
     return out

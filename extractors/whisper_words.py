@@ -45,6 +45,7 @@ import itertools
 import pickle
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -334,13 +335,16 @@ def window_frames(options: TranscribeOptions, segment_size: int) -> int:
 
 
 def transcribe_words(model: Whisper, audio: np.ndarray, options: TranscribeOptions = TranscribeOptions(),
-                     first: tuple[torch.Tensor, DecodingResult] | None = None) -> list[WordTiming]:
+                     first: tuple[torch.Tensor, DecodingResult] | None = None,
+                     on_window: Callable[[int, int, torch.Tensor], None] | None = None) -> list[WordTiming]:
     """(S,) float32 16-kHz mono audio -> recognised words, in order, with times in seconds from the audio start.
 
     Windows of at most 30 s are decoded one after another, seeking as openai-whisper's transcribe does (no
     prompt carried between windows); each timestamp-delimited segment with words is an utterance, numbered
     from 0. Silence gives no words. ``first``: the first window's features and its decoding at the first
-    temperature, when they were computed in a batch (:mod:`extractors.whisper_regions`).
+    temperature, when they were computed in a batch (:mod:`extractors.whisper_regions`). ``on_window(seek,
+    window, states)`` is told of every window encoded: its first mel frame, its length in mel frames and the
+    (segment_size // 2, d) encoder states of the audio in it (:mod:`extractors.whisper_states` reuses them).
     """
     tokenizer = get_tokenizer(model.is_multilingual, num_languages=model.num_languages,
                               language=options.language, task="transcribe")
@@ -361,6 +365,8 @@ def transcribe_words(model: Whisper, audio: np.ndarray, options: TranscribeOptio
             mel_window = F.pad(mel[:, seek: seek + segment_size], (0, window - segment_size))  # zeros, as pad_or_trim
             features = encode(model, mel_window[None], bfloat16=bfloat16)  # (1, window / 2, d)
             result = decode(model, features, options)
+        if on_window is not None:
+            on_window(seek, features.shape[1] * 2, features[0, : segment_size // 2])
         if result.no_speech_prob > options.no_speech_threshold and result.avg_logprob <= options.logprob_threshold:
             seek += segment_size
             continue

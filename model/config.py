@@ -93,6 +93,15 @@ class MCRConfig:
     max_len_v: int | None = None
     max_len_a: int | None = None
 
+    # ---- stream rate (docs/model.md, "Deviations") ----
+    pool_l: int = 1
+    pool_v: int = 1
+    pool_a: int = 1
+    """pool_m > 1: every pool_m consecutive steps of modality m are averaged into one (over their real steps; padding
+    is left out) before the pre-processing, so a 100 Hz acoustic stream with pool_a=4 reaches the model at 25 Hz and
+    its attention costs 16x less. 1 (every step, as the paper) by default; training on a store sets it from
+    ``TrainConfig.stream_rate``. max_len_m counts pooled steps."""
+
     # ---- MulT baseline ----
     mult_layers: int = 5
     """Layers of each of MulT's six crossmodal transformers (its reference code's default ``nlevels``)."""
@@ -131,6 +140,10 @@ class MCRConfig:
     def max_len(self, m: str) -> int | None:
         return {"l": self.max_len_l, "v": self.max_len_v, "a": self.max_len_a}[m]
 
+    def input_pool(self, m: str) -> int:
+        """How many input steps of modality m become one (see ``pool_a``)."""
+        return {"l": self.pool_l, "v": self.pool_v, "a": self.pool_a}[m]
+
     @property
     def output_dim(self) -> int:
         return {"regression": 1, "iemocap": 2 * len(IEMOCAP_EMOTIONS), "classification": self.n_classes}[self.task]
@@ -152,7 +165,7 @@ class MCRConfig:
                                   or not 0.0 <= value < 1.0):
                 raise ValueError(f"MCRConfig.{f.name}={value!r}: expected a rate in [0, 1)")
         for name in ("d_l", "d_v", "d_a", "d_model", "n_heads", "ffn_mult", "kernel_l", "kernel_v", "kernel_a",
-                     "mult_layers", "mult_mem_layers", "exchange_kernel", "mult_kernel"):
+                     "mult_layers", "mult_mem_layers", "exchange_kernel", "mult_kernel", "pool_l", "pool_v", "pool_a"):
             if getattr(self, name) < 1:
                 raise ValueError(f"MCRConfig.{name}={getattr(self, name)}: must be at least 1")
         for name in ("kernel_l", "kernel_v", "kernel_a"):

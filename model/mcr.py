@@ -19,7 +19,7 @@ from .attention import TransformerEncoder
 from .cmu import CMU
 from .config import MCRConfig
 from .heads import ModelOutput, OutputHead, pool
-from .preprocess import Preprocess
+from .preprocess import Preprocess, mean_pool_steps
 from .scu import LITERAL_PARAM_LIMIT, SCU, flat_attention_params
 from .source_update import SUM
 
@@ -158,7 +158,8 @@ class MCR(nn.Module):
 
 
 def gather_inputs(cfg: MCRConfig, xs: tuple, masks: tuple) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """Check shapes and keep the modalities the config uses: ({m: (B, T_m, d_m)}, {m: (B, T_m) bool or None})."""
+    """Check shapes and keep the modalities the config uses: ({m: (B, T_m, d_m)}, {m: (B, T_m) bool or None}), each
+    brought to its stream rate (T_m becomes ceil(T_m / pool_m), see ``MCRConfig.pool_a``)."""
     out_x, out_m = {}, {}
     batch = None
     for m, x, mask in zip(("l", "v", "a"), xs, masks):
@@ -172,5 +173,5 @@ def gather_inputs(cfg: MCRConfig, xs: tuple, masks: tuple) -> tuple[dict[str, to
         if mask is not None:
             assert mask.shape == x.shape[:2] and mask.dtype == torch.bool, (
                 f"mask_{m} must be bool {tuple(x.shape[:2])}; got {mask.dtype} {tuple(mask.shape)}")
-        out_x[m], out_m[m] = x, mask
+        out_x[m], out_m[m] = mean_pool_steps(x, mask, cfg.input_pool(m))
     return out_x, out_m

@@ -3,6 +3,9 @@ dropout.
 
 Z_m = Dropout(Conv1d_m(X_m) + PE), X_m (B, T_m, d_m) -> Z_m (B, T_m, d). Padded steps are zeroed before the
 convolution, so the last real step sees the same zero neighbour whether or not padding follows it.
+
+Before that, a long stream may be brought to a lower rate (:func:`mean_pool_steps`, ``MCRConfig.pool_m``; a
+deviation from the paper, docs/model.md).
 """
 from __future__ import annotations
 
@@ -12,6 +15,27 @@ import torch
 from torch import nn
 
 from .attention import SinusoidalPositions, zero_padded
+
+
+def mean_pool_steps(x: torch.Tensor, mask: torch.Tensor | None, k: int
+                    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Every ``k`` consecutive steps averaged into one, over their real steps only.
+
+    x (B, T, d), mask (B, T) bool or None (all real) -> (B, ceil(T / k), d), (B, ceil(T / k)) bool: a pooled step
+    is real when any of its k steps is; a pooled step of padding only is 0. Windows start at step 0, so with the
+    padding at the end (the store) a sample of n real steps keeps ceil(n / k) real pooled steps.
+    """
+    if k == 1:
+        return x, mask
+    B, T, d = x.shape
+    pad = -T % k
+    real = torch.ones(B, T, dtype=torch.bool, device=x.device) if mask is None else mask
+    weights = torch.nn.functional.pad(real.to(x.dtype), (0, pad))  # (B, T + pad)
+    x = torch.nn.functional.pad(x * weights[:, :T, None], (0, 0, 0, pad))  # padding zeroed, then padded to k
+    sums = x.reshape(B, -1, k, d).sum(2)  # (B, T', d)
+    counts = weights.reshape(B, -1, k).sum(2)  # (B, T')
+    pooled = sums / counts.clamp(min=1.0)[..., None]
+    return pooled, (counts > 0 if mask is not None else None)
 
 
 class ModalityPreprocess(nn.Module):

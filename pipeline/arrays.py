@@ -107,6 +107,28 @@ def pad_sequences(seqs: list[np.ndarray], max_len: int | None = None, dim: int |
     return out, mask
 
 
+def concat_splits(parts: list[ArraySplit]) -> ArraySplit:
+    """The samples of ``parts`` (of one task, feature sizes, classes and padding side) in one split, each modality
+    padded to the longest of them on its padding side."""
+    first = parts[0]
+    for part in parts[1:]:
+        if (part.task, part.dims, part.classes, part.padding) != (first.task, first.dims, first.classes, first.padding):
+            raise ValueError("cannot join splits of different tasks, feature sizes, classes or padding sides")
+    fields = {}
+    for m in MODALITIES:
+        length = max(getattr(p, m).shape[1] for p in parts)
+        xs, masks = [], []
+        for p in parts:
+            x, mask = getattr(p, m), getattr(p, f"{m}_mask")
+            widths = (length - x.shape[1], 0) if first.padding == "start" else (0, length - x.shape[1])
+            xs.append(np.pad(x, ((0, 0), widths, (0, 0))))
+            masks.append(np.pad(mask, ((0, 0), widths)))
+        fields[m], fields[f"{m}_mask"] = np.concatenate(xs), np.concatenate(masks)
+    video_ids = None if any(p.video_ids is None for p in parts) else [v for p in parts for v in p.video_ids]
+    return ArraySplit(**fields, labels=np.concatenate([p.labels for p in parts]), ids=[i for p in parts for i in p.ids],
+                      task=first.task, video_ids=video_ids, classes=first.classes, padding=first.padding)
+
+
 def fit_lengths(split: ArraySplit, lengths: tuple[int, int, int]) -> ArraySplit:
     """The split padded or truncated to exactly ``lengths`` = (T_l, T_v, T_a) steps, real steps moved to the front.
 
@@ -208,6 +230,58 @@ def group_folds(groups: list[str], n_folds: int) -> list[np.ndarray]:
         sizes[k] += count
     fold = np.array([fold_of[g] for g in groups])
     return [np.flatnonzero(fold == k) for k in range(n_folds)]
+
+
+def length_batches(costs: np.ndarray, batch_size: int, rng: np.random.Generator, *, group: int = 16
+                   ) -> list[np.ndarray]:
+    """One epoch's batches of samples of similar cost (length): the samples shuffled, sorted by cost within runs of
+    ``group`` batches, cut into batches, and the batches shuffled. A function of ``costs`` and ``rng`` alone.
+
+    costs: (N,) what each sample costs (its real steps). -> index arrays of ``batch_size`` samples (the last
+        batch of each run may be smaller), every sample exactly once.
+    """
+    order = rng.permutation(len(costs))
+    span = batch_size * group
+    batches = []
+    for start in range(0, len(order), span):
+        run = order[start:start + span]
+        run = run[np.argsort(costs[run], kind="stable")]
+        batches += [run[i:i + batch_size] for i in range(0, len(run), batch_size)]
+    return [batches[i] for i in rng.permutation(len(batches))]
+
+
+def group_cv_folds(groups: list, k: int) -> list[dict[str, np.ndarray]]:
+    """``k`` folds of a cross-validation that never splits a group: ``[{"train", "valid", "test"}: indices]``.
+
+    The groups, in sorted order, are cut into ``k`` runs of about equal sample counts (RAVDESS's 24 actors into
+    actors 1-4, 5-8, ...; very uneven group sizes fall back to :func:`group_folds`' balanced assignment); fold f
+    tests run f. Its validation split (early stopping, model selection) is the first half (at least one group) of
+    the next run's groups (fold k-1 takes run 0's), so validation groups are training groups of no other role in
+    that fold; the rest train. Every sample is tested exactly once, by a fold that neither trained nor validated on
+    its group.
+    """
+    groups = np.asarray(groups)
+    names, inverse, counts = np.unique(groups, return_inverse=True, return_counts=True)
+    if k < 2 or len(names) < max(k, 3):
+        raise ValueError(f"{len(names)} groups cannot make {k} folds with a training, validation and test split; "
+                         "use at least 2 folds and no more folds than groups (at least 3 groups)")
+    middles = np.cumsum(counts) - counts / 2  # where each group's samples sit in the sorted order
+    fold_of = np.minimum((middles * k / counts.sum()).astype(int), k - 1)
+    if len(np.unique(fold_of)) < k:
+        fold_of = np.empty(len(names), int)
+        for f, index in enumerate(group_folds(groups.tolist(), k)):
+            fold_of[inverse[index]] = f
+    folds = []
+    for f in range(k):
+        test = np.flatnonzero(fold_of == f)
+        following = np.flatnonzero(fold_of == (f + 1) % k)
+        valid = following[:max(1, len(following) // 2)]
+        if len(names) - len(test) - len(valid) < 1:
+            raise ValueError(f"{len(names)} groups in {k} folds leave fold {f} no group to train on; use fewer folds")
+        role = np.zeros(len(names), int)  # 0 train, 1 valid, 2 test
+        role[valid], role[test] = 1, 2
+        folds.append({name: np.flatnonzero(role[inverse] == r) for r, name in enumerate(("train", "valid", "test"))})
+    return folds
 
 
 def ensure_splits(splits: dict[str, ArraySplit]) -> dict[str, ArraySplit]:

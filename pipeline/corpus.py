@@ -15,6 +15,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from pipeline.csv_cells import restore_row
 from pipeline.files import sha256_text
 from pipeline.manifest import Segment, VideoSource
 from pipeline.store import MAX_VIDEO_ID_LENGTH, check_video_id
@@ -153,7 +154,7 @@ def read_manifest(csv_path: str | Path) -> Corpus:
             fieldnames = reader.fieldnames
             if fieldnames is None or "path" not in fieldnames:
                 raise ValueError(f"{csv_path}: a manifest needs a 'path' column, found {fieldnames}")
-            rows = list(reader)
+            rows = [restore_row(row) for row in reader]  # what csv_cells quoted for spreadsheets
         except csv.Error as error:
             raise ValueError(f"{csv_path}: not a readable CSV file ({error})") from None
         except UnicodeDecodeError as error:

@@ -117,3 +117,8 @@ def sha256_file(path: str | os.PathLike, *, fs=None, limit: int | None = None, c
 def sha256_text(text: str) -> str:
     """SHA-256 (hex) of a string: the hash of configs and fingerprints (files go through :func:`sha256_file`)."""
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def sha256_bytes(data: bytes | memoryview) -> str:
+    """SHA-256 (hex) of bytes in memory: the key of a piece of decoded audio (``extractors.whisper_model``)."""
+    return hashlib.sha256(data).hexdigest()

@@ -16,8 +16,15 @@ MulT's ``eval_mosei_senti`` calls ``f1_score(pred, truth)``, which weights by th
 (``f1_non0_mult``). Both are reported; docs/model.md says which one the paper's numbers follow.
 
 IEMOCAP follows MulT's ``eval_iemocap``: per emotion, argmax of the two logits against the 0/1 label, binary accuracy
-and weighted F1. The emotion order is the project's (``pipeline.arrays.IEMOCAP_EMOTIONS``): happy, sad, angry,
-neutral; MulT's ``iemocap_data.pkl`` stores neutral, happy, sad, angry and :mod:`pipeline.benchmark_files` reorders it.
+and weighted F1 (and, as for every classification, unweighted accuracy and macro F1; see below). The emotion order
+is the project's (``pipeline.arrays.IEMOCAP_EMOTIONS``): happy, sad, angry, neutral; MulT's ``iemocap_data.pkl``
+stores neutral, happy, sad, angry and :mod:`pipeline.benchmark_files` reorders it.
+
+Classification (one class per sample, e.g. RAVDESS's eight emotions) reports ``acc`` and weighted ``f1`` as the
+benchmarks do, and the figures of the emotion-recognition literature that do not reward predicting the frequent
+classes: ``unweighted_accuracy`` (UA: the recall of each class of the truth, averaged with equal weights; equal to
+scikit-learn's ``balanced_accuracy_score``) and ``macro_f1`` (per-class F1 averaged with equal weights over the
+classes of the truth and the predictions).
 
 Accuracy, F1, MAE and the confusion matrices are scikit-learn's, the correlation SciPy's; the wrappers only add what
 the references do and the libraries do not: NaN (not an exception) for no samples or a diverged model's NaN
@@ -70,6 +77,32 @@ def weighted_f1(truth: np.ndarray, pred: np.ndarray) -> float:
     if truth.size == 0:
         return math.nan
     return float(skm.f1_score(truth, pred, average="weighted", zero_division=0))
+
+
+def unweighted_accuracy(truth: np.ndarray, pred: np.ndarray) -> float:
+    """Unweighted accuracy (macro recall): the recall of each class present in ``truth``, averaged with equal
+    weights; NaN for no samples. A class that is only predicted lowers the others' recall, not the average's size."""
+    truth, pred = np.asarray(truth).reshape(-1), np.asarray(pred).reshape(-1)
+    _same_shape(truth, pred)
+    if truth.size == 0:
+        return math.nan
+    return float(skm.recall_score(truth, pred, labels=np.unique(truth), average="macro", zero_division=0))
+
+
+def macro_f1(truth: np.ndarray, pred: np.ndarray) -> float:
+    """scikit-learn's ``f1_score(truth, pred, average="macro")`` (``zero_division=0``): per-class F1 over the union of
+    the classes of ``truth`` and ``pred``, averaged with equal weights; NaN for no samples."""
+    truth, pred = np.asarray(truth).reshape(-1), np.asarray(pred).reshape(-1)
+    _same_shape(truth, pred)
+    if truth.size == 0:
+        return math.nan
+    return float(skm.f1_score(truth, pred, average="macro", zero_division=0))
+
+
+def class_metrics(truth: np.ndarray, pred: np.ndarray) -> dict[str, float]:
+    """``acc``, weighted ``f1``, ``unweighted_accuracy`` and ``macro_f1`` of class predictions. (N,), (N,) ints."""
+    return {"acc": accuracy(truth, pred), "f1": weighted_f1(truth, pred),
+            "unweighted_accuracy": unweighted_accuracy(truth, pred), "macro_f1": macro_f1(truth, pred)}
 
 
 def pearson(x: np.ndarray, y: np.ndarray) -> float:
@@ -128,7 +161,8 @@ def sentiment_metrics(preds: np.ndarray, labels: np.ndarray) -> dict[str, float]
 
 
 def iemocap_metrics(logits: np.ndarray, labels: np.ndarray) -> dict[str, float]:
-    """Per emotion binary accuracy and weighted F1, and their means.
+    """Per emotion ``<emotion>_acc``, ``_f1`` (weighted), ``_unweighted_accuracy`` and ``_macro_f1`` of the binary
+    present / absent decision, and their means (``mean_acc``, ``mean_f1``...).
 
     logits: (N, 4, 2) scores (or (N, 8)); labels: (N, 4) 0/1, or one-hot (N, 4, 2); both in IEMOCAP_EMOTIONS order.
     """
@@ -140,20 +174,16 @@ def iemocap_metrics(logits: np.ndarray, labels: np.ndarray) -> dict[str, float]:
     if len(logits) != len(labels):
         raise ValueError(f"{len(logits)} predictions for {len(labels)} labels")
     pred = logits.argmax(-1)  # (N, 4)
-    out: dict[str, float] = {}
-    for k, emotion in enumerate(IEMOCAP_EMOTIONS):
-        out[f"{emotion}_acc"] = accuracy(labels[:, k], pred[:, k])
-        out[f"{emotion}_f1"] = weighted_f1(labels[:, k], pred[:, k])
-    out["mean_acc"] = float(np.mean([out[f"{e}_acc"] for e in IEMOCAP_EMOTIONS]))
-    out["mean_f1"] = float(np.mean([out[f"{e}_f1"] for e in IEMOCAP_EMOTIONS]))
+    per_emotion = {e: class_metrics(labels[:, k], pred[:, k]) for k, e in enumerate(IEMOCAP_EMOTIONS)}
+    out = {f"{e}_{name}": value for e, values in per_emotion.items() for name, value in values.items()}
+    for name in ("acc", "f1", "unweighted_accuracy", "macro_f1"):
+        out[f"mean_{name}"] = float(np.mean([per_emotion[e][name] for e in IEMOCAP_EMOTIONS]))
     return out
 
 
 def classification_metrics(logits: np.ndarray, labels: np.ndarray) -> dict[str, float]:
-    """Accuracy and weighted F1 of class scores. logits: (N, C); labels: (N,) ints in [0, C)."""
-    pred = np.asarray(logits).argmax(-1)
-    labels = np.asarray(labels).reshape(-1).astype(np.int64)
-    return {"acc": accuracy(labels, pred), "f1": weighted_f1(labels, pred)}
+    """:func:`class_metrics` of class scores. logits: (N, C); labels: (N,) ints in [0, C)."""
+    return class_metrics(np.asarray(labels).reshape(-1).astype(np.int64), np.asarray(logits).argmax(-1))
 
 
 def compute_metrics(task: str, outputs: np.ndarray, labels: np.ndarray) -> dict[str, float]:
@@ -167,10 +197,11 @@ def compute_metrics(task: str, outputs: np.ndarray, labels: np.ndarray) -> dict[
     raise ValueError(f"unknown task {task!r}: expected regression, iemocap or classification")
 
 
-def confusion(task: str, outputs: np.ndarray, labels: np.ndarray) -> dict:
+def confusion(task: str, outputs: np.ndarray, labels: np.ndarray, class_names: list[str] | None = None) -> dict:
     """Confusion matrices for the report: ``{"classes": [...], "matrix": (C, C)}`` per name.
 
-    regression: the seven Acc7 classes; iemocap: one 2x2 matrix per emotion; classification: C x C.
+    regression: the seven Acc7 classes; iemocap: one 2x2 matrix per emotion; classification: C x C, its classes
+    named by ``class_names`` (the run's, e.g. emotion names) when given, else 0..C-1.
     """
     if task == "regression":
         classes = list(SENTIMENT_CLASSES)
@@ -184,8 +215,12 @@ def confusion(task: str, outputs: np.ndarray, labels: np.ndarray) -> dict:
                 for k, e in enumerate(IEMOCAP_EMOTIONS)}
     logits = np.asarray(outputs)
     classes = list(range(logits.shape[-1]))
-    return {"classification": {"classes": classes,
-                        "matrix": confusion_matrix(np.asarray(labels).reshape(-1), logits.argmax(-1), classes).tolist()}}
+    matrix = confusion_matrix(np.asarray(labels).reshape(-1), logits.argmax(-1), classes).tolist()
+    if class_names is not None:
+        if len(class_names) != len(classes):
+            raise ValueError(f"{len(class_names)} class names for {len(classes)} outputs")
+        classes = [str(name) for name in class_names]
+    return {"classification": {"classes": classes, "matrix": matrix}}
 
 
 def jsonable(metrics: dict) -> dict:

@@ -3,7 +3,12 @@
 MulT's and MMSA's feature files are pickles of numpy arrays in dicts. :func:`load` resolves only the exact (module,
 name) pairs of :data:`_ALLOWED`, each to a stand-in that checks its arguments, and lets BUILD set only numpy arrays'
 and dtypes' own state, checked too (numpy's ``__setstate__`` takes forged dtype flags and reads past a short list of
-objects). Anything else, and any error, raises :class:`UnsafePickleError`: one line, naming ``--trust-pickle``.
+objects; BUILD with a byte order on an object dtype makes numpy swap the bytes of pointers). Every size is bounded by
+the file's own: no dimension or item size larger than the file, at most :data:`EXPANSION` times the file's bytes in
+all the arrays and bytes the load makes (one memoised string encoded a thousand times is a thousand strings), and as
+much again in the data it returns, counting an array or string once per reference to it (a list of a thousand
+references to one array becomes a thousand arrays in ``np.asarray``). Anything else, and any error, raises
+:class:`UnsafePickleError`: one line, naming ``--trust-pickle``.
 """
 from __future__ import annotations
 
@@ -32,11 +37,13 @@ _short = reprlib.Repr()  # short reprs for messages, cheap even for a hostile gi
 _short.repr_bytes = _short.repr_bytearray = lambda x, level: repr(bytes(x[:20])) + ("..." if len(x) > 20 else "")
 _brief = _short.repr
 _DTYPE_SPEC = re.compile(r"[biuf][1248]|[SU][0-9]{1,9}|O[48]")  # np.dtype.__reduce__'s numbers, strings, objects
+EXPANSION = 8  # bytes made per byte of file, at most: a legitimate file of arrays makes about 1, of memoised strings <8
+_SLACK = 1 << 20  # bytes any file may make, so that small files are never refused for their ratio
 
 
 def _safe_dtype(d, kinds: str = "biufSU") -> bool:  # numbers, strings ("O": objects); no fields or forged flags
     return (isinstance(d, np.dtype) and d.kind in tuple(kinds) and d.names is None and d.subdtype is None
-            and d.flags == np.dtype(d.str).flags)
+            and d.flags == np.dtype(d.str).flags and (d.kind != "O" or d.byteorder == "|"))
 
 
 def _dtype(spec, align=False, copy=True):
@@ -100,7 +107,9 @@ def _state_ok(inst, state) -> bool:
     """A dtype's is a fresh one's but for byte order; an array's ([version,] shape, dtype, fortran, data) has a safe
     dtype and exactly its shape's worth of bytes, or of items for objects (themselves unpickled through this list)."""
     if isinstance(inst, np.dtype) and isinstance(state, tuple) and len(state) == 8:
-        return state[0] == 3 and state[1] in ("<", ">", "|", "=") and state[2:] == inst.__reduce__()[2][2:]
+        fresh = inst.__reduce__()[2]  # objects, bytes and single bytes have no byte order ("|"): they keep none
+        orders = ("|",) if fresh[1] == "|" else ("<", ">", "=")
+        return state[0] == 3 and state[1] in orders and state[2:] == fresh[2:]
     if type(inst) is not np.ndarray or not isinstance(state, tuple) or len(state) not in (4, 5):
         return False
     shape, dtype, data = state[-4], state[-3], state[-1]
@@ -117,7 +126,30 @@ class _Opcodes(dict):
         raise _Refused(f"opcode {bytes([code])!r} is not a pickle opcode")
 
 
+def _made(obj) -> int:
+    """Bytes an allowed callable's result or a built array holds (objects: a pointer per item)."""
+    if isinstance(obj, np.ndarray):
+        return obj.size * 8 if obj.dtype.kind == "O" else obj.nbytes
+    return len(obj) if isinstance(obj, (bytes, bytearray, str)) else 0
+
+
 class _RestrictedUnpickler(pickle._Unpickler):  # Python's own implementation, whose BUILD can be checked
+    def __init__(self, data: bytes):
+        super().__init__(io.BytesIO(data), encoding="latin1")  # latin1 reads numpy arrays from Python 2 pickles too
+        self.file_size, self.budget = len(data), EXPANSION * len(data) + _SLACK
+
+    def charge(self, nbytes: int, what: str) -> None:
+        """Count ``nbytes`` more made by the load; refuse once they pass the file's budget."""
+        self.budget -= nbytes
+        if self.budget < 0:
+            raise _Refused(f"{what} makes more than {EXPANSION}x the file's {self.file_size} bytes "
+                           "(a size or a reference repeated past what the file holds)")
+
+    def check_sizes(self, shape, dtype: np.dtype) -> None:
+        if any(n > self.file_size for n in shape) or dtype.itemsize > self.file_size:
+            raise _Refused(f"an array of shape {_brief(shape)} and dtype {dtype}: a size larger than the file's "
+                           f"{self.file_size} bytes")
+
     def find_class(self, module: str, name: str):
         if "." in name or (module, name) not in _ALLOWED:
             raise _Refused(f"{module}.{name} is not on the allow-list")
@@ -130,10 +162,36 @@ class _RestrictedUnpickler(pickle._Unpickler):  # Python's own implementation, w
         state, inst = self.stack[-1], self.stack[-2]
         if not _state_ok(inst, state):
             raise _Refused(f"BUILD {type(inst).__name__} with {_brief(state)}: not a state numpy writes")
+        if isinstance(inst, np.ndarray):
+            shape, dtype = state[-4], state[-3]
+            self.check_sizes(shape, dtype)
+            self.charge(math.prod(shape) * (8 if dtype.kind == "O" else dtype.itemsize), "BUILD of an array")
         self.stack.pop()
         inst.__setstate__(state)
 
-    dispatch = _Opcodes({**pickle._Unpickler.dispatch, pickle.BUILD[0]: load_build})
+    def load_reduce(self):  # the allowed callables: numpy.dtype, _frombuffer, scalar, _codecs.encode, set...
+        super().load_reduce()
+        made = self.stack[-1]
+        if isinstance(made, np.ndarray):
+            self.check_sizes(made.shape, made.dtype)
+        self.charge(_made(made), f"{type(made).__name__} from a call")
+
+    def load_checked(self):
+        """The pickled object, once its expanded size (every reference counted) fits the budget too."""
+        obj = self.load()
+        self.budget, stack = EXPANSION * self.file_size + _SLACK, [obj]  # a budget of its own
+        while stack:  # each visit charges at least 8 bytes, so a hostile graph ends the walk within the budget
+            item = stack.pop()
+            self.charge(max(8, _made(item)), "the data, counting each reference,")
+            if isinstance(item, dict):
+                stack += [*item.keys(), *item.values()]
+            elif isinstance(item, (list, tuple, set, frozenset)):
+                stack += item
+            elif isinstance(item, np.ndarray) and item.dtype.kind == "O":
+                stack += item.reshape(-1).tolist()
+        return obj
+
+    dispatch = _Opcodes({**pickle._Unpickler.dispatch, pickle.BUILD[0]: load_build, pickle.REDUCE[0]: load_reduce})
 
 
 def load(path: str | Path, *, trust_pickle: bool = False):
@@ -141,8 +199,8 @@ def load(path: str | Path, *, trust_pickle: bool = False):
     data = Path(path).read_bytes()
     if trust_pickle:
         return pickle.loads(data, encoding="latin1")
-    try:  # latin1 reads numpy arrays from Python 2 pickles too
-        return _RestrictedUnpickler(io.BytesIO(data), encoding="latin1").load()
+    try:
+        return _RestrictedUnpickler(data).load_checked()
     except Exception as exc:  # anything failing in the restricted load (TypeError, MemoryError, EOFError...)
         first = (str(exc).strip().splitlines() or [""])[0][:200]
         reason = first if isinstance(exc, _Refused) else f"{type(exc).__name__}: {first}".rstrip(": ")

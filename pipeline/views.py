@@ -1,17 +1,22 @@
 """Model-facing views of a feature store: the word-aligned table and unaligned per-segment sequences.
 
-Both select by time: a word belongs to a segment when its midpoint lies in the segment's [start, end); a frame
-when its ``time`` does. Stream times are relative to the video, so segments of one video share its streams.
+Both select by time: a word belongs to a segment when its midpoint lies in the segment's [start, end)
+(:func:`words_inside`, the one place that rule is written); a frame when its ``time`` does. Stream times are
+relative to the video, so segments of one video share its streams.
 
 Visual streams may hold several faces (``face_id``, see ``extractors.visual``). Both views serve one face per
 segment (:func:`segment_face_rows`): the segment's ``face_id`` when its frame has that column (e.g. from
-``pipeline.speaker.choose_faces``), else the face with the most rows in the segment's window.
+``workflows.annotate.faces.choose_faces``), else the face with the most rows in the segment's window.
+
+The annotation package (``workflows.annotate``) reads the store only through the small readers at the end of this
+module (:func:`video_words`, :func:`acoustic_series`, :func:`face_frames`, :func:`stream_settings`).
 """
 from __future__ import annotations
 
 import json
 import math
 from collections import OrderedDict
+from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
 import numpy as np
@@ -41,6 +46,17 @@ def _window(times: np.ndarray, start: float, end: float | None) -> np.ndarray:
     """Boolean mask of ``times`` in [start, end) (end None or NaN: to the end)."""
     end = math.inf if end is None or (isinstance(end, float) and math.isnan(end)) else end
     return (times >= start) & (times < end)
+
+
+def word_times(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """(W,) the instant that places each word in a segment: its midpoint."""
+    return (np.asarray(starts, np.float64) + np.asarray(ends, np.float64)) / 2
+
+
+def words_inside(starts: np.ndarray, ends: np.ndarray, start: float, end: float | None) -> np.ndarray:
+    """(W,) bool: the words that belong to the segment [start, end) (end None or NaN: to the end of the video),
+    those whose midpoint lies inside it."""
+    return _window(word_times(starts, ends), start, end)
 
 
 def _frame_weights(table: pa.Table) -> np.ndarray:
@@ -146,7 +162,7 @@ def word_aligned(store: FeatureStore, *, modalities: Sequence[str] = FRAME_MODAL
                           np.zeros((0, dims[m]), np.float32), _frame_weights(frames)[order], ids)
         text = words.column("word").to_pylist()
         for seg in vsegs.itertuples(index=False):
-            idx = np.flatnonzero(_window((w_start + w_end) / 2, seg.start, seg.end))
+            idx = np.flatnonzero(words_inside(w_start, w_end, seg.start, seg.end))
             means = {}
             for m in modalities:
                 times, feats, valid, ids = streams[m]
@@ -236,8 +252,8 @@ class SegmentDataset(Dataset):
             if t.num_rows == 0:
                 streams[m] = (np.zeros(0), np.zeros((0, self.dims[m]), np.float32), [], None)
             elif m == "language":
-                times = (t.column("start").to_numpy() + t.column("end").to_numpy()) / 2
-                streams[m] = (times.astype(np.float64), feature_matrix(t), t.column("word").to_pylist(), None)
+                times = word_times(t.column("start").to_numpy(), t.column("end").to_numpy())
+                streams[m] = (times, feature_matrix(t), t.column("word").to_pylist(), None)
             else:
                 streams[m] = (t.column("time").to_numpy().astype(np.float64), feature_matrix(t), [],
                               face_ids(t) if m == "visual" else None)
@@ -291,3 +307,80 @@ def collate_segments(items: list[dict[str, Any]]) -> dict[str, Any]:
         else:
             batch[key] = values
     return batch
+
+
+# ------------------------------------------------------------------------ one video's streams, for annotation
+def video_words(store: FeatureStore, video_id: str,
+                columns: Sequence[str] = ("start", "end", "word", "probability", "utterance")) -> pd.DataFrame:
+    """One video's words, in time order: the ``columns`` the language stream has (none without words)."""
+    table = store.read_stream("language", [video_id])
+    if table.num_rows == 0:
+        return pd.DataFrame({c: pd.Series(dtype=float) for c in columns if c in ("start", "end")})
+    words = table.select([c for c in columns if c in table.column_names]).to_pandas()
+    return words.sort_values("start", kind="stable").reset_index(drop=True)
+
+
+def acoustic_series(store: FeatureStore, video_id: str, *features: str) -> tuple[np.ndarray, np.ndarray, float]:
+    """Frame times (A,) sorted, the first of ``features`` the acoustic stream has (A,) and its frame shift;
+    empty arrays when it has none of them."""
+    table = store.read_stream("acoustic", [video_id])
+    meta = store.stream_metadata("acoustic", video_id) if table.num_rows else {}
+    names = json.loads(meta.get("feature_names", "[]"))
+    column = next((names.index(f) for f in features if f in names), None)
+    hop = json.loads(meta.get("frame_shift") or "null") or 0.01
+    if column is None:
+        return np.zeros(0), np.zeros(0), hop
+    times = table.column("time").to_numpy().astype(np.float64)
+    order = np.argsort(times, kind="stable")
+    return times[order], feature_matrix(table)[order, column].astype(np.float64), hop
+
+
+@dataclass(frozen=True)
+class FaceFrames:
+    """One video's visual rows (one per sampled frame and face, see ``extractors.visual``).
+
+    times (R,), face_ids (R,) int32 (-1: no face in that frame), boxes (R, 4) x0 y0 x1 y1 fractions of the frame
+    (NaN without a ``box`` column), blendshapes (R, 52) or None, features (R, n_AU) or None; the names of both."""
+
+    times: np.ndarray
+    face_ids: np.ndarray
+    boxes: np.ndarray
+    blendshapes: np.ndarray | None
+    blendshape_names: list[str]
+    features: np.ndarray | None
+    feature_names: list[str]
+    frame_shift: float
+
+
+def face_frames(store: FeatureStore, video_id: str) -> FaceFrames:
+    """The visual stream of one video as :class:`FaceFrames` (no rows without one)."""
+    table = store.read_stream("visual", [video_id])
+    meta = store.stream_metadata("visual", video_id) if table.num_rows else {}
+    times = table.column("time").to_numpy().astype(np.float64) if table.num_rows else np.zeros(0)
+    distinct = np.unique(times)
+    shift = json.loads(meta.get("frame_shift") or "null") or \
+        (float(np.median(np.diff(distinct))) if len(distinct) > 1 else 0.1)
+    boxes = feature_matrix(table, "box").astype(np.float64) if "box" in table.column_names and table.num_rows \
+        else np.full((len(times), 4), np.nan)
+    matrix = {c: feature_matrix(table, c) if c in table.column_names and table.num_rows else None
+              for c in ("blendshapes", "features")}
+    return FaceFrames(times, face_ids(table) if table.num_rows else np.zeros(0, np.int32), boxes,
+                      matrix["blendshapes"], json.loads(meta.get("blendshape_names", "[]")), matrix["features"],
+                      json.loads(meta.get("feature_names", "[]")), float(shift))
+
+
+def stream_settings(store: FeatureStore, modality: str, video_ids: Iterable[str]) -> dict[str, tuple[str, dict]]:
+    """(extractor name, config) that made each of ``video_ids``'s ``modality`` stream, for those the store has."""
+    out = {}
+    for vid in video_ids:
+        info = store.stream_info(modality, vid)
+        if info is not None and info.extractor:
+            out[vid] = (info.extractor, json.loads(info.metadata.get("config", "{}")))
+    return out
+
+
+def extracted_videos(store: FeatureStore) -> dict[str, float]:
+    """video_id -> duration (s) of every video the store holds whole (status ``done``)."""
+    videos = store.videos()
+    done = videos[videos["status"] == "done"]
+    return {str(v): float(d or 0.0) for v, d in zip(done["video_id"], done["duration"])}

@@ -1,7 +1,10 @@
-"""The benchmarks' helpers: the WER of benchmarks/extract.py and the section writer of benchmarks/report.py."""
+"""The benchmarks' helpers: the WER of benchmarks/extract.py, the section writer of benchmarks/report.py and the
+plumbing of benchmarks/ravdess.py on a small RAVDESS-shaped folder."""
 from __future__ import annotations
 
 import math
+
+import pytest
 
 from benchmarks import report
 from benchmarks.extract import normalise, word_error_rate
@@ -37,3 +40,45 @@ def test_write_section_replaces_its_own_section_only(tmp_path):
     assert "<!-- BEGIN a -->\nsecond\n<!-- END a -->" in text and "first" not in text
     assert text.index("BEGIN a") < text.index("BEGIN b") and "other" in text
     assert [p.name for p in doc.parent.iterdir()] == ["benchmarks.md"]
+
+
+# ------------------------------------------------------------------------------------ benchmarks/ravdess.py
+def _ravdess_fixture(root, actors=6) -> None:
+    """Real WAVs in the RAVDESS layout (``Actor_XX/03-01-EE-II-SS-RR-AA.wav``): a low quiet tone for sad (04), a
+    high loud one for angry (05), each actor's voice a little higher than the last."""
+    import numpy as np
+    import soundfile
+
+    sr = 16000
+    t = np.arange(int(0.8 * sr)) / sr
+    for actor in range(1, actors + 1):
+        folder = root / f"Actor_{actor:02d}"
+        folder.mkdir(parents=True)
+        for emotion, (f0, gain) in {"04": (110.0, 0.05), "05": (260.0, 0.5)}.items():
+            f = f0 * (1 + 0.03 * actor)
+            wave = gain * (np.sin(2 * np.pi * f * t) + 0.3 * np.sin(4 * np.pi * f * t))
+            soundfile.write(folder / f"03-01-{emotion}-01-01-01-{actor:02d}.wav", wave.astype(np.float32), sr)
+
+
+@pytest.mark.slow
+def test_ravdess_benchmark_probes_and_writes_its_section_on_actor_folds(tmp_path):
+    import json
+
+    from benchmarks import ravdess
+
+    raw = tmp_path / "RAVDESS"
+    _ravdess_fixture(raw)
+    doc, image = tmp_path / "benchmarks.md", tmp_path / "confusion.png"
+    assert ravdess.main([str(raw), "--work", str(tmp_path / "work"), "--models", "none", "--probes", "librosa",
+                         "--folds", "3", "--language", "none", "--workers", "1", "--write", "--doc", str(doc),
+                         "--image", str(image)]) == 0
+    results = json.loads((tmp_path / "work" / "results.json").read_text())
+    assert results["folds"] == [["1", "2"], ["3", "4"], ["5", "6"]]  # consecutive actors, none in two folds
+    probe, majority = results["rows"]
+    assert probe["name"] == "linear probe of `librosa`" and sum(map(sum, probe["confusion"]["matrix"])) == 12
+    assert majority["unweighted_accuracy"] == 0.5  # one class predicted: half the mean recall of two classes
+    assert probe["unweighted_accuracy"] > majority["unweighted_accuracy"]  # the tones differ: the probe hears it
+    assert results["extraction"]["librosa"]["videos"] == 12
+    text = doc.read_text()
+    assert "<!-- BEGIN ravdess -->" in text and "| linear probe of `librosa` |" in text and "1, 2; 2: 3, 4" in text
+    assert image.stat().st_size > 0

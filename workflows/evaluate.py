@@ -28,7 +28,9 @@ def split_of(source: str | Path, split: str, run: TrainedRun, *, trust_pickle: b
 
 def evaluate_run(run: str | Path, source: str | Path, *, split: str = "test", trust_pickle: bool = False,
                  write: bool = True) -> dict:
-    """Metrics of every seed of ``run`` on ``split`` of ``source`` (and mean ± std with several seeds).
+    """Metrics of every seed of ``run`` on ``split`` of ``source`` (and mean ± std with several seeds): the task's
+    metrics of :func:`pipeline.metrics.compute_metrics` (for a classification: ``acc``, ``f1``,
+    ``unweighted_accuracy``, ``macro_f1``; per emotion and their means for iemocap).
 
     Returns ``{"split", "source", "seeds": {run_dir: metrics}, "summary": {metric: {mean, std}} | None,
     "confusion": the first seed's confusion matrices}``; written to ``RUN/eval-<split>.json`` when ``write``.
@@ -46,7 +48,7 @@ def evaluate_run(run: str | Path, source: str | Path, *, split: str = "test", tr
                                  trained.checkpoint, data.ids, stage="evaluate")
         per_seed[str(run_dir)] = M.compute_metrics(cfg.task, outputs, data.labels)
         if confusion is None:
-            confusion = M.confusion(cfg.task, outputs, data.labels)
+            confusion = M.confusion(cfg.task, outputs, data.labels, trained.classes)
     results = list(per_seed.values())
     summary = summarize([{split: r} for r in results], (split,)).get(split) if len(results) > 1 else None
     result = M.jsonable({"split": split, "source": str(source), "n": len(data), "seeds": per_seed,

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterable
@@ -41,6 +42,7 @@ __all__ = ["ExtractSummary", "ExtractorSpec", "build_extractors", "default_decod
            "extract_video", "worker_extractor", "stream_columns", "ChunkConfig"]
 
 DEFAULT_CHUNKING = ChunkConfig()
+WARNING_LINES = 3  # files printed per kind of warning; the summary counts them all
 JOURNAL_FLUSH_ROWS = 500  # rows recorded in one journal part at most ...
 JOURNAL_FLUSH_SECONDS = 1.0  # ... and at most this long after the last part (0: one part per video); the first
 # row of a run is recorded at once
@@ -67,6 +69,13 @@ class ExtractSummary:
     workers: int = 0
     model_loads: int = 0                                          # extractor instances created on workers
     chunks: int = 0                                               # chunk tasks of long videos
+    warnings: dict[str, list[str]] = field(default_factory=dict)  # warning (a missing track) -> paths
+
+    def warning_lines(self, at_least: int = 1) -> list[str]:
+        """One line per kind of warning that ``at_least`` files had, with their number: ``1,440 files: no video
+        track: ...``."""
+        return [f"{len(paths):,} file{'' if len(paths) == 1 else 's'}: {message}"
+                for message, paths in self.warnings.items() if len(paths) >= at_least]
 
     @property
     def throughput(self) -> float:
@@ -254,11 +263,12 @@ class _Run:
     def _died(self, src: VideoSource, error: str) -> dict[str, Any]:
         return {**self.rows.get(src.video_id, {}), **_stream_columns_or_none(self.store, src.video_id),
                 "video_id": src.video_id, "path": src.path, "status": "failed", "error_stage": "worker",
-                "error_message": error, "_outcome": "failed", "_computed": [], "_loads": []}
+                "error_message": error, "_outcome": "failed", "_computed": [], "_loads": [], "_warnings": []}
 
     def _record(self, src: VideoSource, result: dict[str, Any]) -> None:
         summary = self.summary
         outcome, computed, loads = result.pop("_outcome"), result.pop("_computed"), result.pop("_loads")
+        self._warn(src, result.pop("_warnings", []))
         if result != self.rows.get(src.video_id):  # an unchanged skipped row is not written again
             self.pending.append(result)
         self.rows[src.video_id] = result
@@ -279,6 +289,19 @@ class _Run:
             self.flush()
         self.bar.set_postfix(done=summary.done, skipped=summary.skipped, failed=summary.failed, refresh=False)
         self.bar.update(1)
+
+    def _warn(self, src: VideoSource, messages: list[str]) -> None:
+        """One line for the file (above the progress bar) while its kind of warning is still rare; the summary
+        counts every file."""
+        shown = []
+        for message in messages:
+            paths = self.summary.warnings.setdefault(message, [])
+            paths.append(src.path)
+            if len(paths) <= WARNING_LINES:
+                shown.append(message + (" (further files with this warning: counted in the summary)"
+                                        if len(paths) == WARNING_LINES else ""))
+        if shown:
+            self.bar.write(f"warning: {src.path}: {'; '.join(shown)}", file=sys.stderr)
 
     def flush(self) -> None:
         if self.pending:

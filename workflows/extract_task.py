@@ -118,7 +118,9 @@ def _stale_specs(store: FeatureStore, video_id: str, sha256: str, specs: tuple[E
 
 
 def _finish_row(store: FeatureStore, row: Row, errors: list[tuple[str, str]], computed: list[str],
-                loads: list[str], seconds: float) -> Row:
+                loads: list[str], seconds: float, warned: list[str] = ()) -> Row:
+    """The video's row, with ``_outcome``, ``_computed``, ``_loads`` and ``_warnings`` (a missing track, once each)
+    for the client."""
     try:
         row.update(stream_columns(store, row["video_id"]))
     except Exception as exc:  # the store itself cannot be read
@@ -129,7 +131,8 @@ def _finish_row(store: FeatureStore, row: Row, errors: list[tuple[str, str]], co
     row["error_message"] = "; ".join(msg for _, msg in errors) if errors else None
     row["seconds"] = seconds
     row["updated"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-    return {**row, "_outcome": "failed" if errors else "done", "_computed": computed, "_loads": loads}
+    return {**row, "_outcome": "failed" if errors else "done", "_computed": computed, "_loads": loads,
+            "_warnings": list(dict.fromkeys(warned))}
 
 
 def prepare_video(source: VideoSource, store: FeatureStore, specs: tuple[ExtractorSpec, ...],
@@ -142,6 +145,7 @@ def prepare_video(source: VideoSource, store: FeatureStore, specs: tuple[Extract
     errors: list[tuple[str, str]] = []
     computed: list[str] = []
     loads: list[str] = []
+    warned: list[str] = []
     stage = "read"
     try:
         st, same = _unchanged(source, previous)
@@ -164,6 +168,7 @@ def prepare_video(source: VideoSource, store: FeatureStore, specs: tuple[Extract
             return {"_outcome": "plan", "_plan": Plan(tuple(chunks), tuple(todo), sha256, native_fps,
                                                       chunking.margin, row, time.perf_counter() - started)}
         result = extract_window(source.path, todo, decode_options=decode_options)  # audio-only: no frames
+        warned = result.warnings
         row["duration"] = float(result.end)
         row["fps"] = float(result.native_fps) if result.native_fps else None
         loads += result.loads
@@ -180,7 +185,7 @@ def prepare_video(source: VideoSource, store: FeatureStore, specs: tuple[Extract
         errors.append((exc.stage, exc.message))
     except Exception as exc:  # a library failing deep inside: name the stage
         errors.append((stage, f"{type(exc).__name__}: {exc}"))
-    return _finish_row(store, row, errors, computed, loads, time.perf_counter() - started)
+    return _finish_row(store, row, errors, computed, loads, time.perf_counter() - started, warned)
 
 
 def _plan(path: str, chunking: ChunkConfig | None, decode_options: dict[str, Any] | None
@@ -233,6 +238,7 @@ def extract_chunk(source: VideoSource, store: FeatureStore, plan: Plan, index: i
             out["errors"] = {s.modality: ("decode", f"{type(exc).__name__}: {exc}") for s in need}
         else:
             out["end"], out["native_fps"], out["loads"] = result.end, result.native_fps, result.loads
+            out["warnings"] = result.warnings
             for spec in need:
                 if spec.modality in result.errors:
                     out["errors"][spec.modality] = (spec.modality, result.errors[spec.modality])
@@ -284,7 +290,8 @@ def finish_video(source: VideoSource, store: FeatureStore, plan: Plan, results: 
         store.delete_chunks(source.video_id)
     seconds = plan.seconds + sum(r.get("seconds", 0.0) for r in results) + time.perf_counter() - started
     loads = [name for r in results for name in r.get("loads", [])]
-    return _finish_row(store, row, errors, computed, loads, seconds)
+    warned = [w for r in results for w in r.get("warnings", [])]
+    return _finish_row(store, row, errors, computed, loads, seconds, warned)
 
 
 def extract_video(source: VideoSource, store: FeatureStore, specs: tuple[ExtractorSpec, ...],

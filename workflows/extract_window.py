@@ -118,6 +118,7 @@ class WindowResult:
     seconds: dict[str, float] = field(default_factory=dict)  # per modality, and "decode"
     end: float = 0.0  # where the decoded window ends (the video's duration for the last window)
     native_fps: float | None = None
+    warnings: list[str] = field(default_factory=list)  # a missing audio or video track (Media.warnings)
 
 
 def extract_window(path: str, specs: list[ExtractorSpec], *, start: float = 0.0, end: float | None = None,
@@ -164,11 +165,12 @@ def extract_window(path: str, specs: list[ExtractorSpec], *, start: float = 0.0,
     # no extractor at all: decoded (frames dropped at once) only for the duration
     sink = analyse if visual is not None else (lambda piece: None) if not specs else None
     media = decode(path, **(decode_options or {}), start=lo, end=hi, frame_window=(start, end),
-                   video=sink is not None, on_frames=sink, batch_frames=batch_frames)
+                   video=sink is not None, on_frames=sink, batch_frames=batch_frames, warn=False)
     out.seconds["decode"] = time.perf_counter() - began - out.seconds.get("visual", 0.0)
-    out.end, out.native_fps = media.start + media.duration, media.native_fps
+    out.end, out.native_fps, out.warnings = media.start + media.duration, media.native_fps, list(media.warnings)
     spec_of = {s.modality: s for s in specs}
-    for modality, extractor in extractors.items():
+    shared = {name: {} for extractor in extractors.values() for name in extractor.reuses}  # Extractor.extract_shared
+    for modality, extractor in sorted(extractors.items(), key=lambda item: bool(item[1].reuses)):  # producers first
         if modality in out.errors:
             continue
         began = time.perf_counter()
@@ -176,10 +178,14 @@ def extract_window(path: str, specs: list[ExtractorSpec], *, start: float = 0.0,
             with _locked(extractor):
                 if modality == "visual":
                     table = pa.concat_tables(pieces) if pieces else extractor.extract(_no_frames(media))
-                elif extractor.frame_shift and (lo < start or hi is not None):
-                    table = _frames_in(extractor.extract(_on_grid(media, extractor.frame_shift)), start, end)
+                elif extractor.frame_shift and extractor.chunk_margin and (lo < start or hi is not None):
+                    table = _frames_in(extractor.extract_shared(_on_grid(media, extractor.frame_shift), shared),
+                                       start, end)
                 else:
-                    table = extractor.extract(media.crop(start, end) if (lo, hi) != (start, end) else media)
+                    table = extractor.extract_shared(media.crop(start, end) if (lo, hi) != (start, end) else media,
+                                                     shared)
+                    if extractor.frame_shift and (start > 0 or end is not None):  # a row of a span across the cut
+                        table = _frames_in(table, start, end)
             out.tables[modality] = table
             out.metadata[modality] = spec_of[modality].metadata(extractor)
         except Exception as exc:  # record it, go on with the other modalities of this window

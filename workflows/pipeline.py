@@ -1,4 +1,4 @@
-"""The whole pipeline from one TOML config: extract -> dataset -> train -> evaluate -> predict -> report.
+"""The whole pipeline from one TOML config: [prepare ->] extract -> dataset -> train -> evaluate -> predict -> report.
 
 Stages whose inputs have not changed are skipped (:mod:`workflows.stages`); extraction is idempotent by itself
 (videos already in the store for the same source hash and extractor configs are not recomputed). The config format
@@ -23,17 +23,27 @@ def build_stages(config: PipelineConfig, *, client=None, log: Callable[[str], No
     store, run_dir = ex.store, tr.out
     train_options = tr.options
 
+    def prepare():
+        from pipeline.recipes import prepare_manifest
+
+        pp = config.prepare
+        prepared = prepare_manifest(pp.corpus, pp.raw, pp.out, **pp.options)
+        log(f"[prepare] {pp.corpus}: {len(prepared.rows)} segments of {prepared.videos} videos -> {pp.out}"
+            + (f"; {len(prepared.missing)} files named by the labels are missing" if prepared.missing else ""))
+
     def extract():
         from pipeline.corpus import load_corpus
         from workflows.extract import build_extractors, extract_corpus
 
         summary = extract_corpus(load_corpus(ex.input), store, client=client,
-                                 extractors=build_extractors({"visual": ex.visual} if ex.visual else None))
+                                 extractors=build_extractors(ex.extractor_names()))
         log(f"[extract] {summary.done} done, {summary.skipped} skipped, {summary.failed} failed")
         for f in summary.failures:
             log(f"[extract] failed: {f.get('path')} [{f.get('stage')}] {f.get('message')}")
         for f in summary.skipped_files:
             log(f"[extract] passed over: {f.get('path')} ({f.get('reason')})")
+        for line in summary.warning_lines():
+            log(f"[extract] warning: {line}")
 
     def dataset():
         from pipeline.sources import training_splits
@@ -52,7 +62,8 @@ def build_stages(config: PipelineConfig, *, client=None, log: Callable[[str], No
 
         model_cfg, tcfg = configure(tr.preset, train_options)
         splits, data_info = training_splits(store, aligned=tcfg.aligned, max_len=tcfg.max_len)
-        model_cfg = fit_model_to_data(model_cfg, splits["train"])
+        model_cfg = fit_model_to_data(model_cfg, splits["train"], rates=data_info["rates"],
+                                      stream_rate=tcfg.stream_rate)
         if holds_other_run(run_dir, model_cfg, tcfg, data_info):  # the config changed: keep the old run aside
             kept = Path(f"{run_dir}.replaced-{time.strftime('%Y%m%d-%H%M%S')}")
             Path(run_dir).rename(kept)
@@ -85,7 +96,9 @@ def build_stages(config: PipelineConfig, *, client=None, log: Callable[[str], No
     workdir = Path(config.workdir)
     extract_options = {k: v for k, v in dataclasses.asdict(ex).items() if k not in ("workers", "scheduler")}
     train_identity = {"preset": tr.preset, "seeds": tr.seeds, **train_options}
-    stages = [
+    stages = [Stage("prepare", dataclasses.asdict(config.prepare), prepare, outputs=(config.prepare.out,),
+                    always=True)] if config.prepare else []  # reads file names only: cheap, and rerun each time
+    stages += [
         Stage("extract", extract_options, extract, input_files=(ex.input,),
               outputs=(str(Path(store) / "videos.parquet"),), always=True),
         Stage("dataset", lambda: {"aligned": train_options.get("aligned"), "max_len": train_options.get("max_len"),

@@ -4,12 +4,19 @@ A config (TOML; paths relative to the file)::
 
     workdir = "out"                      # stage records (stages.json) and default outputs
 
+    [prepare]                            # optional: the manifest of a public corpus from its release (mcr prepare)
+    corpus = "ravdess"                   # cmu-mosi, cmu-mosei, iemocap, crema-d, ravdess or meld
+    raw = "RAVDESS"                      # the corpus's folder as released
+    # out = "out/manifest.csv"           # the manifest (default: <workdir>/manifest.csv)
+    split = "actors"                     # any option of the corpus's recipe (docs/corpora.md), and label_column
+
     [extract]
-    input = "corpus/manifest.csv"        # folder of videos or manifest CSV (labels and splits for training)
+    input = "corpus/manifest.csv"        # folder of videos or manifest CSV (default: [prepare]'s manifest)
     store = "out/store"
     workers = 2                          # local Dask workers (default: one per core)
     # scheduler = "tcp://host:8786"      # or an existing cluster
     # visual = "pyfeat"                  # visual backend (default mediapipe)
+    # acoustic = "whisper-encoder"       # acoustic extractor (default librosa); language likewise
 
     [train]
     preset = "mosi"                      # Table 1 column
@@ -31,7 +38,7 @@ A config (TOML; paths relative to the file)::
     # window = 10                        # fixed windows instead of utterances
 
     [report]                             # optional; written to <train.out>/report
-    # sample = 0                         # the attention plots' sample of the evaluated split
+    # sample = 0                         # the attention plots' sample (default: the first with words)
 """
 from __future__ import annotations
 
@@ -45,12 +52,29 @@ from typing import Any
 
 
 @dataclass
+class PrepareSection:
+    corpus: str
+    raw: str
+    out: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+    """Every other key: the options of the corpus's recipe (:func:`pipeline.recipes.options_of`) and
+    ``label_column``."""
+
+
+@dataclass
 class ExtractSection:
-    input: str
     store: str
+    input: str | None = None
     workers: int | None = None
     scheduler: str | None = None
+    language: str | None = None
+    """Extractor names (``mcr extract --language/--visual/--acoustic``); None: the default of that modality."""
     visual: str | None = None
+    acoustic: str | None = None
+
+    def extractor_names(self) -> dict[str, str]:
+        return {m: n for m, n in (("language", self.language), ("visual", self.visual),
+                                  ("acoustic", self.acoustic)) if n}
 
 
 @dataclass
@@ -80,7 +104,7 @@ class PredictSection:
 
 @dataclass
 class ReportSection:
-    sample: int = 0
+    sample: int | None = None  # None: the first sample with words (workflows.report_attention.choose_sample)
     layer: int | None = None
 
 
@@ -89,14 +113,16 @@ class PipelineConfig:
     workdir: str
     extract: ExtractSection
     train: TrainSection
+    prepare: PrepareSection | None = None
     evaluate: EvaluateSection = field(default_factory=EvaluateSection)
     predict: PredictSection | None = None
     report: ReportSection = field(default_factory=ReportSection)
 
 
-SECTIONS = {"extract": ExtractSection, "train": TrainSection, "evaluate": EvaluateSection,
+SECTIONS = {"prepare": PrepareSection, "extract": ExtractSection, "train": TrainSection, "evaluate": EvaluateSection,
             "predict": PredictSection, "report": ReportSection}
-PATH_KEYS = {"extract": ("input", "store"), "train": ("out",), "predict": ("input", "out", "vtt", "srt", "json", "store")}
+PATH_KEYS = {"prepare": ("raw", "out"), "extract": ("input", "store"), "train": ("out",),
+             "predict": ("input", "out", "vtt", "srt", "json", "store")}
 
 
 def _accepts(annotation: Any, value: Any) -> bool:
@@ -120,7 +146,7 @@ def _section(cls: type, values: Any, name: str, where: str):
         raise ValueError(f"{where}: [config] [{name}] must be a table, got {type(values).__name__}")
     fields = {f.name: f for f in dataclasses.fields(cls)}
     hints = typing.get_type_hints(cls)
-    if cls is TrainSection:
+    if cls in (TrainSection, PrepareSection):
         values = {**{k: v for k, v in values.items() if k in fields},
                   "options": {k: v for k, v in values.items() if k not in fields}}
     if unknown := sorted(set(values) - set(fields)):
@@ -171,10 +197,40 @@ def parse_config(raw: dict[str, Any], base: Path, *, where: str = "config") -> P
                 raw[name][key] = str((base / raw[name][key]).resolve())
     if isinstance(raw["train"], dict):
         raw["train"].setdefault("out", str(workdir / "run"))
+    if isinstance(raw.get("prepare"), dict):
+        raw["prepare"].setdefault("out", str(workdir / "manifest.csv"))
+        if isinstance(raw["extract"], dict):
+            raw["extract"].setdefault("input", raw["prepare"]["out"])
     sections = {name: _section(cls, raw[name], name, where) for name, cls in SECTIONS.items() if name in raw}
     config = PipelineConfig(workdir=str(workdir), **sections)
+    if config.extract.input is None:
+        raise ValueError(f"{where}: [config] [extract] needs input (a folder of videos or a manifest), or a "
+                         "[prepare] section that writes the manifest")
+    if config.prepare:
+        _check_prepare(config.prepare, where)
+    _check_extract(config.extract, where)
     _check_train(config.train, where)
     return config
+
+
+def _check_extract(extract: ExtractSection, where: str) -> None:
+    from extractors.base import available
+
+    for modality, name in extract.extractor_names().items():
+        if name not in available(modality):
+            raise ValueError(f"{where}: [config] [extract] {modality} = {name!r}: not an extractor of the {modality} stream; "
+                             f"choose one of {', '.join(available(modality))}")
+
+
+def _check_prepare(prepare: PrepareSection, where: str) -> None:
+    from pipeline.recipes import available, options_of
+
+    if prepare.corpus not in available():
+        raise ValueError(f"{where}: [config] [prepare] corpus = {prepare.corpus!r}: one of {', '.join(available())}")
+    known = [*options_of(prepare.corpus), "label_column"]
+    if unknown := sorted(set(prepare.options) - set(known)):
+        raise ValueError(f"{where}: [config] unknown keys in [prepare] for {prepare.corpus}: "
+                         f"{', '.join(map(_shown, unknown))}; known: corpus, raw, out, {', '.join(known)}")
 
 
 def _check_train(train: TrainSection, where: str) -> None:

@@ -1,15 +1,15 @@
 """Batch emotion annotation: new videos -> extraction (reusing a store) -> segments -> model -> one row per segment.
 
 Segments come from the manifest when it names them, else fixed windows (``window``), else utterances: detected
-speech together with whisper's words, plus stretches with a face on screen and no speech
-(:mod:`workflows.utterances`). Every row says what it was made of (streams present, the face, ASR confidence) and
+speech together with whisper's words, plus stretches with a face on screen and no speech; each row's face is the
+one whose mouth follows the voice (:mod:`workflows.annotate`). Every row says what it was made of (streams present,
+the face, ASR confidence) and
 the table's Parquet metadata (key ``mcr``) says which model, task, labels and extractors made it. The table is
 described in docs/predictions.md.
 """
 from __future__ import annotations
 
 import json
-import os
 import sys
 from collections.abc import Callable
 from importlib import metadata as importlib_metadata
@@ -21,17 +21,22 @@ import pandas as pd
 
 from pipeline.arrays import IEMOCAP_EMOTIONS, MODALITIES, ArraySplit, fit_lengths, normalize, split_from_records
 from pipeline.corpus import MEDIA_EXTENSIONS, load_corpus, video_id_from_path
+from pipeline.csv_cells import write_frame
 from pipeline.errors import StageError
 from pipeline.files import atomic_write
-from pipeline.manifest import Segment, VideoSource
-from pipeline.segmenting import MAX_UTTERANCE, merge_intervals, window_segments
+from pipeline.manifest import VideoSource
 from pipeline.store import FeatureStore
 from pipeline.store_source import segment_records
 from pipeline.subtitles import write_json, write_srt, write_webvtt
+from workflows.annotate.faces import choose_faces
+from workflows.annotate.rows import RowConfig, coverage, describe, plan_rows
+from workflows.annotate.segments import MAX_UTTERANCE, MIN_PAUSE
+from workflows.annotate.settings import visual_extractor
+from workflows.annotate.speech import vad_name
 from workflows.inference import predict_arrays, require_finite
 from workflows.runs import TrainedRun, is_placeholder, load_run, run_dirs
-from workflows.utterances import coverage, describe, detect_speech, faces_of, plan_video, vad_name
 
+FACE_METHOD = "active speaker: mouth-voice synchrony (workflows.annotate.faces)"
 SENTIMENT_SCALE = [-3.0, 3.0]  # CMU-MOSI/MOSEI's; a run may record its own as data["scale"]
 PLACEHOLDER_WARNING = ("WARNING: this model was trained on PLACEHOLDER labels (random numbers, e.g. `make demo`); "
                        "its predictions mean nothing. Train on a labelled corpus (mcr train) for real use.")
@@ -40,37 +45,12 @@ PLACEHOLDER_WARNING = ("WARNING: this model was trained on PLACEHOLDER labels (r
 def sources_of(input_path: str | Path) -> list[VideoSource]:
     """A single video file, a folder of videos, or a manifest CSV."""
     p = Path(input_path)
+    if not p.exists():
+        kind = "video or audio file" if p.suffix.lower() in MEDIA_EXTENSIONS else "video, folder or manifest"
+        raise FileNotFoundError(f"{p}: [predict] no such {kind}")
     if p.is_file() and p.suffix.lower() in MEDIA_EXTENSIONS:
         return [VideoSource(video_id_from_path(p.name), str(p))]
     return load_corpus(p)
-
-
-def plan_segments(store: FeatureStore, sources: list[VideoSource], *, window: float | None = None,
-                  max_len: float = MAX_UTTERANCE, vad: str | None = None
-                  ) -> tuple[pd.DataFrame, dict[str, list[tuple[float, float]]]]:
-    """The segments to annotate (video_id, video_path, segment_id, start, end, split) of the successfully extracted
-    videos, and each video's speech (detected or transcribed, seconds), which every planning mode measures."""
-    videos = store.videos().set_index("video_id")
-    rows: list[tuple[Segment, str]] = []
-    speech: dict[str, list[tuple[float, float]]] = {}
-    for source in sources:
-        if source.video_id not in videos.index or videos.loc[source.video_id, "status"] != "done":
-            continue
-        duration = float(videos.loc[source.video_id, "duration"] or 0.0)
-        path = os.path.abspath(source.path) if "://" not in source.path else source.path
-        if source.segments or window:
-            words = store.read_stream("language", [source.video_id])
-            spans = list(zip(words.column("start").to_pylist(), words.column("end").to_pylist())) \
-                if words.num_rows else []
-            speech[source.video_id] = merge_intervals([*detect_speech(store, source, vad), *spans])
-            segs = list(source.segments) or window_segments(source.video_id, duration, window)
-        else:
-            segs, speech[source.video_id] = plan_video(store, source, duration, max_len=max_len, vad=vad)
-        rows += [(s, path) for s in segs]
-    frame = pd.DataFrame([{"video_id": s.video_id, "video_path": p, "segment_id": s.segment_id, "start": s.start,
-                           "end": s.end, "split": None} for s, p in rows],
-                         columns=["video_id", "video_path", "segment_id", "start", "end", "split"])
-    return frame, speech
 
 
 def segments_as_split(store: FeatureStore, segments: pd.DataFrame, *, max_len: int | None,
@@ -176,26 +156,50 @@ def table_metadata(trained: TrainedRun, extractors, **extra) -> dict[str, Any]:
             "mcr_version": version, "placeholder_labels": is_placeholder(trained), **extra}
 
 
+def check_table_path(out: str | Path) -> Path:
+    """``out`` as a path when it names a table :func:`write_table` writes (.parquet, .pq or .csv), else ValueError;
+    checked before any extraction."""
+    out = Path(out)
+    if out.suffix.lower() not in (".parquet", ".pq", ".csv"):
+        raise ValueError(f"{out}: [predict] the output table must be a .parquet or .csv file")
+    return out
+
+
+def with_failures(frame: pd.DataFrame, failures: list[dict[str, Any]]) -> pd.DataFrame:
+    """``frame`` with ``status`` "ok" and an empty ``reason`` on its rows, and a row per file that failed: its
+    ``video_id`` and ``video_path``, ``status`` "failed", ``reason`` "[stage] message"; no times, no predictions."""
+    frame = frame.copy()
+    frame.insert(min(2, frame.shape[1]), "status", "ok")
+    frame.insert(3 if frame.shape[1] > 2 else frame.shape[1], "reason", "")
+    failed = pd.DataFrame({"video_id": [f["video_id"] for f in failures],
+                           "video_path": [f["path"] for f in failures], "status": "failed",
+                           "reason": [f"[{f.get('stage') or 'extract'}] {' '.join(str(f.get('message')).split())}"
+                                      for f in failures]})
+    if not failures:
+        return frame
+    nullable = {c: "Int64" if pd.api.types.is_integer_dtype(t) else "boolean" for c, t in frame.dtypes.items()
+                if pd.api.types.is_integer_dtype(t) or pd.api.types.is_bool_dtype(t)}  # 4 stays 4, not 4.0
+    return pd.concat([frame.astype(nullable), failed], ignore_index=True)
+
+
 def write_table(frame: pd.DataFrame, out: str | Path, metadata: dict | None = None) -> Path:
     """Parquet (``.parquet``, ``metadata`` as JSON under the schema key ``mcr``) or CSV (``.csv``, ``metadata``
     beside it in ``<out>.mcr.json``), written atomically."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    out = Path(out)
+    out = check_table_path(out)
     suffix = out.suffix.lower()
     if suffix == ".csv":
-        atomic_write(out, lambda tmp: frame.to_csv(tmp, index=False))
+        atomic_write(out, lambda tmp: write_frame(frame, tmp))  # no cell a spreadsheet runs (csv_cells)
         if metadata is not None:
             atomic_write(f"{out}.mcr.json", json.dumps(metadata, indent=1, default=str) + "\n")
-    elif suffix in (".parquet", ".pq"):
+    else:
         table = pa.Table.from_pandas(frame, preserve_index=False)
         if metadata is not None:
             table = table.replace_schema_metadata({**(table.schema.metadata or {}),
                                                    b"mcr": json.dumps(metadata, default=str).encode()})
         atomic_write(out, lambda tmp: pq.write_table(table, tmp))
-    else:
-        raise ValueError(f"{out}: [predict] write a .parquet or .csv file")
     return out
 
 
@@ -222,7 +226,8 @@ def write_subtitles(frame: pd.DataFrame, meta: dict, *, vtt_dir=None, srt_dir=No
     notes = warning + [f"mcr predict: model {meta['run']}, task {meta['task']}, labels "
                        f"{', '.join(meta['label_names'])}, uncertainty {meta.get('uncertainty_method', 'none')}"]
     fields = [c for c in frame.columns if c.startswith(("predicted_", "p_"))] + \
-        ["segment_id", "asr_confidence", "streams", "face_id", "face_share", "speech_share"]
+        ["segment_id", "asr_confidence", "streams", "face_id", "face_box", "face_share", "speaker_confidence",
+         "speaker_uncertain", "speech_share"]
     for vid, rows in frame.groupby("video_id", sort=False):
         cues = [(r.start, r.end, cue_text(r, meta["task"])) for _, r in rows.iterrows()]
         if vtt_dir:
@@ -239,7 +244,8 @@ def write_subtitles(frame: pd.DataFrame, meta: dict, *, vtt_dir=None, srt_dir=No
 def predict_videos(input_path: str | Path, run: str | Path | TrainedRun, out: str | Path, *,
                    store: str | Path | None = None, window: float | None = None, vtt_dir: str | Path | None = None,
                    srt_dir: str | Path | None = None, json_dir: str | Path | None = None,
-                   max_len: float = MAX_UTTERANCE, client=None, progress: bool = True, visual: str | None = None,
+                   max_len: float = MAX_UTTERANCE, min_pause: float = MIN_PAUSE, client=None, progress: bool = True,
+                   visual: str | None = None, max_faces: int | None = None,
                    log: Callable[[str], None] | None = None) -> pd.DataFrame:
     """Annotate the videos of ``input_path`` with the model of ``run``; writes ``out`` and returns the table.
 
@@ -251,15 +257,20 @@ def predict_videos(input_path: str | Path, run: str | Path | TrainedRun, out: st
         window: cut videos without manifest segments into windows of this many seconds instead of utterances.
         vtt_dir, srt_dir, json_dir: also write one WebVTT / SubRip / whisper-style JSON file per video there.
         max_len: longest utterance, seconds (longer ones are split at a pause).
+        min_pause: a pause this long (seconds) between two words starts a new row.
         client: the Dask client of the extraction (None: the current one, ``distributed.get_client()``).
-        visual: visual backend (default: the extraction workflow's).
+        visual: visual backend (default: the store's, else the extraction workflow's).
+        max_faces: faces to look for (default: the store's, else 4); a store extracted otherwise is refused.
         log: where the speech coverage and warnings go (default: stderr).
     """
-    from workflows.extract import build_extractors, extract_corpus
+    from workflows.extract import WARNING_LINES, build_extractors, extract_corpus
 
     log = log or (lambda message: print(message, file=sys.stderr))
     if not max_len > 0:
         raise ValueError(f"[predict] the longest utterance must be a positive number of seconds, got {max_len}")
+    if not min_pause > 0:
+        raise ValueError(f"[predict] the pause between rows must be a positive number of seconds, got {min_pause}")
+    check_table_path(out)
     trained = run if isinstance(run, TrainedRun) else load_run(run)
     run, cfg = trained.run_dir, trained.config
     if trained.aligned:
@@ -267,15 +278,23 @@ def predict_videos(input_path: str | Path, run: str | Path | TrainedRun, out: st
                          "uses unaligned sequences: train with the unaligned view")
     sources = sources_of(input_path)
     store = FeatureStore(store or f"{out}.store")
-    extractors = build_extractors({"visual": visual} if visual else None)
+    names = {**trained.extractors, **({"visual": visual} if visual else {})}  # the model's own extractors
+    extractors = [visual_extractor(store, [s.video_id for s in sources], backend=names.get("visual"),
+                                   max_faces=max_faces) if e.modality == "visual" else e
+                  for e in build_extractors(names)]
     summary = extract_corpus(sources, store, client=client, extractors=extractors, progress=progress)
-    if sources and len(summary.failures) == len(sources):  # nothing to predict: say why, file by file
+    for line in summary.warning_lines(at_least=WARNING_LINES + 1):  # fewer files: each had its line already
+        log(f"warning: {line}")
+    if sources and len(summary.failures) == len(sources):  # nothing to predict: the table and the error say why
+        empty = pd.DataFrame(columns=["video_id", "video_path", "segment_id", "start", "end", "transcript"])
+        write_table(with_failures(empty, summary.failures), out)
         first, more = summary.failures[0], len(summary.failures) - 1
         message = " ".join(str(first["message"]).split()) + (f" ({more} more failed too)" if more else "")
         raise StageError(first["path"], first["stage"] or "extract", message)
     vad = vad_name()
-    segments, speech = plan_segments(store, sources, window=window, max_len=max_len, vad=vad)
-    faces, face_method = faces_of(store, segments)
+    plan = plan_rows(store, sources, RowConfig(max_len=max_len, min_pause=min_pause, window=window), vad=vad)
+    segments, speech = plan.segments, plan.speech
+    faces = choose_faces(store, segments, voices=plan.voices, speech=plan.detected)
     if len(segments):
         segments["face_id"] = faces["face_id"].to_numpy(np.int64)
     split, records = segments_as_split(store, segments, max_len=trained.max_len, cfg=cfg)
@@ -296,7 +315,10 @@ def predict_videos(input_path: str | Path, run: str | Path | TrainedRun, out: st
     for m in order:
         frame[f"has_{m}"] = present[m]
     frame["face_id"] = faces["face_id"].to_numpy(np.int64) if len(frame) else np.zeros(0, np.int64)
-    frame["face_share"] = faces["face_share"].to_numpy(np.float64) if len(frame) else np.zeros(0)
+    frame["face_box"] = list(faces["face_box"]) if len(frame) else []
+    for column in ("face_share", "speaker_score", "speaker_confidence"):
+        frame[column] = faces[column].to_numpy(np.float64) if len(frame) else np.zeros(0)
+    frame["speaker_uncertain"] = faces["speaker_uncertain"].to_numpy(bool) if len(frame) else np.zeros(0, bool)
     names = trained.label_names if cfg.task == "iemocap" else trained.classes
     for name, values in prediction_columns(cfg.task, outputs, names).items():
         frame[name] = values
@@ -310,13 +332,16 @@ def predict_videos(input_path: str | Path, run: str | Path | TrainedRun, out: st
         frame.insert(frame.columns.get_loc("predicted_sentiment") + 1, "predicted_sentiment_sd", sd.astype(np.float32))
 
     cover = coverage(speech, segments)
-    meta = table_metadata(trained, extractors, coverage=cover, vad=vad, faces=face_method,
-                          max_utterance_seconds=max_len, window=window, **uncertainty)
-    write_table(frame, out, meta)
+    meta = table_metadata(trained, extractors, coverage=cover, vad=vad, faces=FACE_METHOD,
+                          max_utterance_seconds=max_len, min_pause_seconds=min_pause, window=window, **uncertainty)
+    table = with_failures(frame, summary.failures)  # a file that failed is a row too
+    write_table(table, out, meta)
     write_subtitles(frame, meta, vtt_dir=vtt_dir, srt_dir=srt_dir, json_dir=json_dir)
     log(f"speech coverage: {cover['covered_seconds']:.1f} s of {cover['speech_seconds']:.1f} s of detected speech "
-        f"have a row ({100 * cover['share']:.0f}%)")
+        f"have a row ({100 * cover['share']:.0f}%); {cover['uncovered_seconds']:.1f} s of speech have none")
+    if uncertain := int(frame["speaker_uncertain"].sum()):
+        log(f"{uncertain} of {len(frame)} rows have a speaking face chosen with a small margin (speaker_uncertain)")
     if meta["placeholder_labels"]:
         log(PLACEHOLDER_WARNING)
-    frame.attrs.update(failures=summary.failures, metadata=meta)
-    return frame
+    table.attrs.update(failures=summary.failures, metadata=meta)
+    return table

@@ -9,7 +9,6 @@ per source step and SCU's gamma of each layer, as Fig. 5), and ``index.html`` wi
 """
 from __future__ import annotations
 
-import html
 import json
 from pathlib import Path
 
@@ -21,7 +20,9 @@ import numpy as np  # noqa: E402
 
 from pipeline.arrays import IEMOCAP_EMOTIONS, ArraySplit  # noqa: E402
 from pipeline.files import atomic_write  # noqa: E402
-from workflows.report_attention import plot_attention_layer, plot_weights, sample_attention, step_axes  # noqa: E402
+from workflows.report_attention import (  # noqa: E402
+    choose_sample, plot_attention_layer, plot_weights, sample_attention, step_axes)
+from workflows.report_page import per_class_html, report_html  # noqa: E402
 from workflows.runs import is_placeholder, load_run, run_dirs  # noqa: E402
 from workflows.viewer import viewer_href  # noqa: E402
 
@@ -73,18 +74,20 @@ def per_class(matrix) -> list[dict]:
     return rows
 
 
-def per_class_table(confusion: dict, names: list[str] | None = None) -> str:
-    """HTML: one row per class (for IEMOCAP's one-vs-rest matrices, one row per emotion, its "present" class)."""
-    head, body = "<tr><th></th><th>precision</th><th>recall</th><th>F1</th><th>support</th><th>predicted</th></tr>", []
+def per_class_rows(confusion: dict, names: list[str] | None = None) -> list[tuple[str, dict]]:
+    """(class name, :func:`per_class` stats) per class (for IEMOCAP's one-vs-rest matrices, one row per emotion, its
+    "present" class)."""
+    rows = []
     binary = len(confusion) > 1 and all(list(cm["classes"]) == [0, 1] for cm in confusion.values())
     for name, cm in confusion.items():
         stats, labels = per_class(cm["matrix"]), class_names(name, cm["classes"], names)
-        pairs = [(name, stats[1])] if binary else list(zip(labels, stats))
-        for label, st in pairs:
-            body.append(f"<tr><th>{html.escape(label)}</th>" + "".join(
-                f"<td>{_num(st[k])}</td>" for k in ("precision", "recall", "f1"))
-                        + f"<td>{st['support']}</td><td>{st['predicted']}</td></tr>")
-    return f"<table class='per-class'>{head}{''.join(body)}</table>"
+        rows += [(name, stats[1])] if binary else list(zip(labels, stats))
+    return rows
+
+
+def per_class_table(confusion: dict, names: list[str] | None = None) -> str:
+    """HTML: one row per class of :func:`per_class_rows`."""
+    return per_class_html(per_class_rows(confusion, names))
 
 
 def plot_confusion(confusion: dict, path: Path, title: str, names: list[str] | None = None) -> None:
@@ -110,30 +113,6 @@ def plot_confusion(confusion: dict, path: Path, title: str, names: list[str] | N
     plt.close(fig)
 
 
-def _metrics_table(metrics: dict) -> str:
-    """HTML table: one row per split, one column per metric (mean ± std for summaries)."""
-    rows, names = [], []
-    for split in ("valid", "test"):
-        values = metrics.get(split)
-        if not isinstance(values, dict):
-            continue
-        names = names or list(values)
-        cells = []
-        for n in names:
-            v = values.get(n)
-            if isinstance(v, dict):
-                cells.append(f"{_num(v.get('mean'))} ± {_num(v.get('std'))}")
-            else:
-                cells.append(_num(v))
-        rows.append(f"<tr><th>{split}</th>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
-    head = "<tr><th></th>" + "".join(f"<th>{html.escape(n)}</th>" for n in names) + "</tr>"
-    return f"<table>{head}{''.join(rows)}</table>"
-
-
-def _num(v) -> str:
-    return "–" if v is None else f"{v:.4f}"
-
-
 def sample_label(task: str, label, names: list[str] | None) -> str:
     """A sample's label in words: the score and its Acc7 class, the emotions present, or the class name."""
     value = np.asarray(label)
@@ -146,13 +125,15 @@ def sample_label(task: str, label, names: list[str] | None) -> str:
     return names[int(x)] if names and 0 <= int(x) < len(names) else str(int(x))
 
 
-def write_report(run: str | Path, *, split: ArraySplit | None = None, sample: int = 0, layer: int | None = None,
+def write_report(run: str | Path, *, split: ArraySplit | None = None, sample: int | None = None,
+                 layer: int | None = None,
                  out: str | Path | None = None, source: str | Path | None = None,
                  viewer: str | Path | None = None) -> Path:
     """Write the report of ``run`` into ``out`` (default ``RUN/report``); return the HTML file's path.
 
     split: data to draw the attention sample from (already loaded; e.g. the run's test split); None: no sample
-        plots. sample: index of the sample in ``split``. layer: reinforcement layer of the heatmaps (default: last).
+        plots. sample: index of the sample in ``split`` (default: the first with words, :func:`choose_sample`).
+        layer: reinforcement layer of the heatmaps (default: last).
     source: where ``split`` came from (default: the run's training data); a feature store gives the heatmaps' axes
         the sample's words and seconds. viewer: the folder of ``mcr view`` to link (default: ``../viewer`` beside
         the report, when present).
@@ -165,30 +146,32 @@ def write_report(run: str | Path, *, split: ArraySplit | None = None, sample: in
     chosen = trained.run_dir
     seed_metrics = _read_json(chosen / "metrics.json", {})
     metrics = _read_json(run / "summary.json", seed_metrics)
-    unfinished = "" if seed_metrics else ("<p><b>Training has not finished</b> (no metrics.json yet): the report "
-                                          "shows the epochs so far. Rerun `mcr train` with the same options to "
-                                          "resume.</p>")
     out.mkdir(parents=True, exist_ok=True)
     figures: list[tuple[str, str]] = []
 
     plot_curves(histories, cfg.task, out / "curves.png")
     figures.append(("curves.png", "Training and validation curves"))
     conf_split = "test" if "test_confusion" in seed_metrics else "valid"
-    per_class_html = ""
+    per_class_info = None
     if f"{conf_split}_confusion" in seed_metrics:
         confusion = seed_metrics[f"{conf_split}_confusion"]
         plot_confusion(confusion, out / "confusion.png", f"{conf_split} split, best validation epoch ({chosen.name})",
                        names)
         figures.append(("confusion.png", f"Confusion matrix ({conf_split})"))
         what = {"regression": "sentiment class (Acc7)", "iemocap": "emotion, present vs. absent"}.get(cfg.task, "class")
-        per_class_html = (f"<h2>Per-class metrics ({conf_split}, per {what})</h2>{per_class_table(confusion, names)}"
-                          "<p class='note'>support: true samples of the class; predicted: samples predicted as it.</p>")
-    sample_note = ""
+        per_class_info = {"split": conf_split, "what": what, "rows": per_class_rows(confusion, names)}
+    sample_info = None
     if split is not None and len(split):
+        note = None
+        if sample is None:
+            sample, note = choose_sample(split)
         if not 0 <= sample < len(split):
             raise ValueError(f"[report] --sample {sample} is outside the split's {len(split)} samples")
+        if note is None and not split.language_mask[sample].any():
+            note = f"Sample {sample} has no words: the attention maps of the language stream are empty."
         attention, lengths, real = sample_attention(trained.model, split, sample, trained.normalizer)
-        labels = step_axes(split, sample, source or trained.data.get("source"), lengths, trained.aligned)
+        labels = step_axes(split, sample, source or trained.data.get("source"), lengths, trained.aligned,
+                           {m: cfg.input_pool(m) for m in "lva"})
         layers = (attention or {}).get("layers") or []
         if layers:
             i = len(layers) - 1 if layer is None else layer
@@ -200,31 +183,15 @@ def write_report(run: str | Path, *, split: ArraySplit | None = None, sample: in
             if plot_weights(layers, lengths, out / "weights.png", real):
                 figures.append(("weights.png", "CMU alpha and SCU gamma"))
         words = " ".join(labels["l"][0]) if labels["l"][1] == "word" else ""
-        sample_note = (f"<p>Attention sample: <code>{html.escape(split.ids[sample])}</code>, label "
-                       f"{html.escape(sample_label(cfg.task, split.labels[sample], names or split.classes))}, "
-                       f"real steps {lengths}" + (f": &ldquo;{html.escape(words)}&rdquo;" if words else "") + ".</p>")
+        sample_info = {"id": split.ids[sample], "words": words, "lengths": lengths,
+                       "label": sample_label(cfg.task, split.labels[sample], names or split.classes), "note": note}
     link = viewer_href(out, out.parent / "viewer" if viewer is None else viewer)
-    classes = trained.label_names if cfg.task != "regression" else []
-    page = "\n".join([
-        "<!doctype html><html><head><meta charset='utf-8'>",
-        f"<title>MCR run {html.escape(run.name)}</title>",
-        "<style>body{font-family:sans-serif;max-width:1200px;margin:auto;padding:0 16px}table{border-collapse:collapse}"
-        "td,th{border:1px solid #ccc;padding:3px 6px;text-align:right}img{max-width:100%}"
-        ".note{color:#666;font-size:90%}</style></head><body>",
-        f"<h1>Run {html.escape(str(run))}</h1>",
-        "<p style='background:#b00020;color:#fff;padding:8px;font-weight:bold' role='alert'>&#9888; Trained on "
-        "PLACEHOLDER labels (random numbers, e.g. `make demo`): these metrics and plots show that the pipeline runs, "
-        "not how well anything is recognised.</p>" if is_placeholder(trained) else "",
-        f"<p>{html.escape(cfg.arch.upper())}, task {html.escape(cfg.task)}, preset "
-        f"{html.escape(str(trained.train.get('preset')))}, {len(dirs)} seed(s); best validation epoch "
-        f"{trained.best_epoch} of {chosen.name}; data {html.escape(str(trained.data.get('source', '?')))}.</p>",
-        f"<p>Classes: {html.escape(', '.join(map(str, classes)))}.</p>" if classes else "",
-        f"<p><a class='viewer' href='{html.escape(link)}'>Predictions viewer</a> (videos with their predicted "
-        "timeline and transcript)</p>" if link else "",
-        unfinished, "<h2>Metrics</h2>", _metrics_table(metrics), per_class_html, sample_note,
-        *[f"<h2>{html.escape(caption)}</h2><img src='{name}' alt='{html.escape(caption)}'>"
-          for name, caption in figures],
-        "</body></html>"])
+    page = report_html(
+        run_name=run.name, run_path=str(run), placeholder=is_placeholder(trained), arch=cfg.arch.upper(),
+        task=cfg.task, preset=trained.train.get("preset"), seeds=len(dirs), best_epoch=trained.best_epoch,
+        chosen=chosen.name, source=trained.data.get("source", "?"), unfinished=not seed_metrics,
+        classes=trained.label_names if cfg.task != "regression" else [], viewer=link, metrics=metrics,
+        per_class=per_class_info, sample=sample_info, figures=figures)
     atomic_write(out / "index.html", page)
     return out / "index.html"
 

@@ -13,15 +13,30 @@ import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
 from pipeline.arrays import MODALITIES, ArraySplit, normalize  # noqa: E402
+from model.preprocess import mean_pool_steps  # noqa: E402
 from workflows.inference import batch_inputs  # noqa: E402
 
 NAMES = {"l": "language", "v": "visual", "a": "acoustic"}  # the model's l/v/a in the store's words
 
 
+def choose_sample(split: ArraySplit) -> tuple[int, str | None]:
+    """The sample whose attention the report draws: the first with words and every stream, else the first with words,
+    else the first; and a note for the page when no sample has words (its language maps are then empty)."""
+    steps = {m: getattr(split, f"{m}_mask").sum(1) for m in MODALITIES}  # (N,) real steps per modality
+    words = steps["language"] > 0
+    complete = words & (steps["visual"] > 0) & (steps["acoustic"] > 0)
+    for candidates in (complete, words):
+        if candidates.any():
+            return int(np.flatnonzero(candidates)[0]), None
+    return 0, (f"None of the {len(split)} samples of this split has words: the attention maps of the language "
+               "stream are empty. Give data with transcripts (--data) to see attention on words.")
+
+
 def sample_attention(model, split: ArraySplit, index: int, normalizer: dict | None = None
                      ) -> tuple[dict | None, dict, dict]:
     """The model's attention dict for sample ``index`` (or None when the model returns none), its real lengths and
-    ``{"l"/"v"/"a": (indices of the real steps, the input's padded length)}`` (padding may lead, as in MulT's files)."""
+    ``{"l"/"v"/"a": (indices of the real steps, the input's padded length)}`` (padding may lead, as in MulT's files),
+    counted in the steps the model attends over (a pooled stream's, ``MCRConfig.pool_a``)."""
     if normalizer is not None:
         split = normalize(split.subset([index]), normalizer)
         index = 0
@@ -29,16 +44,19 @@ def sample_attention(model, split: ArraySplit, index: int, normalizer: dict | No
     model.eval()
     with torch.no_grad():
         out = model(*inputs, return_attention=True)
-    masks = [mask[0].cpu().numpy() for mask in inputs[3:]]
+    masks = [mean_pool_steps(x[:1], mask[:1], model.cfg.input_pool(m))[1][0].cpu().numpy()
+             for m, x, mask in zip("lva", inputs[:3], inputs[3:])]
     lengths = {m: int(mask.sum()) for m, mask in zip("lva", masks)}
     real = {m: (np.flatnonzero(mask), len(mask)) for m, mask in zip("lva", masks)}
     return out.attention, lengths, real
 
 
-def step_axes(split: ArraySplit, index: int, source, lengths: dict, aligned: bool = False) -> dict:
+def step_axes(split: ArraySplit, index: int, source, lengths: dict, aligned: bool = False,
+              pools: dict | None = None) -> dict:
     """How to label each modality's real steps, ``{"l"/"v"/"a": (labels, unit)}``: from a feature store (``source``)
     the segment's words (language; all modalities of a word-aligned run) and each acoustic/visual frame's video time
-    (unit "s"); otherwise, or when the store disagrees with the sample's lengths, step indices (unit "step")."""
+    (unit "s"; a stream pooled by ``pools[m]`` steps, the time of each pool's first frame); otherwise, or when the
+    store disagrees with the sample's lengths, step indices (unit "step")."""
     axes = {m: ([str(k) for k in range(n)], "step") for m, n in lengths.items()}
     try:
         if not source or not Path(source, "segments.parquet").is_file():
@@ -63,7 +81,7 @@ def step_axes(split: ArraySplit, index: int, source, lengths: dict, aligned: boo
                     axes[m] = (seg_words[: lengths[m]], "word")
                 continue
             times = np.asarray(store.read_stream(name, [seg["video_id"]], columns=["time"]).column("time"), float)
-            times = times[(times >= start) & (times < end)]
+            times = times[(times >= start) & (times < end)][::(pools or {}).get(m, 1)]
             if len(times) >= lengths[m]:
                 axes[m] = ([f"{t:.2f} s" for t in times[: lengths[m]]], "s")
     except (OSError, ValueError, KeyError):  # a store that cannot say leaves the indices

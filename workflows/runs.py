@@ -108,6 +108,12 @@ class TrainedRun:
         return self.config.task
 
     @property
+    def extractors(self) -> dict[str, str]:
+        """The extractor of each modality the run's training store was made with ({} for benchmark files and runs
+        recorded before this was kept: the default extractors)."""
+        return dict(self.data.get("extractors") or {})
+
+    @property
     def aligned(self) -> bool:
         return bool(self.train.get("aligned", False))
 

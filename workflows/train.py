@@ -2,11 +2,13 @@
 
 Adam; L1 loss for regression, cross-entropy for IEMOCAP and classification; Table 1's batch size, learning rate and
 epochs (from the preset, :mod:`workflows.train_config`); gradient-norm clipping; ReduceLROnPlateau on the validation
-loss; model selection and early stopping on the validation split only. After every epoch a checkpoint (safetensors,
-see :mod:`workflows.checkpoint`) holds everything needed to continue; every epoch draws its shuffling and dropout
-from (seed, epoch) alone (and its modality dropout, :func:`modality_dropout_mask`, from (seed, epoch, batch)), so a
-run killed at any point and started again ends exactly where an uninterrupted one does. The run directory's layout
-is in :mod:`workflows.runs`.
+loss; model selection and early stopping on the validation split only (its loss, or its unweighted accuracy:
+``TrainConfig.select_on``). After every epoch a checkpoint (safetensors, see :mod:`workflows.checkpoint`) holds
+everything needed to continue; every epoch draws its shuffling, its batches of similar lengths and its dropout from
+(seed, epoch) alone (and its modality dropout, :func:`modality_dropout_mask`, from (seed, epoch, batch)), so a run
+killed at any point and started again ends exactly where an uninterrupted one does. On CPU the model trains in
+float32 with as many threads as cores are free (:mod:`workflows.cpus`). The run directory's layout is in
+:mod:`workflows.runs`.
 """
 from __future__ import annotations
 
@@ -22,11 +24,12 @@ import numpy as np
 import torch
 
 from pipeline import metrics as M
-from pipeline.arrays import ArraySplit, fit_normalizer, normalize
+from pipeline.arrays import MODALITIES, ArraySplit, fit_normalizer, length_batches, normalize
 from pipeline.errors import StageError
 from pipeline.files import write_json
 from workflows.checkpoint import (load_checkpoint, load_weights, record_path, save_arrays, save_checkpoint,
                                   save_weights, verified_record)
+from workflows.cpus import training_threads
 from workflows.inference import autocast, batch_inputs, pick_device, predict_arrays
 from workflows.runs import config_record, identity, summarize
 from workflows.train_config import TrainConfig
@@ -114,6 +117,8 @@ def train_run(splits: dict[str, ArraySplit], model_cfg, tcfg: TrainConfig, out: 
     task = splits["train"].task
     if model_cfg.task != task:
         raise ValueError(f"[train] the model is for {model_cfg.task!r} but the data's labels are {task!r}")
+    if tcfg.select_on == "unweighted_accuracy" and task == "regression":
+        raise ValueError(f"[train] select_on={tcfg.select_on!r} needs classes; a regression selects on its loss")
     out = Path(out)
     (out / "checkpoints").mkdir(parents=True, exist_ok=True)
     record = config_record(model_cfg, tcfg, data_info or {})
@@ -127,8 +132,9 @@ def train_run(splits: dict[str, ArraySplit], model_cfg, tcfg: TrainConfig, out: 
         splits = {name: normalize(s, stats) for name, s in splits.items()}
     write_json(out / "config.json", record)
     device = pick_device(tcfg.device)
-    if tcfg.cpu_threads:
-        torch.set_num_threads(tcfg.cpu_threads)
+    if device.type == "cpu":
+        torch.set_num_threads(training_threads(tcfg.cpu_threads))
+        log(f"training on CPU, float32, {torch.get_num_threads()} thread(s)")
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = False
         torch.backends.cudnn.deterministic = True
@@ -140,27 +146,33 @@ def train_run(splits: dict[str, ArraySplit], model_cfg, tcfg: TrainConfig, out: 
                                                            patience=tcfg.lr_patience)
     use_scaler = device.type == "cuda" and tcfg.amp and not torch.cuda.is_bf16_supported()
     scaler = torch.amp.GradScaler("cuda", enabled=use_scaler)
-    state: dict[str, Any] = {"epoch": 0, "best_val_loss": math.inf, "best_epoch": 0, "bad_epochs": 0,
-                             "stopped_early": False, "history": []}
+    state: dict[str, Any] = {"epoch": 0, "best_val_loss": math.inf, "best_score": -math.inf, "best_epoch": 0,
+                             "bad_epochs": 0, "stopped_early": False, "history": []}
     last = out / "checkpoints" / "last.safetensors"
     if _resumable(out, log):
         state = load_checkpoint(last, model, optimizer)
         scheduler.load_state_dict(state.pop("scheduler"))
         scaler.load_state_dict(state.pop("scaler"))
+        state.setdefault("best_score", -state["best_val_loss"])  # a run from before select_on selected on the loss
         log(f"resuming {out} after epoch {state['epoch']}")
 
     train, valid = splits["train"], splits["valid"]
+    costs = _step_costs(train, model_cfg) if tcfg.bucket else None
     n_batches = math.ceil(len(train) / tcfg.batch_size)
     while state["epoch"] < tcfg.epochs and not state["stopped_early"]:
         epoch = state["epoch"] + 1
         started = time.time()
         _seed_everything(tcfg.seed * 1_000_003 + epoch)  # dropout of this epoch
-        order = np.random.default_rng([tcfg.seed, epoch]).permutation(len(train))
+        rng = np.random.default_rng([tcfg.seed, epoch])
+        if costs is not None:
+            batches = length_batches(costs, tcfg.batch_size, rng)
+        else:
+            order = rng.permutation(len(train))
+            batches = [order[i:i + tcfg.batch_size] for i in range(0, len(train), tcfg.batch_size)]
         model.train()
         total, seen, n_dropped = 0.0, 0, np.zeros(len(INPUT_MODALITIES))
         bar = _progress(n_batches, f"epoch {epoch}/{tcfg.epochs}", progress)
-        for b in range(n_batches):
-            index = order[b * tcfg.batch_size:(b + 1) * tcfg.batch_size]
+        for b, index in enumerate(batches):
             inputs, labels = batch_inputs(train, index, device)
             if tcfg.modality_dropout > 0:
                 dropped = batch_dropout(tcfg, epoch, b, len(index), model_cfg.modalities)
@@ -184,10 +196,11 @@ def train_run(splits: dict[str, ArraySplit], model_cfg, tcfg: TrainConfig, out: 
             bar.close()
         val_loss, val_metrics, _ = _evaluate(model, valid, task, tcfg.eval_batch_size, tcfg.amp)
         scheduler.step(val_loss)
-        if val_loss < state["best_val_loss"]:
-            state.update(best_val_loss=val_loss, best_epoch=epoch, bad_epochs=0)
+        score = selection_score(tcfg.select_on, task, val_loss, val_metrics)
+        if score > state["best_score"]:
+            state.update(best_val_loss=val_loss, best_score=score, best_epoch=epoch, bad_epochs=0)
             save_weights(model, out / "checkpoints" / "best.safetensors", model_config=record["model"],
-                         meta={"epoch": epoch, "val_loss": val_loss})  # and best.json, with its SHA-256
+                         meta={"epoch": epoch, "val_loss": val_loss, "val_score": score})  # and best.json
         else:
             state["bad_epochs"] += 1
         state["stopped_early"] = bool(tcfg.early_stop_patience and state["bad_epochs"] >= tcfg.early_stop_patience)
@@ -206,6 +219,26 @@ def train_run(splits: dict[str, ArraySplit], model_cfg, tcfg: TrainConfig, out: 
     if state["stopped_early"]:
         log(f"stopped early after epoch {state['epoch']} (best {state['best_epoch']})")
     return _final_metrics(model, splits, task, tcfg, out, state)
+
+
+def selection_score(select_on: str, task: str, val_loss: float, val_metrics: dict) -> float:
+    """The figure the best epoch maximises: minus the validation loss, or its unweighted accuracy (the mean over
+    emotions for iemocap; ``auto``: for a classification); -inf when it is not finite (a diverged epoch is never the
+    best)."""
+    if select_on == "auto":
+        select_on = "unweighted_accuracy" if task == "classification" else "loss"
+    if select_on == "loss":
+        score = -val_loss
+    else:
+        score = val_metrics["mean_unweighted_accuracy" if task == "iemocap" else "unweighted_accuracy"]
+    return float(score) if score is not None and math.isfinite(score) else -math.inf
+
+
+def _step_costs(split: ArraySplit, model_cfg) -> np.ndarray:
+    """What a sample costs the model, for batching by length: its real steps, each modality's counted at the rate
+    the model sees it (pool_m). -> (N,) float."""
+    return sum(getattr(split, f"{name}_mask").sum(1) / model_cfg.input_pool(m)
+               for m, name in zip(INPUT_MODALITIES, MODALITIES) if m in model_cfg.modalities)
 
 
 def _resumable(out: Path, log: Callable[[str], None]) -> bool:
@@ -244,7 +277,7 @@ def _final_metrics(model, splits, task: str, tcfg: TrainConfig, out: Path, state
         if name in splits and len(splits[name]):
             loss, metrics, outputs = _evaluate(model, splits[name], task, tcfg.eval_batch_size, tcfg.amp)
             result[name] = dict(metrics, loss=loss)
-            result[f"{name}_confusion"] = M.confusion(task, outputs, splits[name].labels)
+            result[f"{name}_confusion"] = M.confusion(task, outputs, splits[name].labels, splits[name].classes)
     write_json(out / "metrics.json", M.jsonable(result))
     return result
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipeline.arrays import ArraySplit
+from pipeline.arrays import MODALITIES, ArraySplit
 
 
 @dataclass
@@ -43,12 +43,28 @@ class TrainConfig:
     aligned: bool = False
     """Use the word-aligned view of a store / the aligned pickle of a folder."""
     amp: bool = True
-    """Mixed precision (bfloat16, or float16 with a gradient scaler) when training on CUDA."""
+    """Mixed precision (bfloat16, or float16 with a gradient scaler) when training on CUDA. Never on CPU: there
+    bfloat16 autocast made a training step 1.5x slower than float32 (docs/benchmarks.md)."""
     device: str = "auto"
     """``auto`` (CUDA when available), ``cpu`` or ``cuda``."""
     eval_batch_size: int = 256
     cpu_threads: int = 0
-    """Torch CPU threads (0: torch's default). One is fastest for small models on a busy machine."""
+    """Torch CPU threads; 0: the cores free when training starts (:func:`workflows.cpus.free_cores`: the cores this
+    process may use, less those other processes keep busy), since threads that wait for busy cores made a step 5x
+    slower on a shared 2-core machine. $OMP_NUM_THREADS, when set, is the default instead."""
+    stream_rate: float | None = 25.0
+    """Highest rate (steps per second) at which a store's streams reach the model: a stream of a higher rate is
+    mean-pooled by the whole factor ``rate // stream_rate`` (``MCRConfig.pool_m``; the 100 Hz acoustic stream by 4:
+    4x less CPU per epoch, accuracy within the noise of one RAVDESS split, docs/model.md). None (or 0) keeps every
+    step (the paper). Sources that do not record their rates (benchmark pickles, Parquet) are never pooled."""
+    bucket: bool = True
+    """Batches of samples of similar lengths (shuffled within groups of 16 batches, then the batches shuffled), so
+    that a batch carries little padding; drawn from (seed, epoch) like the shuffling. False: plain shuffling."""
+    select_on: str = "auto"
+    """The validation figure that picks the best epoch and stops training early: ``loss``, ``unweighted_accuracy``
+    (classification; the mean over emotions for iemocap) or ``auto``: the unweighted accuracy for a classification
+    (one class per sample; on RAVDESS the loss kept an under-trained epoch, docs/model.md), the loss otherwise (the
+    benchmarks' regression and IEMOCAP, as the paper). The learning-rate schedule follows the loss either way."""
     modality_dropout: float = 0.0
     """Probability, per training sample and per modality, that the whole modality is masked out for that sample
     (its mask set all False and its features zeroed), so that inputs with a missing stream (speech with no face in
@@ -66,6 +82,12 @@ class TrainConfig:
                              f"{sorted(f.name for f in dataclasses.fields(cls))}")
         if d.get("schedule", "default") not in SCHEDULES:
             raise ValueError(f"[train] unknown schedule {d['schedule']!r}; use one of {SCHEDULES}")
+        if d.get("select_on", "auto") not in SELECTIONS:
+            raise ValueError(f"[train] unknown select_on {d['select_on']!r}; use one of {SELECTIONS}")
+        if d.get("stream_rate") is not None:
+            if not float(d["stream_rate"]) >= 0:
+                raise ValueError(f"[train] stream_rate must be a rate in Hz (0: every step), got {d['stream_rate']!r}")
+            d = {**d, "stream_rate": float(d["stream_rate"]) or None}
         if not 0.0 <= float(d.get("modality_dropout", 0.0)) < 1.0:
             raise ValueError(f"[train] modality_dropout must be in [0, 1), got {d['modality_dropout']!r}")
         if d.get("schedule") == "paper":
@@ -74,7 +96,9 @@ class TrainConfig:
 
 
 SCHEDULES = ("default", "paper")
-NEWER_OPTIONS = {"modality_dropout": 0.0, "schedule": "default"}
+SELECTIONS = ("auto", "loss", "unweighted_accuracy")
+NEWER_OPTIONS = {"modality_dropout": 0.0, "schedule": "default", "stream_rate": None, "bucket": False,
+                 "select_on": "loss"}
 """Training options newer than some recorded runs, with the value those runs trained with (what a config.json
 without the key means when a run is resumed)."""
 NEVER = 1_000_000_000  # epochs: longer than any run, so ReduceLROnPlateau never fires
@@ -101,10 +125,21 @@ def configure(preset: str, config: str | Path | dict | None = None, **overrides:
     return p.model, tcfg
 
 
-def fit_model_to_data(model_cfg, split: ArraySplit):
-    """The model config with the data's feature sizes, task and number of classes."""
+def fit_model_to_data(model_cfg, split: ArraySplit, *, rates: dict[str, float] | None = None,
+                      stream_rate: float | None = None):
+    """The model config with the data's feature sizes, task and number of classes, and the stream pooling.
+
+    rates: steps per second of the data's streams by modality name (``acoustic``...; what a store records, see
+        :func:`pipeline.store_source.stream_rates`); with ``stream_rate`` (``TrainConfig.stream_rate``) a stream
+        faster than it is pooled by ``int(rate // stream_rate)`` (``pool_a``...); the config's own pool_* otherwise.
+    """
     d_l, d_v, d_a = split.dims
     changes: dict[str, Any] = {"d_l": d_l, "d_v": d_v, "d_a": d_a, "task": split.task}
     if split.task == "classification":
         changes["n_classes"] = len(split.classes) if split.classes else int(split.labels.max()) + 1
+    if stream_rate is not None:
+        for m, name in zip("lva", MODALITIES):
+            rate = (rates or {}).get(name)
+            if rate:
+                changes[f"pool_{m}"] = max(1, int(rate // stream_rate + 1e-9))
     return model_cfg.replace(**changes)

@@ -1,16 +1,17 @@
 """A static viewer of a predictions table: one page per video and an index, every asset local (no server, no network).
 
 ``OUT/index.html`` links each video's page ``OUT/<video_id>/index.html``, which holds the video (copied next to the
-page, or symlinked with ``link=True``) with a subtitle track of the rows, a timeline with one ``button.mark`` per row
-(``data-start``/``data-end`` in seconds; a click seeks the video there and plays) and the transcript, whose current
-utterance is highlighted as the video plays. Stylesheet and script (:mod:`workflows.viewer_assets`) are inlined.
+page, or symlinked with ``link=True``; only a file PyAV decodes as video or audio, :func:`is_media`) with a subtitle
+track of the rows, a timeline with one ``button.mark`` per row (``data-start``/``data-end`` in seconds; a click
+seeks the video there and plays) and the transcript, whose current utterance is highlighted as the video plays.
+Stylesheet and script (:mod:`workflows.viewer_assets`) are inlined.
 
 The table is ``mcr predict``'s (Parquet or CSV): ``video_id``, ``segment_id``, ``start``, ``end``, ``transcript`` and
 the predictions, ``predicted_sentiment`` (+ ``_sd``, ``predicted_polarity``), ``predicted_emotion`` or
 ``predicted_class`` with ``p_<name>`` probabilities; older tables' ``sentiment``/``sentiment_class``, ``emotion`` and
-``label`` are read too. The metadata (Parquet schema key ``mcr``, or a CSV's ``<table>.mcr.json``: run, task,
-label_names, scale, extractors, mcr_version, placeholder_labels) is shown on every page; ``placeholder_labels``
-puts a warning banner on each.
+``label`` are read too; a file that failed (``status`` failed, ``reason``) is a line on the index. The metadata
+(Parquet schema key ``mcr``, or a CSV's ``<table>.mcr.json``: run, task, label_names, scale, extractors,
+mcr_version, placeholder_labels) is shown on every page; ``placeholder_labels`` puts a warning banner on each.
 The pages' HTML is :mod:`workflows.viewer_assets.pages`. The subtitle track is a ``data:`` URL: browsers refuse
 ``<track>`` files from ``file://`` pages (the ``.vtt`` file is also written beside the page, for other players).
 """
@@ -23,12 +24,15 @@ import math
 import os
 import re
 import shutil
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from pipeline.corpus import MEDIA_EXTENSIONS, video_id_from_path
+from pipeline.csv_cells import restore_frame
 from pipeline.files import atomic_write
 from pipeline.subtitles import to_webvtt, write_webvtt
 from workflows.viewer_assets.pages import clock, index_page, video_page
@@ -67,7 +71,7 @@ def read_predictions(path: str | Path) -> tuple[pd.DataFrame, dict]:
             meta = {}
         frame = pd.read_parquet(path)
     elif suffix == ".csv":
-        frame = pd.read_csv(path, dtype={"video_id": str, "segment_id": str})  # "007" stays "007"
+        frame = restore_frame(pd.read_csv(path, dtype={"video_id": str, "segment_id": str}))  # "007" stays
         sidecar = Path(f"{path}.mcr.json")  # where `mcr predict` puts a CSV's metadata
         try:
             meta = json.loads(sidecar.read_text()) if sidecar.is_file() else {}
@@ -82,11 +86,19 @@ def read_predictions(path: str | Path) -> tuple[pd.DataFrame, dict]:
     frame["video_id"] = frame["video_id"].astype(str)
     for c in ("start", "end"):
         frame[c] = pd.to_numeric(frame[c], errors="coerce")
-    if frame["start"].isna().any():
-        raise ValueError(f"{path}: [view] {int(frame['start'].isna().sum())} rows have no start time")
+    untimed = frame["start"].isna() & ~failed_rows(frame)
+    if untimed.any():
+        raise ValueError(f"{path}: [view] {int(untimed.sum())} rows have no start time")
     frame["end"] = frame["end"].fillna(frame["start"])
     frame = frame.sort_values(["video_id", "start", "end"], kind="stable").reset_index(drop=True)
     return frame, meta if isinstance(meta, dict) else {}
+
+
+def failed_rows(frame: pd.DataFrame) -> pd.Series:
+    """(N,) bool: the rows of files that failed (``status`` "failed"; they have a ``reason`` and no times)."""
+    if "status" not in frame.columns:
+        return pd.Series(False, index=frame.index)
+    return frame["status"].astype(str).eq("failed")
 
 
 def _first(frame: pd.DataFrame, names) -> str | None:
@@ -224,10 +236,26 @@ def media_files(folder: Path) -> dict[str, Path]:
     return found
 
 
-def find_video(video_id: str, rows: pd.DataFrame, table: Path, videos: dict[str, Path]) -> Path | None:
-    """The source file: the rows' ``video_path`` (absolute, or relative to the table), else ``videos`` (from
-    :func:`media_files` of ``--videos``), else the path the table's store (``<table>.store``, predict's default)
-    recorded, else ``<video_id>.*`` beside the table."""
+def is_media(path: Path) -> bool:
+    """Whether ``path`` has a media file's extension and PyAV decodes a video or audio frame from it: the only files
+    the viewer copies or links (a table's ``video_path`` may name any file, ``/etc/passwd`` or ``../.ssh/id_rsa``)."""
+    if path.suffix.lower() not in MEDIA_EXTENSIONS:  # ffmpeg decodes a .txt as a video of its text (format "tty")
+        return False
+    try:
+        import av
+
+        with av.open(str(path)) as container:
+            streams = [s for s in container.streams if s.type in ("video", "audio")]
+            return bool(streams) and next(iter(container.decode(streams[0])), None) is not None
+    except Exception:  # noqa: BLE001 - whatever PyAV cannot open or decode is not media
+        return False
+
+
+def find_video(video_id: str, rows: pd.DataFrame, table: Path, videos: dict[str, Path]
+               ) -> tuple[Path | None, list[Path]]:
+    """The source file and the files refused on the way (not media, :func:`is_media`): the rows' ``video_path``
+    (absolute, or relative to the table), else ``videos`` (from :func:`media_files` of ``--videos``), else the path
+    the table's store (``<table>.store``, predict's default) recorded, else ``<video_id>.*`` beside the table."""
     paths = list(rows["video_path"].dropna().astype(str).unique()) if "video_path" in rows.columns else []
     if video_id in videos:
         paths.append(str(videos[video_id]))
@@ -235,12 +263,16 @@ def find_video(video_id: str, rows: pd.DataFrame, table: Path, videos: dict[str,
     if store_videos.is_file():
         known = pd.read_parquet(store_videos, columns=["video_id", "path"])
         paths += list(known.loc[known["video_id"] == video_id, "path"].dropna().astype(str))
-    for p in paths:
-        for candidate in (Path(p), table.parent / p):
-            if candidate.is_file():
-                return candidate
-    hits = [p for p in sorted(table.parent.glob(f"{glob_escape(video_id)}.*")) if p.suffix.lower() in MEDIA_EXTENSIONS]
-    return hits[0] if hits else None
+    candidates = [c for p in paths for c in (Path(p), table.parent / p)]
+    candidates += [p for p in sorted(table.parent.glob(f"{glob_escape(video_id)}.*"))
+                   if p.suffix.lower() in MEDIA_EXTENSIONS]
+    refused = []
+    for candidate in dict.fromkeys(candidates):
+        if candidate.is_file():
+            if is_media(candidate):
+                return candidate, refused
+            refused.append(candidate)
+    return None, refused
 
 
 def glob_escape(text: str) -> str:
@@ -298,14 +330,20 @@ def viewer_href(page_dir: str | Path, viewer: str | Path) -> str | None:
 
 
 def write_viewer(predictions: str | Path, out: str | Path, *, videos: str | Path | None = None,
-                 link: bool = False) -> Path:
+                 link: bool = False, log: Callable[[str], None] | None = None) -> Path:
     """Write the viewer of ``predictions`` into ``out``; returns ``out/index.html``.
 
     videos: a folder to look for ``<video_id>.*`` in, for tables without ``video_path``.
     link: symlink the videos instead of copying them (the folder then only works where the sources are).
+    log: where a file refused as not media is reported (default: stderr); its page says so too.
     """
+    log = log or (lambda message: print(message, file=sys.stderr))
     table = Path(predictions)
     frame, meta = read_predictions(table)
+    failed = failed_rows(frame)
+    failures = [{"video_id": r["video_id"], "reason": str(r.get("reason") or "")}
+                for r in frame[failed].to_dict("records")]
+    frame = frame[~failed]
     out, videos = Path(out), Path(videos) if videos else None
     if videos is not None and not videos.is_dir():
         raise FileNotFoundError(f"{videos}: [view] --videos is not a folder")
@@ -320,7 +358,9 @@ def write_viewer(predictions: str | Path, out: str | Path, *, videos: str | Path
     for vid, rows in frame.groupby("video_id", sort=True):
         folder = out / folders[vid]
         folder.mkdir(parents=True, exist_ok=True)
-        source = find_video(vid, rows, table, known)
+        source, refused = find_video(vid, rows, table, known)
+        for path in refused:
+            log(f"{path}: [view] refused to copy or link it for video {vid!r}: not a video or audio file")
         described = describe_rows(rows, task, names, meta)
         # WebVTT cue text is markup: "<" would open a tag, "&" an entity
         cues = [(r["start"], r["end"], html.escape(f"[{r['tag']}] {r['transcript']}".strip(), quote=False))
@@ -331,10 +371,12 @@ def write_viewer(predictions: str | Path, out: str | Path, *, videos: str | Path
         duration = max([media_duration(source) or 0.0] + [r["end"] for r in described]) or 1.0
         entry = {"video_id": vid, "folder": folders[vid], "rows": len(described), "duration": duration,
                  "source": str(source) if source else None, "media": media, "described": described,
+                 "refused": [str(path) for path in refused],
                  "playable": source is None or source.suffix.lower() in PLAYABLE}
         atomic_write(folder / "index.html", video_page(entry, task=task, names=names, meta=meta, track=track,
                                                         table=table, **style))
         entries.append(entry)
-    atomic_write(out / "index.html", index_page(entries, task=task, names=names, meta=meta, table=table))
+    atomic_write(out / "index.html", index_page(entries, task=task, names=names, meta=meta, table=table,
+                                                failed=failures))
     return out / "index.html"
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from pipeline.corpus import MANIFEST_COLUMNS, check_segment_id
+from pipeline.csv_cells import neutralise
 from pipeline.files import atomic_write
 from pipeline.store import check_video_id
 
@@ -118,7 +119,9 @@ def build(name: str, raw_dir: str | Path, **options: Any) -> Prepared:
 def _cell(value: Any) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""
-    return repr(value) if isinstance(value, float) else str(value)
+    if isinstance(value, float):
+        return repr(value)
+    return neutralise(value) if isinstance(value, str) else str(value)  # text a spreadsheet would run: quoted
 
 
 def manifest_text(rows: list[Row]) -> str:
@@ -137,3 +140,41 @@ def write_manifest(rows: list[Row], out: str | Path) -> Path:
     """Write ``rows`` as a manifest CSV, atomically."""
     atomic_write(Path(out), manifest_text(rows))
     return Path(out)
+
+
+PRIMARY = {"cmu-mosi": "sentiment", "cmu-mosei": "sentiment", "iemocap": "emotion", "crema-d": "emotion",
+           "ravdess": "emotion", "meld": "emotion"}
+"""What each corpus's ``label`` holds: the name it keeps when another column is made the label."""
+
+
+def relabel(rows: list[Row], column: str, primary: str) -> list[Row]:
+    """``column`` becomes ``label``; the former label is kept as ``primary``."""
+    columns = sorted({k for r in rows for k in r} - set(MANIFEST_COLUMNS))
+    if column not in columns:
+        raise ValueError(f"[prepare] --label-column {column!r}: no such column; the corpus has {', '.join(columns)}")
+    return [{**r, "label": r.get(column), primary: r.get("label")} for r in rows]
+
+
+def first_items(items: list[str], n: int = 3) -> str:
+    """The first ``n`` of ``items`` and how many more, on one line."""
+    return ", ".join(items[:n]) + (f" ... (+{len(items) - n})" if len(items) > n else "")
+
+
+def prepare_manifest(name: str, raw_dir: str | Path, out: str | Path, *, label_column: str | None = None,
+                     **options: Any) -> Prepared:
+    """Corpus ``name``'s manifest from its release at ``raw_dir``, written to ``out`` (what ``mcr prepare`` and the
+    ``[prepare]`` stage of ``mcr run`` do).
+
+    label_column: make this column the label (the corpus's own label is kept under its name, :data:`PRIMARY`).
+    options: the recipe's options (:func:`options_of`). Returns the :class:`Prepared` rows as written.
+    """
+    prepared = build(name, raw_dir, **options)
+    if not prepared.rows:
+        detail = f"; {len(prepared.missing)} video files named by the labels are missing, e.g. " \
+                 f"{first_items(prepared.missing)}" if prepared.missing else ""
+        raise FileNotFoundError(f"{raw_dir}: [prepare] no {name} segments found{detail}; check the folder against "
+                                "docs/corpora.md")
+    if label_column:
+        prepared.rows = relabel(prepared.rows, label_column, PRIMARY[name])
+    write_manifest(prepared.rows, out)
+    return prepared

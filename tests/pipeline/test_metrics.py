@@ -172,3 +172,47 @@ def test_iemocap_emotions_come_from_arrays():
     from pipeline import arrays
 
     assert M.IEMOCAP_EMOTIONS is arrays.IEMOCAP_EMOTIONS
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_unweighted_accuracy_is_balanced_accuracy_and_macro_f1_is_sklearns(seed):
+    from sklearn.metrics import balanced_accuracy_score, f1_score
+
+    rng = np.random.default_rng(seed)
+    n_classes = 8
+    truth = rng.choice(n_classes, 200, p=np.r_[0.05, np.full(7, 0.95 / 7)])  # RAVDESS-like: one rarer class
+    logits = rng.normal(size=(200, n_classes)) + 2.0 * np.eye(n_classes)[truth] * (rng.random(200) < 0.5)[:, None]
+    m = M.classification_metrics(logits, truth)
+    assert m["unweighted_accuracy"] == pytest.approx(balanced_accuracy_score(truth, logits.argmax(-1)))
+    assert m["macro_f1"] == pytest.approx(f1_score(truth, logits.argmax(-1), average="macro"))
+    assert set(m) == {"acc", "f1", "unweighted_accuracy", "macro_f1"}
+
+
+def test_unweighted_accuracy_by_hand_weighs_every_class_alike():
+    truth, pred = np.array([0, 0, 0, 0, 0, 0, 1, 1]), np.zeros(8, int)  # always the majority class
+    assert M.accuracy(truth, pred) == 0.75
+    assert M.unweighted_accuracy(truth, pred) == 0.5  # recall 1 for class 0, 0 for class 1
+    assert M.macro_f1(truth, pred) == pytest.approx((2 * 0.75 / 1.75 + 0) / 2)
+    assert math.isnan(M.unweighted_accuracy(np.array([]), np.array([])))
+
+
+def test_iemocap_reports_unweighted_accuracy_and_macro_f1_per_emotion_and_their_mean():
+    from sklearn.metrics import balanced_accuracy_score
+
+    rng = np.random.default_rng(0)
+    labels, logits = rng.integers(0, 2, (40, 4)), rng.normal(size=(40, 4, 2))
+    m = M.iemocap_metrics(logits, labels)
+    uas = [balanced_accuracy_score(labels[:, k], logits[:, k].argmax(-1)) for k in range(4)]
+    for k, emotion in enumerate(("happy", "sad", "angry", "neutral")):
+        assert m[f"{emotion}_unweighted_accuracy"] == pytest.approx(uas[k])
+        assert f"{emotion}_macro_f1" in m
+    assert m["mean_unweighted_accuracy"] == pytest.approx(np.mean(uas))
+    assert "mean_macro_f1" in m
+
+
+def test_classification_confusion_names_its_classes():
+    outputs, labels = np.array([[2.0, 1.0], [0.0, 1.0], [0.0, 3.0]]), np.array([0, 0, 1])
+    named = M.confusion("classification", outputs, labels, ["angry", "calm"])["classification"]
+    assert named == {"classes": ["angry", "calm"], "matrix": [[1, 1], [0, 1]]}
+    with pytest.raises(ValueError, match="3 class names for 2 outputs"):
+        M.confusion("classification", outputs, labels, ["a", "b", "c"])

@@ -53,7 +53,7 @@ def round_trip(rows: list[dict], tmp_path: Path) -> dict:
 
 
 def test_every_corpus_is_registered():
-    from workflows.commands.prepare import PRIMARY
+    from pipeline.recipes import PRIMARY
 
     assert available() == ["cmu-mosi", "cmu-mosei", "iemocap", "crema-d", "ravdess", "meld"] == list(PRIMARY)
 

@@ -46,3 +46,13 @@ def write_config(folder: Path, **train) -> Path:
     path = Path(folder) / "tiny.json"
     path.write_text(json.dumps({"batch_size": 16, "lr": 3e-3, "cpu_threads": 1, "model": TINY_MODEL, **train}))
     return path
+
+
+def train_tiny(folder: Path, sizes=(24, 8, 8)) -> tuple[Path, Path]:
+    """(the pickle, the run): a tiny MCR trained for one epoch on :func:`write_mult_pickle`'s data, by ``mcr train``."""
+    from workflows.cli import main as mcr
+
+    data, run = write_mult_pickle(folder, sizes=sizes), Path(folder) / "run"
+    assert mcr(["train", "--data", str(data), "--config", str(write_config(folder, epochs=1)), "--out", str(run),
+                "--no-progress"]) == 0
+    return data, run

@@ -46,6 +46,7 @@ def _refused(run: Path, data: Path, tmp_path: Path, capsys) -> str:
     assert mcr(["evaluate", str(run), "--data", str(data)]) == 2
     line = _error_line(capsys, "evaluate")
     out = tmp_path / "predictions.csv"
+    (tmp_path / "any.mp4").touch()  # the input exists: the model is what is refused, before any extraction
     assert mcr(["predict", str(tmp_path / "any.mp4"), "--model", str(run), "--out", str(out), "--workers", "1",
                 "--no-progress"]) == 2
     assert _error_line(capsys, "predict").split(": error: ", 1)[1] == line.split(": error: ", 1)[1]
@@ -203,7 +204,10 @@ def test_predict_on_one_undecodable_file_names_it_and_its_stage(trained, tmp_pat
                 "--store", str(tmp_path / "store"), "--workers", "1", "--no-progress"]) == 2
     (line,) = _predict_lines(capsys)
     assert line.startswith(f"mcr predict: error: {videos / 'x.mp4'}: [decode] ") and "stream" not in line
-    assert not out.exists()
+    import pandas as pd
+
+    (row,) = pd.read_csv(out).to_dict("records")  # the failed file is a row, not only a line on stderr
+    assert row["video_id"] == "x" and row["status"] == "failed" and row["reason"].startswith("[decode] ")
 
 
 def _mult_pickle(folder: Path, dims: tuple[int, int, int], sizes=(24, 8, 8)) -> Path:
@@ -259,8 +263,11 @@ def test_predict_reports_each_failed_file_and_predicts_the_others(extracted, tmp
     (line,) = _predict_lines(capsys)
     assert line.startswith(f"failed: {videos / 'bad.mp4'} [decode] ")
     rows = pd.read_csv(out)
-    assert list(rows["video_id"]) == ["good"] and np.isfinite(rows["predicted_sentiment"]).all()
-    assert set(rows["predicted_polarity"]) <= {"positive", "negative", "neutral"}
+    good, bad = rows[rows["status"] == "ok"], rows[rows["status"] == "failed"]
+    assert list(good["video_id"]) == ["good"] and np.isfinite(good["predicted_sentiment"]).all()
+    assert set(good["predicted_polarity"]) <= {"positive", "negative", "neutral"}
+    assert list(bad["video_id"]) == ["bad"] and bad["reason"].iloc[0].startswith("[decode] ")
+    assert bad["predicted_sentiment"].isna().all()
 
 
 @pytest.mark.slow

@@ -154,21 +154,22 @@ def test_one_row_per_clip_including_clips_whisper_mishears(world, predicted):
 @pytest.mark.slow
 def test_long_speech_is_split_at_a_pause_between_words(world, predicted):
     from pipeline.manifest import VideoSource
-    from pipeline.segmenting import MIN_PAUSE, merge_intervals
     from pipeline.store import FeatureStore
-    from workflows.utterances import _acoustic, detect_speech
+    from pipeline.views import acoustic_series
+    from workflows.annotate.segments import MIN_PAUSE, merge_intervals
+    from workflows.annotate.speech import listen
 
     root, _ = world
     store = FeatureStore(str(root / "store"))
     words = store.read_stream("language", ["tight"]).to_pandas()
-    speech = detect_speech(store, VideoSource("tight", str(root / "videos" / "tight.mp4")))
+    speech = listen(store, VideoSource("tight", str(root / "videos" / "tight.mp4"))).speech
     stretches = merge_intervals([*speech, *zip(words["start"], words["end"])], MIN_PAUSE)
     assert max(e - s for s, e in stretches) > MAX_UTTERANCE  # the split below was needed
     rows = _rows(predicted[0], "tight")
     print(f"{len(words)} words; rows {list(zip(rows['start'], rows['end']))}")
     assert len(rows) >= 2 and (rows["end"] - rows["start"] <= MAX_UTTERANCE + 1e-6).all()
     assert (rows["start"].iloc[1:].to_numpy() == rows["end"].iloc[:-1].to_numpy()).all()
-    times, level, _ = _acoustic(store, "tight", "rms_db")
+    times, level, _ = acoustic_series(store, "tight", "rms_db")
     for cut in rows["start"].iloc[1:]:
         assert not ((words["start"] < cut - 1e-6) & (words["end"] > cut + 1e-6)).any(), f"cut at {cut} in a word"
         between_words = ((words["end"] <= cut + 1e-6) & (words["end"] > cut - 0.5)).any() and \
@@ -196,12 +197,13 @@ def test_speech_without_a_face_and_a_face_without_speech_are_predicted_with_the_
 
 @pytest.mark.slow
 def test_rows_say_what_they_are_and_the_metadata_what_made_them(world, predicted):
-    from workflows.utterances import vad_name
+    from workflows.annotate.speech import vad_name
 
     root, _ = world
     table, meta, _ = predicted
     for column in ("video_id", "video_path", "segment_id", "start", "end", "transcript", "asr_confidence", "streams",
-                   "has_language", "has_acoustic", "has_visual", "face_id", "face_share", "speech_share",
+                   "has_language", "has_acoustic", "has_visual", "face_id", "face_box", "face_share",
+                   "speaker_confidence", "speaker_uncertain", "speech_share",
                    "input_shift", "predicted_sentiment", "predicted_sentiment_sd", "predicted_polarity"):
         assert column in table.columns, column
     assert not {"label", "sentiment", "sentiment_7", "sentiment_class"} & set(table.columns)
@@ -258,6 +260,18 @@ def test_placeholder_labels_are_flagged_on_stderr_in_the_metadata_and_every_subt
     first = webvtt.from_srt(str(tmp_path / "srt" / "muted.srt")).captions[0]
     assert first.start_time.in_milliseconds() == 0 and "PLACEHOLDER" in first.text
     assert "PLACEHOLDER" in json.loads((tmp_path / "json" / "muted.json").read_text())["notes"][0]
+
+
+@pytest.mark.slow
+def test_a_store_made_with_other_visual_settings_is_refused_in_one_line(world, tmp_path, capsys):
+    root, _ = world  # its store was extracted with one face: predicting into it keeps that, asking otherwise fails
+    out = tmp_path / "p.parquet"
+    capsys.readouterr()
+    assert mcr(["predict", str(root / "videos" / "muted.mp4"), "--model", str(root / "run"), "--out", str(out),
+                "--store", str(root / "store"), "--visual", "pyfeat", "--workers", "1", "--no-progress"]) == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "extracted with mediapipe" in error and "max_faces=1, not pyfeat" in error and "--store" in error
+    assert not out.exists()
 
 
 def test_a_run_trained_on_a_store_with_placeholder_labels_knows_it(tmp_path):

@@ -131,7 +131,8 @@ def test_iemocap_task_trains_with_cross_entropy(tmp_path):
                 str(tmp_path / "run"), "--no-progress"]) == 0
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["task"] == "iemocap"
-    assert {"neutral_acc", "happy_f1", "sad_acc", "angry_f1", "mean_acc"} <= set(metrics["test"])
+    assert {"neutral_acc", "happy_f1", "sad_acc", "angry_f1", "mean_acc", "happy_unweighted_accuracy",
+            "angry_macro_f1", "mean_unweighted_accuracy", "mean_macro_f1"} <= set(metrics["test"])
     assert set(metrics["test_confusion"]) == {"neutral", "happy", "sad", "angry"}
     assert np.asarray(metrics["test_confusion"]["happy"]["matrix"]).sum() == 12
 
@@ -150,8 +151,14 @@ def test_trains_on_a_feature_store_with_text_labels(tmp_path):
     assert record["model"]["task"] == "classification" and record["model"]["n_classes"] == 2
     assert record["data"]["classes"] == ["happy", "sad"] and record["model"]["d_l"] == 5
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
-    assert set(metrics["valid"]) == {"acc", "f1", "loss"}
+    assert set(metrics["valid"]) == {"acc", "f1", "unweighted_accuracy", "macro_f1", "loss"}
     assert np.asarray(metrics["valid_confusion"]["classification"]["matrix"]).sum() == 2  # v2's two segments
+    assert metrics["valid_confusion"]["classification"]["classes"] == ["happy", "sad"]  # named, not 0 and 1
+    assert mcr(["evaluate", str(tmp_path / "run"), "--data", str(tmp_path / "store"), "--split", "valid"]) == 0
+    evaluated = json.loads((tmp_path / "run" / "eval-valid.json").read_text())
+    (seed,) = evaluated["seeds"].values()
+    assert seed["unweighted_accuracy"] == metrics["valid"]["unweighted_accuracy"] and "macro_f1" in seed
+    assert evaluated["confusion"]["classification"]["classes"] == ["happy", "sad"]
 
 
 @pytest.mark.slow
@@ -194,7 +201,42 @@ def test_a_run_recorded_before_modality_dropout_still_resumes(tmp_path):
     (tmp_path / "run" / "config.json").write_text(json.dumps(record))
     lines: list[str] = []
     assert train_run(splits, model_cfg, tcfg, tmp_path / "run", progress=False, log=lines.append)["epochs_run"] == 1
-    assert lines == ["resuming " + str(tmp_path / "run") + " after epoch 1"]
+    assert lines == ["training on CPU, float32, 1 thread(s)", "resuming " + str(tmp_path / "run") + " after epoch 1"]
     with pytest.raises(ValueError, match="another configuration"):
         train_run(splits, model_cfg, dataclasses.replace(tcfg, modality_dropout=0.2), tmp_path / "run",
                   progress=False)
+
+
+def test_select_on_unweighted_accuracy_keeps_the_epoch_of_the_best_validation_ua(tmp_path):
+    from workflows.train import train_run
+    from workflows.train_config import configure, fit_model_to_data
+
+    rng = np.random.default_rng(0)
+    splits = {name: planted_split(n, rng) for name, n in (("train", 64), ("valid", 32))}
+    for s in splits.values():  # three classes from the planted signal, the middle one rarer
+        s.labels = np.digitize(s.labels, [-0.8, 0.8]).astype(np.int64)
+        s.task, s.classes = "classification", ["low", "mid", "high"]
+    model_cfg, tcfg = configure("mosi", {"batch_size": 16, "lr": 3e-3, "model": {"d_model": 8, "n_heads": 2,
+                                                                                "n_layers": 1}},
+                                epochs=6, cpu_threads=1, select_on="unweighted_accuracy")
+    result = train_run(splits, fit_model_to_data(model_cfg, splits["train"]), tcfg, tmp_path / "run",
+                       progress=False, log=lambda _: None)
+    history = json.loads((tmp_path / "run" / "history.json").read_text())
+    uas = [h["val_unweighted_accuracy"] for h in history]
+    assert result["best_epoch"] == int(np.argmax(uas)) + 1  # the first epoch of the best UA
+    assert result["valid"]["unweighted_accuracy"] == pytest.approx(max(uas))
+    with pytest.raises(ValueError, match="select_on"):  # a regression has no classes to count
+        train_run({"train": planted_split(16, rng), "valid": planted_split(8, rng)},
+                  fit_model_to_data(model_cfg, planted_split(16, rng)), tcfg, tmp_path / "regression",
+                  progress=False)
+
+
+def test_training_threads_follow_the_option_then_omp_then_the_free_cores(monkeypatch):
+    from workflows.cpus import allowed_cores, free_cores, training_threads
+
+    assert training_threads(3) == 3
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    assert training_threads(0) == 2
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    assert 1 <= training_threads(0) <= allowed_cores()
+    assert 1 <= free_cores(0.05) <= allowed_cores() <= (os.cpu_count() or 1)

@@ -3,7 +3,9 @@
 Example:
   mcr evaluate runs/mosi --data data/mosi_data_noalign.pkl --split test
 
-Writes RUN/eval-<split>.json and prints the metrics (mean ± std over seeds for a multi-seed run).
+Writes RUN/eval-<split>.json and prints the metrics (mean ± std over seeds for a multi-seed run). A classification
+reports acc, weighted f1, unweighted_accuracy (macro recall) and macro_f1 (IEMOCAP: per emotion and their means);
+its confusion matrix names the run's classes.
 """
 from __future__ import annotations
 

@@ -7,7 +7,8 @@ was passed over) or a manifest CSV with a ``path`` column and optional
 A rerun skips the videos already complete for the same source hash and extractor configs (a file whose size and
 modification time are unchanged is not hashed again); a changed config recomputes only its modality. Videos longer
 than 1.5 x --chunk-seconds are cut in silences into chunks that run on every worker, and a killed run redoes only
-the unfinished chunks. Bad videos are recorded in videos.parquet and listed at the end (exit code 1).
+the unfinished chunks. Bad videos are recorded in videos.parquet and listed at the end (exit code 1). A missing track
+(an audio-only file has no video) is a one-line warning for the first 3 files and a count in the summary.
 
 Examples:
   mcr extract videos/ --store store/
@@ -73,6 +74,7 @@ def format_summary(summary: ExtractSummary) -> str:
         f"media       : {hours:.3f} h extracted ({summary.media_seconds:.1f} s)",
         "scan        : " + (f"{_files(len(summary.skipped_files))} passed over (listed below)"
                                if summary.skipped_files else "no file passed over"),
+        *[f"warnings    : {line}" for line in summary.warning_lines()],
         f"throughput  : {summary.throughput:.2f}x real time on {summary.workers} workers",
         f"wall time   : {summary.wall_seconds:.1f} s",
     ]

@@ -26,6 +26,7 @@ from typing import Any
 import pandas as pd
 
 from pipeline.corpus import MANIFEST_COLUMNS, _label, _number, check_segment_id, video_id_from_path
+from pipeline.csv_cells import restore_row
 from pipeline.store import SEGMENT_COLUMNS, FeatureStore, check_video_id
 
 HELP = "Attach or change the labels, segments and splits of extracted videos (no re-extraction)."
@@ -67,7 +68,7 @@ def read_rows(csv_path: Path) -> tuple[list[str], list[dict[str, str]]]:
         reader = csv.DictReader(f)
         try:
             fields = list(reader.fieldnames or [])
-            rows = list(reader)
+            rows = [restore_row(row) for row in reader]  # what csv_cells quoted for spreadsheets
         except csv.Error as error:
             raise ValueError(f"{csv_path}: [label] not a readable CSV file ({error})") from None
     if "path" not in fields and "video_id" not in fields:

@@ -29,9 +29,6 @@ from typing import Any
 
 HELP = "Write the manifest CSV of a public corpus (CMU-MOSI/MOSEI, IEMOCAP, CREMA-D, RAVDESS, MELD)."
 OPTIONS = ("labels", "folds", "test_session", "classes", "media", "modality", "channel", "split")
-PRIMARY = {"cmu-mosi": "sentiment", "cmu-mosei": "sentiment", "iemocap": "emotion", "crema-d": "emotion",
-           "ravdess": "emotion", "meld": "emotion"}
-"""What each corpus's ``label`` holds: the name it keeps when --label-column puts another column in its place."""
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -56,14 +53,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="make COLUMN the label (the corpus's own label is kept under its name)")
 
 
-def relabel(rows: list[dict[str, Any]], column: str, primary: str) -> list[dict[str, Any]]:
-    """``column`` becomes ``label``; the former label is kept as ``primary``."""
-    columns = sorted({k for r in rows for k in r} - {"path", "video_id", "segment_id", "start", "end", "split"})
-    if column not in columns:
-        raise ValueError(f"[prepare] --label-column {column!r}: no such column; the corpus has {', '.join(columns)}")
-    return [{**r, "label": r.get(column), primary: r.get("label")} for r in rows]
-
-
 def describe(values: list[Any]) -> str:
     """A label column in one line: the count per class, or the range of numbers."""
     present = [v for v in values if v is not None]
@@ -75,24 +64,12 @@ def describe(values: list[Any]) -> str:
     return ", ".join(f"{k} {n}" for k, n in Counter(map(str, present)).most_common())
 
 
-def _first(items: list[str], n: int = 3) -> str:
-    return ", ".join(items[:n]) + (f" ... (+{len(items) - n})" if len(items) > n else "")
-
-
 def run(args: argparse.Namespace) -> int:
-    from pipeline.recipes import build, write_manifest
+    from pipeline.recipes import first_items, prepare_manifest
 
     options = {k: getattr(args, k) for k in OPTIONS if getattr(args, k) is not None}
-    prepared = build(args.corpus, args.raw_dir, **options)
-    if not prepared.rows:
-        detail = f"; {len(prepared.missing)} video files named by the labels are missing, e.g. " \
-                 f"{_first(prepared.missing)}" if prepared.missing else ""
-        raise FileNotFoundError(f"{args.raw_dir}: [prepare] no {args.corpus} segments found{detail}; check the "
-                                "folder against docs/corpora.md")
-    rows = prepared.rows
-    if args.label_column:
-        rows = relabel(rows, args.label_column, PRIMARY[args.corpus])
-    out = write_manifest(rows, Path(args.out))
+    prepared = prepare_manifest(args.corpus, args.raw_dir, Path(args.out), label_column=args.label_column, **options)
+    rows, out = prepared.rows, Path(args.out)
     splits = Counter(r.get("split") or "none" for r in rows)
     print(f"{args.corpus}: {len(rows)} segments of {prepared.videos} videos -> {out}")
     print(f"label     : {describe([r.get('label') for r in rows])}")
@@ -100,10 +77,10 @@ def run(args: argparse.Namespace) -> int:
           + ("  (none given: mcr train cuts train/valid/test by video)" if set(splits) == {"none"} else ""))
     if prepared.missing:
         print(f"missing   : {len(prepared.missing)} video files named by the labels are not there, their "
-              f"{prepared.missing_rows} segments left out: {_first(prepared.missing)}")
+              f"{prepared.missing_rows} segments left out: {first_items(prepared.missing)}")
     if prepared.invalid:
         print(f"invalid   : {len(prepared.invalid)} segments end at or before they start, left out: "
-              f"{_first(prepared.invalid)}")
+              f"{first_items(prepared.invalid)}")
     return 0
 
 

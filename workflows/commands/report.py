@@ -22,7 +22,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run", metavar="RUN", help="a run directory written by `mcr train`")
     parser.add_argument("--data", metavar="SOURCE", help="data for the attention sample (default: the run's own)")
     parser.add_argument("--split", default="test", help="split the sample comes from (default: test)")
-    parser.add_argument("--sample", type=int, default=0, help="index of the sample in the split")
+    parser.add_argument("--sample", type=int, default=None,
+                        help="index of the sample in the split (default: the first with words and every stream)")
     parser.add_argument("--layer", type=int, help="reinforcement layer of the heatmaps (default: the last)")
     parser.add_argument("--out", metavar="DIR", help="output folder (default: RUN/report)")
     parser.add_argument("--viewer", metavar="DIR",

@@ -4,10 +4,15 @@ Examples:
   mcr train --data store/ --preset mosi --out runs/mosi
   mcr train --data data/mosi_data_noalign.pkl --preset mosi --out runs/mult --arch mult --seeds 5
   mcr train --data mosi_valid_word_aligned.parquet --preset mosi --config small.toml --out runs/l --ablation language_only
+  mcr train --data ravdess-store/ --cv 6 --group-by actor --out runs/ravdess-cv
 
 SOURCE: a store directory (--aligned for its word-aligned view), MulT's or MMSA's pickle (or a folder holding
 one), or a word-aligned Parquet table. A source without train/valid splits is cut 3/5, 1/5, 1/5 by video.
 Running the same command again resumes from the last checkpoint; a finished run is left as it is.
+
+--cv K --group-by COLUMN: a cross-validation instead of one run (workflows/cross_validation.py): the source's
+labelled samples pooled and cut into K folds by the segments' COLUMN (actor, speaker...; video_id for any source),
+every sample tested once by a model that never saw its group; RUN/fold-<f>/ per fold, RUN/cv.json for all.
 """
 from __future__ import annotations
 
@@ -43,7 +48,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="word-aligned view of a store / the aligned pickle of a folder")
     parser.add_argument("--max-len", type=int, help="longest sequence kept per modality (store, Parquet)")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], help="default: CUDA when available")
-    parser.add_argument("--cpu-threads", type=int, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--cpu-threads", type=int, help="torch CPU threads (default: the cores free when "
+                        "training starts)")
+    parser.add_argument("--stream-rate", type=float, metavar="HZ",
+                        help="highest steps per second of a store's streams fed to the model; faster ones are "
+                        "mean-pooled (default 25: the 100 Hz acoustic stream by 4); 0 keeps every step")
+    parser.add_argument("--select-on", choices=["auto", "loss", "unweighted_accuracy"],
+                        help="validation figure that picks the best epoch and stops early (default auto: the "
+                        "unweighted accuracy for a classification, the loss otherwise)")
+    parser.add_argument("--cv", type=int, metavar="K", help="K-fold cross-validation by --group-by instead of one "
+                        "run; writes RUN/cv.json")
+    parser.add_argument("--group-by", metavar="COLUMN", default="video_id",
+                        help="with --cv: the segments' column whose groups never share a fold (e.g. actor, "
+                        "speaker; default video_id)")
     parser.add_argument("--trust-pickle", action="store_true",
                         help="load pickles with the unrestricted pickle module (only files you trust)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -58,17 +75,43 @@ def run(args: argparse.Namespace) -> int:
     model_cfg, tcfg = configure(args.preset, args.config, seed=args.seed, epochs=args.epochs,
                                 batch_size=args.batch_size, lr=args.lr, schedule=args.schedule, aligned=args.aligned,
                                 max_len=args.max_len, device=args.device, cpu_threads=args.cpu_threads,
-                                modality_dropout=args.modality_dropout)
+                                modality_dropout=args.modality_dropout, select_on=args.select_on,
+                                stream_rate=args.stream_rate)
     if args.arch:
         model_cfg = model_cfg.replace(arch=args.arch)
     if args.ablation:
         model_cfg = model_cfg.with_ablation(args.ablation)
+    if args.cv is not None:
+        return _cross_validate(args, model_cfg, tcfg)
     splits, data_info = training_splits(args.data, aligned=tcfg.aligned, max_len=tcfg.max_len,
                                         trust_pickle=args.trust_pickle)
-    model_cfg = fit_model_to_data(model_cfg, splits["train"])
+    model_cfg = fit_model_to_data(model_cfg, splits["train"], rates=data_info["rates"], stream_rate=tcfg.stream_rate)
     print(f"training {model_cfg.arch} on {args.data}: " + ", ".join(f"{k} {v}" for k, v in
                                                                      data_info["splits"].items()), file=sys.stderr)
     result = train_seeds(splits, model_cfg, tcfg, args.out, n_seeds=args.seeds, data_info=data_info,
                          progress=not args.no_progress)
     print(format_metrics(result))
+    return 0
+
+
+def _cross_validate(args: argparse.Namespace, model_cfg, tcfg) -> int:
+    from pathlib import Path
+
+    from pipeline.store_source import label_provenance, stream_rates
+    from workflows.cross_validation import cross_validate, format_cv, labelled_samples
+    from workflows.train_config import fit_model_to_data
+
+    if args.seeds != 1:
+        raise ValueError("--cv trains one seed per fold; leave --seeds out (or give --seed)")
+    whole, groups = labelled_samples(args.data, args.group_by, aligned=tcfg.aligned, max_len=tcfg.max_len,
+                                     trust_pickle=args.trust_pickle)
+    rates = stream_rates(args.data) if Path(args.data).is_dir() else {}
+    model_cfg = fit_model_to_data(model_cfg, whole, rates=rates, stream_rate=tcfg.stream_rate)
+    data_info = {"source": str(Path(args.data).resolve()), "dims": list(whole.dims), "classes": whole.classes,
+                 "rates": rates, **label_provenance(args.data)}
+    print(f"{args.cv}-fold cross-validation of {model_cfg.arch} on {args.data}: {len(whole)} samples, "
+          f"{len(set(groups.tolist()))} groups by {args.group_by}", file=sys.stderr)
+    summary = cross_validate(whole, groups, model_cfg, tcfg, args.out, k=args.cv, group_by=args.group_by,
+                             data_info=data_info, progress=not args.no_progress)
+    print(format_cv(summary))
     return 0

@@ -179,6 +179,9 @@ def video_page(entry: dict, *, task: str, names: list[str], meta: dict, track: s
         player = ("<div class='novideo'>Video not found: the table has no video_path for it and no file "
                   f"{esc(vid)}.* was found. Rerun <code>mcr view</code> with <code>--videos DIR</code>.</div>")
         source = "<p class='small'><a href='subtitles.vtt' download>subtitles.vtt</a></p>"
+    if entry.get("refused"):  # named by the table, but not video or audio: never copied into the folder
+        source += (f"<p class='note refused'>Not copied (not a video or audio file): "
+                   f"{esc(', '.join(entry['refused']))}</p>")
     data = [{k: r[k] for k in ("segment_id", "start", "end", "label", "value", "sd", "transcript")} for r in rows]
     return "".join([
         _head(f"{vid} – emotion viewer"), "<p><a href='../index.html'>&larr; all videos</a></p>",
@@ -204,8 +207,10 @@ def _summary(rows: list[dict], task: str) -> str:
                     for (k, c), n in counts.most_common())
 
 
-def index_page(entries: list[dict], *, task: str, names: list[str], meta: dict, table: Path) -> str:
-    """One row per video: link to its page, utterances, duration, the predictions' distribution, the source."""
+def index_page(entries: list[dict], *, task: str, names: list[str], meta: dict, table: Path,
+               failed: list[dict] = ()) -> str:
+    """One row per video: link to its page, utterances, duration, the predictions' distribution, the source; and
+    one line per file that failed (``video_id``, ``reason``)."""
     rows = []
     for e in entries:
         source = esc(e["source"]) if e["source"] else "<b>not found</b> (pass --videos DIR)"
@@ -217,5 +222,8 @@ def index_page(entries: list[dict], *, task: str, names: list[str], meta: dict, 
         _head(f"{table.name} – emotion viewer"), f"<h1>Predictions of {esc(table.name)}</h1>",
         meta_line(meta, task, table), banner(meta),
         f"<p>{len(entries)} videos, {total} utterances. Open a video to play it with its predictions.</p>",
+        (f"<p class='failed'>{len(failed)} file{'' if len(failed) == 1 else 's'} failed:</p><ul class='failed'>"
+         + "".join(f"<li><b>{esc(f['video_id'])}</b>: {esc(f['reason'])}</li>" for f in failed) + "</ul>"
+         if failed else ""),
         "<table class='videos'><thead><tr><th>video</th><th>utterances</th><th>duration</th><th>predictions</th>"
         f"<th>source</th></tr></thead><tbody>{''.join(rows)}</tbody></table></body></html>"])

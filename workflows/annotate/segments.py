@@ -1,19 +1,20 @@
-"""Cut footage into segments to annotate: utterances of detected speech (with whisper's words), or fixed windows.
+"""Cut footage into rows to annotate: utterances of detected speech (with whisper's words), or fixed windows.
 
-Everything here is interval arithmetic on seconds of the video; the voice activity detection itself, and reading
-the store, are in :mod:`workflows.utterances`. An utterance is a stretch of speech: what the voice activity detector
-found together with the spans of whisper's words (so speech whisper missed, and words the detector missed, both
-count), pauses shorter than ``min_pause`` bridged. One longer than ``max_len`` is split at its longest pause
-between words (a whisper segment boundary counts a little extra), never inside a word.
+Everything here is interval arithmetic on seconds of the video; finding the speech is :mod:`.speech`, reading the
+store and planning a video's rows :mod:`.rows`. An utterance is a stretch of speech: what the voice activity
+detector found together with the spans of whisper's words (so speech whisper missed, and words the detector missed,
+both count), pauses shorter than ``min_pause`` bridged, and cut wherever two words are ``min_pause`` or more apart
+(whatever the detector heard between them: noise in a pause is not a reason to merge two remarks). One longer than
+``max_len`` is split at its longest pause between words (a whisper segment boundary counts a little extra), never
+inside a word. Nothing lies outside [0, duration].
 """
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
 
-import numpy as np
-
 from pipeline.manifest import Segment
+from pipeline.views import word_times
 
 Interval = tuple[float, float]
 
@@ -66,11 +67,17 @@ def _word_spans(words: Sequence[dict]) -> list[tuple[float, float, int]]:
     return sorted(spans)
 
 
+def _inside(words: list[tuple[float, float, int]], start: float, end: float) -> list[tuple[float, float, int]]:
+    """The words of [start, end) (by :func:`pipeline.views.word_times`, the one rule)."""
+    return [w for w, t in zip(words, word_times([w[0] for w in words], [w[1] for w in words]))
+            if start <= t < end]
+
+
 def _split_points(start: float, end: float, words: list[tuple[float, float, int]], speech: list[Interval],
                   dips: Sequence[tuple[float, float]] = ()) -> list[tuple[float, float]]:
     """Candidate cuts (position, pause seconds) inside [start, end]: gaps between words (plus a bonus at a
     whisper segment boundary), the detector's pauses and the ``dips`` (position, score) that no word crosses."""
-    inside = [w for w in words if start <= (w[0] + w[1]) / 2 < end]
+    inside = _inside(words, start, end)
     cuts = []
     for (s0, e0, u0), (s1, _, u1) in zip(inside, inside[1:]):
         pause = max(0.0, s1 - e0)
@@ -113,20 +120,38 @@ def split_long(start: float, end: float, words: Sequence[dict] = (), speech: Seq
     return [(round(a, 3), round(b, 3)) for a, b in parts]
 
 
-def utterance_spans(speech: Sequence[Interval], words: Sequence[dict] = (), *, max_len: float = MAX_UTTERANCE,
-                    min_pause: float = MIN_PAUSE, dips: Sequence[tuple[float, float]] = ()) -> list[Interval]:
-    """Utterances (start, end) of detected ``speech`` and whisper ``words`` (rows with start, end, utterance);
-    ``dips``: extra places to split long ones (see :func:`split_long`).
+def pause_cuts(start: float, end: float, words: Sequence[dict], *, min_pause: float = MIN_PAUSE) -> list[Interval]:
+    """[start, end) as back-to-back parts, cut in the middle of every pause of ``min_pause`` or more between two
+    consecutive words of it."""
+    inside = _inside(_word_spans(words), start, end)
+    cuts = [(e0 + s1) / 2 for (_, e0, _), (s1, _, _) in zip(inside, inside[1:]) if s1 - e0 >= min_pause]
+    bounds = [start, *(c for c in cuts if start < c < end), end]
+    return list(zip(bounds, bounds[1:]))
 
-    Every second of speech and every word lies in exactly one utterance; utterances are in time order and
-    do not overlap.
+
+def utterance_spans(speech: Sequence[Interval], words: Sequence[dict] = (), *, max_len: float = MAX_UTTERANCE,
+                    min_pause: float = MIN_PAUSE, dips: Sequence[tuple[float, float]] = (),
+                    duration: float | None = None) -> list[Interval]:
+    """Utterances (start, end) of detected ``speech`` and whisper ``words`` (rows with start, end, utterance);
+    ``dips``: extra places to split long ones (see :func:`split_long`); ``duration``: the video's, when known
+    (nothing is placed outside [0, duration]).
+
+    Every second of speech and every word lies in exactly one utterance; utterances are in time order, do not
+    overlap, and two words ``min_pause`` or more apart are never in the same one.
     """
     spans = _word_spans(words)
-    raw = merge_intervals([*speech, *((s, e) for s, e, _ in spans)])
+    raw = clip_intervals([*speech, *((s, e) for s, e, _ in spans)], duration)
     out: list[Interval] = []
     for s, e in merge_intervals(raw, min_pause):
-        out += split_long(s, e, words, raw, dips=[d for d in dips if s < d[0] < e], max_len=max_len)
+        for a, b in pause_cuts(s, e, words, min_pause=min_pause):
+            out += split_long(a, b, words, raw, dips=[d for d in dips if a < d[0] < b], max_len=max_len)
     return out
+
+
+def clip_intervals(intervals: Iterable[Interval], duration: float | None) -> list[Interval]:
+    """``intervals`` merged and cut to [0, duration] (``duration`` None: [0, inf))."""
+    end = math.inf if duration is None else float(duration)
+    return [(max(0.0, s), min(e, end)) for s, e in merge_intervals(intervals) if min(e, end) > max(0.0, s)]
 
 
 def silent_spans(rows: Sequence[Interval], duration: float, *, min_len: float) -> list[Interval]:
@@ -148,33 +173,14 @@ def even_parts(start: float, end: float, max_len: float = MAX_UTTERANCE) -> list
     return [(round(start + k * step, 3), round(start + (k + 1) * step, 3)) for k in range(n)]
 
 
-def voiced_speech(times: np.ndarray, voiced: np.ndarray, *, hop: float = 0.01, min_pause: float = 0.3,
-                  min_voiced: float = 0.1, pad: float = 0.1) -> list[Interval]:
-    """Speech from per-frame voicing (the acoustic stream's ``voiced``): runs of voiced frames with pauses under
-    ``min_pause`` bridged, kept when they hold ``min_voiced`` seconds of voicing, padded by ``pad``.
-
-    The fallback detector when silero-vad is not installed; measured weaker in noise (see workflows/utterances.py).
-    """
-    times, voiced = np.asarray(times, np.float64), np.asarray(voiced, bool)
-    if not len(times) or not voiced.any():
-        return []
-    edges = np.flatnonzero(np.diff(np.concatenate([[0], voiced.astype(np.int8), [0]])))
-    runs = [(times[a], times[b - 1] + hop) for a, b in zip(edges[::2], edges[1::2])]
-    kept = []
-    for s, e in merge_intervals(runs, min_pause):
-        inside = voiced[(times >= s) & (times < e)]
-        if inside.sum() * hop >= min_voiced:
-            kept.append((max(0.0, s - pad), e + pad))
-    return merge_intervals(kept)
-
-
 def utterance_segments(video_id: str, words: Sequence[dict], duration: float, *, speech: Sequence[Interval] = (),
                        max_len: float = MAX_UTTERANCE, min_pause: float = MIN_PAUSE) -> list[Segment]:
     """One segment per utterance (:func:`utterance_spans`) of ``speech`` and ``words``, ids ``<video>_0000``...
 
     With neither speech nor words (silence, no audio) the whole video is one segment.
     """
-    spans = utterance_spans(speech, words, max_len=max_len, min_pause=min_pause) or [(0.0, round(duration, 3))]
+    spans = utterance_spans(speech, words, max_len=max_len, min_pause=min_pause, duration=duration) or \
+        [(0.0, round(duration, 3))]
     return [Segment(video_id, f"{video_id}_{k:04d}", s, e) for k, (s, e) in enumerate(spans)]
 
 

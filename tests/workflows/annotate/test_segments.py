@@ -1,9 +1,11 @@
 import numpy as np
 import pytest
 
-from pipeline.segmenting import (even_parts, merge_intervals, overlap_seconds, silent_spans, split_long,
-                                 total_seconds, utterance_segments, utterance_spans, voiced_speech, window_segments)
 from pipeline.subtitles import to_webvtt
+from workflows.annotate.segments import (clip_intervals, even_parts, merge_intervals, overlap_seconds, pause_cuts,
+                                         silent_spans, split_long, total_seconds, utterance_segments, utterance_spans,
+                                         window_segments)
+from workflows.annotate.speech import voiced_speech
 
 
 def _words(*spans, utterance=0):
@@ -100,3 +102,17 @@ def test_speech_without_words_or_pauses_is_cut_at_the_deepest_dip_near_the_middl
     assert utterance_spans([(0.0, 14.0)], dips=dips) == [(0.0, 6.8), (6.8, 14.0)]
     words = _words((6.6, 7.0), (7.05, 7.9))  # a dip inside a word is no place to cut; the words' boundary is
     assert split_long(0.0, 14.0, words, dips=dips) == [(0.0, 7.025), (7.025, 14.0)]
+
+
+def test_a_pause_between_words_starts_a_row_whatever_the_detector_heard_in_it():
+    # the detector hears one stretch (noise in the pause), the words have a 0.6-s pause: two rows
+    words = [{"start": 0.0, "end": 0.5}, {"start": 0.5, "end": 1.0}, {"start": 1.6, "end": 2.0}]
+    assert utterance_spans([(0.0, 2.0)], words) == [(0.0, 1.3), (1.3, 2.0)]
+    assert utterance_spans([(0.0, 2.0)], words, min_pause=0.7) == [(0.0, 2.0)]
+    assert pause_cuts(0.0, 2.0, words, min_pause=0.5) == [(0.0, 1.3), (1.3, 2.0)]
+
+
+def test_no_row_outside_the_video():
+    words = [{"start": 9.5, "end": 10.4}]
+    assert utterance_spans([(-0.2, 1.0), (9.0, 10.5)], words, duration=10.0) == [(0.0, 1.0), (9.0, 10.0)]
+    assert clip_intervals([(-1.0, 0.0), (3.0, 12.0)], 10.0) == [(3.0, 10.0)]
