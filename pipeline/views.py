@@ -42,7 +42,7 @@ def _segments(store: FeatureStore, video_ids: Iterable[str] | None, split: str |
     return segs.reset_index(drop=True)
 
 
-def _window(times: np.ndarray, start: float, end: float | None) -> np.ndarray:
+def rows_in_window(times: np.ndarray, start: float, end: float | None) -> np.ndarray:
     """Boolean mask of ``times`` in [start, end) (end None or NaN: to the end)."""
     end = math.inf if end is None or (isinstance(end, float) and math.isnan(end)) else end
     return (times >= start) & (times < end)
@@ -56,7 +56,7 @@ def word_times(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
 def words_inside(starts: np.ndarray, ends: np.ndarray, start: float, end: float | None) -> np.ndarray:
     """(W,) bool: the words that belong to the segment [start, end) (end None or NaN: to the end of the video),
     those whose midpoint lies inside it."""
-    return _window(word_times(starts, ends), start, end)
+    return rows_in_window(word_times(starts, ends), start, end)
 
 
 def _frame_weights(table: pa.Table) -> np.ndarray:
@@ -167,7 +167,7 @@ def word_aligned(store: FeatureStore, *, modalities: Sequence[str] = FRAME_MODAL
             for m in modalities:
                 times, feats, valid, ids = streams[m]
                 if ids is not None:  # one face per segment, as SegmentDataset serves it
-                    rows = segment_face_rows(ids, _window(times, seg.start, seg.end),
+                    rows = segment_face_rows(ids, rows_in_window(times, seg.start, seg.end),
                                              segment_face(getattr(seg, "face_id", None)))
                     times, feats, valid = times[rows], feats[rows], valid[rows]
                 means[m] = average_frames(times, feats, valid, w_start[idx], w_end[idx])
@@ -269,7 +269,7 @@ class SegmentDataset(Dataset):
         item: dict[str, Any] = {}
         for m in self.modalities:
             times, feats, words, ids = streams[m]
-            in_window = _window(times, float(seg["start"]), end)
+            in_window = rows_in_window(times, float(seg["start"]), end)
             if ids is not None:  # a visual stream: one face's rows
                 in_window &= segment_face_rows(ids, in_window, segment_face(seg.get("face_id")))
             keep = np.flatnonzero(in_window)

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.store import FeatureStore
-from pipeline.views import FaceFrames, _window, acoustic_series, face_frames
+from pipeline.views import FaceFrames, acoustic_series, face_frames, rows_in_window
 
 COLUMNS = ("video_id", "segment_id", "face_id", "face_box", "face_share", "speaker_score", "speaker_confidence",
            "speaker_uncertain")
@@ -134,8 +134,8 @@ def speaker_scores(store: FeatureStore, segments: pd.DataFrame, *, voices: dict 
             videos[vid] = (frames, mouth_opening(frames), voice)
         frames, mouth, (v_times, v_level) = videos[vid]
         start, end = float(seg.start), (None if pd.isna(seg.end) else float(seg.end))
-        own = _window(frames.times, start, end)
-        scored = _window(frames.times, *_scored_window(seg, (speech or {}).get(vid), config.context))
+        own = rows_in_window(frames.times, start, end)
+        scored = rows_in_window(frames.times, *_scored_window(seg, (speech or {}).get(vid), config.context))
         grid = np.unique(frames.times[scored])
         lags = frames.frame_shift * np.arange(-round(config.max_lag / frames.frame_shift),
                                               round(config.max_lag / frames.frame_shift) + 1)
