@@ -37,7 +37,7 @@ def training_splits(source, *, aligned: bool = False, max_len: int | None = None
                     trust_pickle: bool = False) -> tuple[dict[str, ArraySplit], dict]:
     """``{split: ArraySplit}`` with train and valid (a single split is cut by video) and the data's description
     (what a run records in its config.json)."""
-    from pipeline.store_source import label_provenance, stream_extractors, stream_rates  # pulls in the store's views: only when used
+    from pipeline.store_source import store_description  # pulls in the store's views: only when used
 
     raw = load_source(source, trust_pickle=trust_pickle, aligned=aligned, max_len=max_len)
     try:
@@ -47,6 +47,5 @@ def training_splits(source, *, aligned: bool = False, max_len: int | None = None
     info = {"source": str(Path(source).resolve()), "splits": {k: len(v) for k, v in splits.items()},
             "cut_by_video": sorted(raw) != sorted(splits), "dims": list(splits["train"].dims),
             "lengths": list(splits["train"].lengths), "classes": splits["train"].classes,
-            "rates": stream_rates(source) if Path(source).is_dir() else {},
-            "extractors": stream_extractors(source) if Path(source).is_dir() else {}, **label_provenance(source)}
+            **store_description(source if Path(source).is_dir() else None)}
     return splits, info

@@ -40,31 +40,25 @@ def label_provenance(source: str | Path | FeatureStore | None) -> dict[str, bool
     return {"placeholder_labels": bool(flags.isin(_TRUE).any())}
 
 
-def stream_rates(source: str | Path | FeatureStore) -> dict[str, float]:
-    """Steps per second of each stream of a store with a fixed frame shift (``{"acoustic": 100.0, "visual": 10.0}``;
-    words have none), from its extractor's metadata; {} for a source that is not a store."""
+def store_description(source: str | Path | FeatureStore | None) -> dict:
+    """What a run records of the store it trains on: the ``rates`` of its streams with a fixed frame shift, in steps
+    per second (``{"acoustic": 100.0, "visual": 10.0}``; words have none), the
+    ``extractors`` that made the streams (``{"language": "whisper-glove", "acoustic": "librosa", ...}``, so that
+    `mcr predict` extracts new videos with the same ones) and :func:`label_provenance`; empty for a source that is
+    not a store (a benchmark file, or None)."""
+    rates, extractors = {}, {}
     try:
-        store = source if isinstance(source, FeatureStore) else FeatureStore(source)
-        rates = {}
-        for m in MODALITIES:
-            shift = store.stream_metadata(m).get("frame_shift")
+        store = source if isinstance(source, FeatureStore) else FeatureStore(source) if source else None
+        for m in MODALITIES if store is not None else ():
+            meta = store.stream_metadata(m)  # one schema read per stream
+            shift = meta.get("frame_shift")
             if shift not in (None, "null") and float(shift) > 0:
                 rates[m] = 1.0 / float(shift)
-        return rates
+            if meta.get("extractor"):
+                extractors[m] = meta["extractor"]
     except (OSError, ValueError):
-        return {}
-
-
-def stream_extractors(source: str | Path | FeatureStore) -> dict[str, str]:
-    """The extractor that made each stream of a store (``{"language": "whisper-glove", "acoustic": "librosa", ...}``),
-    from its metadata; {} for a source that is not a store. A run records it, so that `mcr predict` extracts new
-    videos with the same extractors."""
-    try:
-        store = source if isinstance(source, FeatureStore) else FeatureStore(source)
-        names = {m: store.stream_metadata(m).get("extractor") for m in MODALITIES}
-        return {m: name for m, name in names.items() if name}
-    except (OSError, ValueError):
-        return {}
+        rates, extractors = {}, {}
+    return {"rates": rates, "extractors": extractors, **label_provenance(source)}
 
 
 def store_splits(path: str | Path, *, aligned: bool = False, max_len: int | None = None,

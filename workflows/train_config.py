@@ -129,9 +129,10 @@ def fit_model_to_data(model_cfg, split: ArraySplit, *, rates: dict[str, float] |
                       stream_rate: float | None = None):
     """The model config with the data's feature sizes, task and number of classes, and the stream pooling.
 
-    rates: steps per second of the data's streams by modality name (``acoustic``...; what a store records, see
-        :func:`pipeline.store_source.stream_rates`); with ``stream_rate`` (``TrainConfig.stream_rate``) a stream
-        faster than it is pooled by ``int(rate // stream_rate)`` (``pool_a``...); the config's own pool_* otherwise.
+    rates: steps per second of the data's streams by modality name (``acoustic``...; what a store records, the
+        ``rates`` of :func:`pipeline.store_source.store_description`); with ``stream_rate``
+        (``TrainConfig.stream_rate``) a stream faster than it is pooled by ``int(rate // stream_rate)``
+        (``pool_a``...); the config's own pool_* otherwise.
     """
     d_l, d_v, d_a = split.dims
     changes: dict[str, Any] = {"d_l": d_l, "d_v": d_v, "d_a": d_a, "task": split.task}

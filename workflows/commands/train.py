@@ -97,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
 def _cross_validate(args: argparse.Namespace, model_cfg, tcfg) -> int:
     from pathlib import Path
 
-    from pipeline.store_source import label_provenance, stream_rates
+    from pipeline.store_source import store_description
     from workflows.cross_validation import cross_validate, format_cv, labelled_samples
     from workflows.train_config import fit_model_to_data
 
@@ -105,10 +105,10 @@ def _cross_validate(args: argparse.Namespace, model_cfg, tcfg) -> int:
         raise ValueError("--cv trains one seed per fold; leave --seeds out (or give --seed)")
     whole, groups = labelled_samples(args.data, args.group_by, aligned=tcfg.aligned, max_len=tcfg.max_len,
                                      trust_pickle=args.trust_pickle)
-    rates = stream_rates(args.data) if Path(args.data).is_dir() else {}
-    model_cfg = fit_model_to_data(model_cfg, whole, rates=rates, stream_rate=tcfg.stream_rate)
+    store = store_description(args.data if Path(args.data).is_dir() else None)
+    model_cfg = fit_model_to_data(model_cfg, whole, rates=store["rates"], stream_rate=tcfg.stream_rate)
     data_info = {"source": str(Path(args.data).resolve()), "dims": list(whole.dims), "classes": whole.classes,
-                 "rates": rates, **label_provenance(args.data)}
+                 **store}
     print(f"{args.cv}-fold cross-validation of {model_cfg.arch} on {args.data}: {len(whole)} samples, "
           f"{len(set(groups.tolist()))} groups by {args.group_by}", file=sys.stderr)
     summary = cross_validate(whole, groups, model_cfg, tcfg, args.out, k=args.cv, group_by=args.group_by,
