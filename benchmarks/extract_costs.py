@@ -32,8 +32,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 PARTS = ("decode", "librosa", "mediapipe", "whisper, float32 encoder", "of which the encoder",
          "whisper, default encoder", "of which the encoder ")
-ACOUSTIC_PARTS = ("librosa (default)", "egemaps", "whisper-encoder alone", "language (whisper-glove)",
-                  "whisper-encoder beside the language pass")
+ACOUSTIC_PARTS = ("librosa", "egemaps", "whisper-encoder alone", "language (whisper-glove)",
+                  "whisper-encoder beside the language pass (default)")
 
 
 def cpu_seconds() -> float:
@@ -106,7 +106,8 @@ def acoustic_report(sets: dict[str, list[str]], machine: str) -> str:
     warm = sets["short clips"][0]
     acoustic_costs([warm], extractors)
     results = {name: acoustic_costs(files, extractors) for name, files in sets.items()}
-    precision = extractors["whisper-encoder"].model_identity()["whisper encoder"]
+    identity = extractors["whisper-encoder"].model_identity()
+    precision = identity.get("whisper encoder") or identity["whisper engine"]
     lines = ["## The acoustic streams' cost, per second of media (`benchmarks/extract_costs.py --acoustic`)", "",
              f"Machine: {machine}. One process, one thread, models loaded before timing; CPU seconds per second of "
              f"media (decoding apart), the streams taking turns file by file. whisper base, encoder in {precision}. "
@@ -117,7 +118,7 @@ def acoustic_report(sets: dict[str, list[str]], machine: str) -> str:
              "|---|" + "---:|" * (len(sets) + 1)]
     for part in ACOUSTIC_PARTS:
         per_second = [results[n][1][part] / results[n][0] for n in sets]
-        ratio = ", ".join(f"{results[n][1][part] / results[n][1]['librosa (default)']:.2f}" for n in sets)
+        ratio = ", ".join(f"{results[n][1][part] / results[n][1]['librosa']:.2f}" for n in sets)
         lines.append(f"| {part} | " + " | ".join(f"{v:.3f}" for v in per_second) + f" | {ratio} |")
     return "\n".join(lines)
 
@@ -150,8 +151,8 @@ def main(argv: list[str] | None = None) -> int:
             write_section("acoustic_costs", report)
         return 0
     extractors = {"librosa": create("librosa"), "mediapipe": create("mediapipe"),
-                  "float32": create("whisper-glove", encoder_precision="float32"),
-                  "default": create("whisper-glove")}
+                  "float32": create("whisper-glove", engine="openai-whisper", encoder_precision="float32"),
+                  "default": create("whisper-glove", engine="openai-whisper")}  # the encoder precisions of issue 8
     warm = decode(clips[0], fps=DEFAULT_FPS)
     for extractor in extractors.values():
         extractor.extract(warm)

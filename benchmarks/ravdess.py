@@ -3,6 +3,7 @@ linear probe of every acoustic stream and the majority class, all on the same fo
 
     python benchmarks/ravdess.py RAVDESS_DIR [--work runs/ravdess] [--write]
     python benchmarks/ravdess.py RAVDESS_DIR --manifest m.csv --store s/ --models mcr --probes librosa
+    python benchmarks/ravdess.py RAVDESS_DIR --store s/ --no-extract    # stores extracted before, used as they are
 
 RAVDESS_DIR is the release's folder of ``Actor_01`` ... ``Actor_24`` (the speech audio, ``03-01-*.wav``; the
 audio-video files work too). The script runs what a user runs:
@@ -38,6 +39,7 @@ MODELS = {"mcr": ("MCR", []), "mult": ("MulT", ["--arch", "mult"]),
           "audio_only": ("MCR acoustic only (Table 5 switch)", ["--ablation", "audio_only"]),
           "language_only": ("MCR language only (Table 5 switch)", ["--ablation", "language_only"])}
 IMAGE = ROOT / "docs" / "images" / "ravdess-confusion.png"
+EXTRACT_RECORD = "benchmark-extract.json"  # in each store: what extracting it cost
 TRAINING = ROOT / "benchmarks" / "ravdess_cv.toml"  # the CVs' epochs, early stopping and model selection
 PUBLISHED = [
     "Luna-Jiménez et al., *Applied Sciences* 12(1):327, 2022: **86.70 % accuracy**, 8 emotions, audio **and video** "
@@ -76,12 +78,19 @@ def extract(manifest: Path, store: Path, acoustic: str, *, workers: int, languag
     wall = time.perf_counter() - started
     videos = FeatureStore(store).videos()
     fresh = videos[pd.to_datetime(videos["updated"], utc=True) >= started_at]
-    record = store / "benchmark-extract.json"
     if len(fresh):
         cost = {"acoustic": acoustic, "wall_seconds": wall, "videos": len(fresh),
                 "media_seconds": float(fresh["duration"].sum()), "workers": workers,
                 "reused_streams": seed_store is not None, "date": time.strftime("%Y-%m-%d")}
-        record.write_text(json.dumps(cost, indent=1))
+        (store / EXTRACT_RECORD).write_text(json.dumps(cost, indent=1))
+    return recorded_cost(store, acoustic)
+
+
+def recorded_cost(store: Path, acoustic: str) -> dict:
+    """What extracting ``store`` cost, as its ``benchmark-extract.json`` says (``videos`` 0 when it says nothing)."""
+    if not (store / "segments.parquet").exists():
+        raise FileNotFoundError(f"{store}: [ravdess] no store there (run without --no-extract to extract it)")
+    record = store / EXTRACT_RECORD
     return json.loads(record.read_text()) if record.exists() else {"acoustic": acoustic, "videos": 0}
 
 
@@ -162,6 +171,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--epochs", type=int, help="mcr train --epochs")
     p.add_argument("--workers", type=int, default=2, help="mcr extract --workers")
     p.add_argument("--language", help="mcr extract --language (e.g. 'none': probes and majority only)")
+    p.add_argument("--no-extract", action="store_true", help="use STORE and STORE-<name> as they are: no prepare, "
+                   "no extract (the extraction costs their benchmark-extract.json recorded)")
     p.add_argument("--write", action="store_true", help="write docs/benchmarks.md's section and the picture")
     p.add_argument("--doc", type=Path, help=argparse.SUPPRESS)  # tests: another benchmarks document
     p.add_argument("--image", type=Path, default=IMAGE, help=argparse.SUPPRESS)
@@ -179,11 +190,14 @@ def main(argv: list[str] | None = None) -> int:
 
     manifest.parent.mkdir(parents=True, exist_ok=True)
     args.work.mkdir(parents=True, exist_ok=True)
-    mcr("prepare", "ravdess", str(args.raw), "--split", "actors", "--modality", "audio", "--channel", "speech",
-        "--out", str(manifest))
     stores = {name: store if name == default_acoustic else Path(f"{store}-{name}") for name in acoustic}
-    costs = {name: extract(manifest, stores[name], name, workers=args.workers, language=args.language,
-                           seed_store=None if name == default_acoustic else store) for name in acoustic}
+    if args.no_extract:
+        costs = {name: recorded_cost(stores[name], name) for name in acoustic}
+    else:
+        mcr("prepare", "ravdess", str(args.raw), "--split", "actors", "--modality", "audio", "--channel", "speech",
+            "--out", str(manifest))
+        costs = {name: extract(manifest, stores[name], name, workers=args.workers, language=args.language,
+                               seed_store=None if name == default_acoustic else store) for name in acoustic}
 
     rows, cvs = [], {}
     for key in models:
@@ -225,7 +239,9 @@ def training_text(config: Path) -> str:
     """The training options of a ``--config`` file, as ``key = value`` pairs."""
     from model.presets import read_overrides
 
-    return ", ".join(f"{k} = {v}" for k, v in read_overrides(config).items())
+    return ", ".join(f"{k}.{name} = {value}" if isinstance(v, dict) else f"{k} = {v}"
+                     for k, v in read_overrides(config).items()
+                     for name, value in (v.items() if isinstance(v, dict) else [(None, None)]))
 
 
 def section(args, rows: list[dict], folds: list[list[str]], costs: dict, data, models: list[str]) -> str:

@@ -29,6 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 SENTENCE = "don't forget a jacket"
+OPENAI = "openai-whisper"  # the ideas were ideas for openai-whisper's engine (the CTranslate2 one: extract_speed.py)
 
 
 def quantised(extractor):
@@ -49,6 +50,7 @@ def quantised(extractor):
 
     out = copy.copy(extractor)
     out._model = quantize_dynamic(plain(copy.deepcopy(extractor.model)), {torch.nn.Linear}, dtype=torch.qint8)
+    out._engine = None  # built again, on the quantised model
     return out
 
 
@@ -73,16 +75,16 @@ def main(argv: list[str] | None = None) -> int:
     join_clips(clips, joined, seconds=args.seconds, spans=spans)
     media = [decode(c, fps=1) for c in clips] + [decode(joined, fps=1)]
     truth = [SENTENCE] * len(clips) + [" ".join([SENTENCE] * len(spans))]
-    default = create("whisper-glove")
+    default = create("whisper-glove", engine=OPENAI)
     variants = {
         "default (regions, batch 8, 8-s window, encoder " + default.model_identity()["whisper encoder"] + ")": default,
-        "float32 encoder (before)": create("whisper-glove", encoder_precision="float32"),
-        "no speech regions": create("whisper-glove", vad=False),
-        "regions one at a time (batch 1)": create("whisper-glove", batch=1),
-        "10-s window for <= 5 s (before)": create("whisper-glove", short_window_seconds=10.0,
-                                                   short_content_seconds=5.0),
+        "float32 encoder (before)": create("whisper-glove", engine=OPENAI, encoder_precision="float32"),
+        "no speech regions": create("whisper-glove", engine=OPENAI, vad=False),
+        "regions one at a time (batch 1)": create("whisper-glove", engine=OPENAI, batch=1),
+        "10-s window for <= 5 s (before)": create("whisper-glove", engine=OPENAI, short_window_seconds=10.0,
+                                                  short_content_seconds=5.0),
         "int8 dynamic quantisation": None,
-        "whisper tiny.en (bundled) instead of base": create("whisper-glove", model="tiny.en"),
+        "whisper tiny.en (bundled) instead of base": create("whisper-glove", engine=OPENAI, model="tiny.en"),
     }
     default.extract(media[0])
     float32 = variants["float32 encoder (before)"]

@@ -98,6 +98,12 @@ class AcousticExtractor(Extractor):
         table = pa.table([pa.array(times), features_column(features, self.feature_dim)], schema=self.schema())
         return table
 
+    def load(self) -> None:
+        """The schema, then librosa's numba kernels, from their cache, by analysing a second of noise (1-4 s
+        the first time in a process, on 2 cores)."""
+        super().load()
+        self.compute(_noise(), 16000)
+
     def compute(self, audio: np.ndarray, sample_rate: int) -> np.ndarray:
         """(S,) float audio -> (1 + S // hop_samples, D) float32, finite; ValueError for bad options or audio."""
         c = self.config
@@ -220,7 +226,15 @@ def warm_numba_caches() -> None:
     processes started together on a fresh install all compile and write those cache files at once, and a process
     can load another's half-written kernel: it segfaults in the kernel (seen in the test suite's first run in a new
     virtual environment). Called before worker processes start (``workflows.cluster.local_client`` with processes,
-    the test suite's controller), it leaves them complete cache files to load.
+    the test suite's controller), it leaves them complete cache files to load. whisper's word-timing kernel
+    (:mod:`extractors.whisper_dtw`) is cached the same way and warmed here too.
     """
-    noise = np.random.default_rng(0).normal(0, 0.1, 16000).astype(np.float32)
-    AcousticExtractor().compute(noise, 16000)
+    from extractors import whisper_dtw
+
+    AcousticExtractor().compute(_noise(), 16000)
+    whisper_dtw.warm()
+
+
+def _noise() -> np.ndarray:
+    """(16000,) float32: a second of white noise at 16 kHz, the same every time."""
+    return np.random.default_rng(0).normal(0, 0.1, 16000).astype(np.float32)

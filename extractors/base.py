@@ -20,9 +20,11 @@ import pyarrow as pa
 
 from pipeline.files import sha256_text
 
-DEFAULT_EXTRACTORS: dict[str, str] = {"language": "whisper-glove", "acoustic": "librosa", "visual": "mediapipe"}
-"""The extractor of each modality when none is named (acoustic: "librosa", "whisper-encoder" or "egemaps";
-docs/features.md compares them)."""
+DEFAULT_EXTRACTORS: dict[str, str] = {"language": "whisper-glove", "acoustic": "whisper-encoder",
+                                      "visual": "mediapipe", "voice": "silero-vad"}
+"""The extractor of each stream when none is named (acoustic: "whisper-encoder", "librosa" or "egemaps";
+docs/features.md compares them: whisper's encoder states won the RAVDESS cross-validation, docs/benchmarks.md).
+``voice`` (speech and loudness, :mod:`extractors.voice`) is what annotation reads, not a model input."""
 
 
 @dataclass
@@ -93,7 +95,7 @@ class Extractor(abc.ABC):
     """One modality's feature extractor: ``name``, a config dataclass, ``extract()``, frame shift, feature dim."""
 
     name: ClassVar[str]
-    modality: ClassVar[str]  # "language" | "acoustic" | "visual"
+    modality: ClassVar[str]  # "language" | "acoustic" | "visual" | "voice"
     config_class: ClassVar[type[ExtractorConfig]] = ExtractorConfig
     reuses: ClassVar[tuple[str, ...]] = ()
     """Intermediate results another extractor of the same media may leave for this one (:meth:`extract_shared`)."""
@@ -150,6 +152,12 @@ class Extractor(abc.ABC):
     def model_identity(self) -> dict[str, str]:
         """Names, versions and hashes of the models and libraries behind the features (for provenance)."""
         return {}
+
+    def load(self) -> None:
+        """Load the models now rather than in the first :meth:`extract`: a worker calls it in a background thread
+        while it decodes its first window (:func:`workflows.extract_window.worker_extractor`). By default the
+        schema is built (with the assets and model identities it names); extractors with models load them too."""
+        self.schema()
 
     def metadata(self) -> dict[str, str]:
         """Schema metadata: extractor, config, feature names, frame shift, model identities."""

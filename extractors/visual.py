@@ -211,6 +211,12 @@ class MediaPipeVisualExtractor(VisualExtractor):
         with _native_stderr_silenced():
             return vision.FaceLandmarker.create_from_options(options)
 
+    def load(self) -> None:
+        """The schema, and the IMAGE-mode landmarker that one face per frame uses (VIDEO mode makes its own)."""
+        super().load()
+        if self.config.max_faces == 1:
+            self.landmarker()
+
     def landmarker(self):
         """The MediaPipe FaceLandmarker (IMAGE mode), created on first use and kept until :meth:`close` (or the
         interpreter's exit: see ``_OPEN_LANDMARKERS``)."""

@@ -23,6 +23,7 @@ import json
 import re
 import struct
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import torch
@@ -219,8 +220,10 @@ def alignment_heads_mask(dims: dict[str, int], *, alignment_model: str | None, c
     return mask
 
 
-def convert(directories: list[Path], output: Path, *, alignment_model: str | None = None) -> Path:
-    """Write the openai-whisper checkpoint of the CTranslate2 model in ``directories`` to ``output``.
+def convert(directories: list[Path], output: Path | BinaryIO, *, alignment_model: str | None = None
+            ) -> Path | BinaryIO:
+    """Write the openai-whisper checkpoint of the CTranslate2 model in ``directories`` to ``output`` (a path or a
+    binary file open for writing); returns ``output``.
 
     ``directories[0]`` holds ``config.json`` and the vocabulary; the ``model.bin`` chunks of all directories,
     in order, make the model. The checkpoint is ``{"dims", "model_state_dict", "alignment_heads"}`` (tensors
@@ -254,7 +257,7 @@ def convert(directories: list[Path], output: Path, *, alignment_model: str | Non
         "alignment_heads": alignment_heads_mask(dims, alignment_model=alignment_model, config=config),
     }
     torch.save(checkpoint, output)
-    return Path(output)
+    return output
 
 
 def directory_fingerprint(directory: Path) -> str:

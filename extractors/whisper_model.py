@@ -1,5 +1,12 @@
-"""What the whisper-based extractors share: one model per process and checkpoint, its identity, and the encoder
-states one extractor's pass leaves for another.
+"""What the whisper-based extractors share: one model per process and checkpoint, the engine that runs it, its
+identity, and the encoder states one extractor's pass leaves for another.
+
+Two engines run the same weights (``engine`` in both extractors' configs, so in their config hashes):
+"openai-whisper" (PyTorch, :mod:`extractors.whisper_words`, the bundled CTranslate2 weights converted once) and
+"ctranslate2" (:mod:`extractors.whisper_ct2_engine`, the weights as shipped, float32 on CPU). Their words agree
+(WER and word times measured in docs/benchmarks.md); their encoder states differ by float rounding (more at a
+quantised ``compute_type``), so a ``whisper-encoder`` stream is only comparable with one of the same engine and
+compute type.
 
 The language extractor (:mod:`extractors.language`) and the acoustic ``whisper-encoder``
 (:mod:`extractors.whisper_states`) read the same checkpoint: a worker holding both loads it once
@@ -22,25 +29,33 @@ from typing import TYPE_CHECKING, Callable
 import numpy as np
 
 from extractors.base import Media
-from pipeline.files import sha256_bytes, sha256_file
+from pipeline.files import sha256_bytes
 
 if TYPE_CHECKING:
     import torch
     from whisper.model import Whisper
 
+    from extractors.whisper_words import Engine
+
 SAMPLE_RATE = 16000
 STATES = "whisper encoder states"
 """The key of ``Extractor.extract_shared``'s ``shared`` under which whisper's encoder states are passed on."""
 
-StatesKey = tuple[str, bool, str, int, int]
+ENGINES = ("ctranslate2", "openai-whisper")
+COMPUTE_TYPES = ("auto", "int8", "int8_float32", "int16", "float32", "int8_float16", "float16", "bfloat16",
+                 "int8_bfloat16")
+StatesKey = tuple[str, str, int, int]
 _MODELS: dict[tuple[str, int], "Whisper"] = {}
 _MODELS_LOCK = threading.Lock()
 
 
 @functools.lru_cache(maxsize=8)
 def _sha256(path: str) -> str:
-    """The checkpoint's hash, once per process (``model_identity`` is asked on every ``extract``)."""
-    return sha256_file(path)
+    """The checkpoint's hash, once per process (``model_identity`` is asked on every ``extract``), from the record
+    its conversion left (:func:`extractors.assets.checkpoint_sha256`): the checkpoint is read once, by the load."""
+    from extractors.assets import checkpoint_sha256
+
+    return checkpoint_sha256(path)
 
 
 def shared_whisper(checkpoint: Path) -> "Whisper":
@@ -59,6 +74,28 @@ def shared_whisper(checkpoint: Path) -> "Whisper":
         return _MODELS[key]
 
 
+@functools.lru_cache(maxsize=8)
+def _ct2_identity(model: str, compute_type: str) -> dict[str, str]:
+    """The CTranslate2 model (name, fingerprint of its files) and engine (version, compute type, device)."""
+    from extractors.assets import resolve_whisper_ct2
+    from extractors.whisper_ct2 import directory_fingerprint
+    from extractors.whisper_ct2_engine import device_and_compute_type
+
+    fingerprints = "+".join(directory_fingerprint(d) for d in resolve_whisper_ct2(model))
+    device, compute_type = device_and_compute_type(compute_type)
+    return {"whisper": f"{model} (CTranslate2, fingerprint {fingerprints})",
+            "whisper engine": f"ctranslate2 {importlib_metadata.version('ctranslate2')}, {compute_type} on {device}"}
+
+
+def check_engine(engine: str, compute_type: str) -> None:
+    """A ValueError naming the choices unless ``engine`` is one of ``ENGINES`` and ``compute_type`` one of
+    ``COMPUTE_TYPES``."""
+    if engine not in ENGINES:
+        raise ValueError(f"engine {engine!r} is not one of {', '.join(ENGINES)}")
+    if compute_type not in COMPUTE_TYPES:
+        raise ValueError(f"compute_type {compute_type!r} is not one of {', '.join(COMPUTE_TYPES)}")
+
+
 def audio_16k(media: Media) -> np.ndarray:
     """(S,) float32 16-kHz audio of ``media`` (resampled when decoded at another rate)."""
     audio = np.asarray(media.audio, np.float32)
@@ -70,11 +107,34 @@ def audio_16k(media: Media) -> np.ndarray:
 
 
 class WhisperBacked:
-    """The whisper model of an extractor whose config has ``model``, ``allow_download``, ``encoder_precision``
-    and ``threads`` (see :class:`extractors.language.LanguageConfig`): resolved and loaded on first use."""
+    """The whisper model of an extractor whose config has ``model``, ``engine``, ``compute_type``,
+    ``allow_download``, ``encoder_precision`` and ``threads`` (see :class:`extractors.language.LanguageConfig`):
+    resolved and loaded on first use."""
 
     _model = None
     _checkpoint: Path | None = None
+    _engine = None
+
+    @property
+    def engine(self) -> "Engine":
+        """The engine that encodes, decodes and aligns (one model per process and settings)."""
+        if self._engine is None:
+            if self.config.engine == "ctranslate2":
+                from extractors.assets import resolve_whisper_ct2
+                from extractors.whisper_ct2_engine import shared_ct2_engine
+
+                self._engine = shared_ct2_engine(resolve_whisper_ct2(self.config.model),
+                                                 compute_type=self.config.compute_type, threads=self.config.threads)
+            else:
+                from extractors.whisper_words import OpenAIWhisperEngine
+
+                self._engine = OpenAIWhisperEngine(self.model, bfloat16=self.bfloat16())
+        return self._engine
+
+    def load(self) -> None:
+        """The schema (word vectors, model identity), then the engine with its weights."""
+        super().load()
+        self.engine  # noqa: B018 (loads it)
 
     @property
     def checkpoint(self) -> Path:
@@ -100,7 +160,9 @@ class WhisperBacked:
         return encoder_bfloat16(device, self.config.encoder_precision)
 
     def whisper_identity(self) -> dict[str, str]:
-        """The checkpoint (name, file, hash), openai-whisper's version and the encoder's precision."""
+        """The engine, the model (name, file, hash), the engine's version and its precision."""
+        if self.config.engine == "ctranslate2":
+            return _ct2_identity(self.config.model, self.config.compute_type)
         return {
             "whisper": f"{self.config.model} ({self.checkpoint.name}, sha256 {_sha256(str(self.checkpoint))[:16]})",
             "openai-whisper": importlib_metadata.version("openai-whisper"),
@@ -108,8 +170,13 @@ class WhisperBacked:
         }
 
     def states_key(self, audio: np.ndarray, seek: int, window: int) -> StatesKey:
-        """:func:`states_key` for this extractor's model and precision."""
-        return states_key(self.checkpoint, self.bfloat16(), audio, seek, window)
+        """:func:`states_key` for this extractor's engine, model and precision."""
+        if self.config.engine == "ctranslate2":
+            models = self.whisper_identity()
+            engine = f"{models['whisper']} {models['whisper engine']}"
+        else:
+            engine = f"openai-whisper {self.checkpoint} {'bfloat16' if self.bfloat16() else 'float32'}"
+        return states_key(engine, audio, seek, window)
 
     def states_recorder(self, states: dict[StatesKey, np.ndarray]
                         ) -> Callable[[np.ndarray, int, int, "torch.Tensor"], None]:
@@ -134,9 +201,9 @@ class WhisperBacked:
             torch.set_num_threads(previous)
 
 
-def states_key(checkpoint: Path, bfloat16: bool, audio: np.ndarray, seek: int, window: int) -> StatesKey:
-    """What determines the encoder states of one window: the model and its precision, the audio whose log-mel is
-    cut into windows (a speech region, or the whole audio), the first mel frame of the window (``seek``) and the
-    frames encoded (``window``, 800 for a short window, 3000 for 30 s)."""
+def states_key(engine: str, audio: np.ndarray, seek: int, window: int) -> StatesKey:
+    """What determines the encoder states of one window: the engine, model and precision (one string), the audio
+    whose log-mel is cut into windows (a speech region, or the whole audio), the first mel frame of the window
+    (``seek``) and the frames encoded (``window``, 800 for a short window, 3000 for 30 s)."""
     digest = sha256_bytes(memoryview(np.ascontiguousarray(audio, np.float32)).cast("B"))
-    return str(checkpoint), bfloat16, digest, seek, window
+    return engine, digest, seek, window

@@ -4,7 +4,8 @@ The states are those the language extractor's ASR pass computes (:mod:`extractor
 split into speech regions at silences (:func:`extractors.vad.speech_regions`, neighbours that fit one short window
 joined), each region's log-mel is cut into windows of at most 30 s from its start (a region of at most
 ``short_content_seconds`` is one ``short_window_seconds`` window, zero-padded), and each window goes through the
-encoder (:func:`extractors.whisper_words.encode`). The states of the positions that hold audio (one per 20 ms) are
+encoder of the ``engine`` (:mod:`extractors.whisper_model`: CTranslate2's by default, or openai-whisper's in
+PyTorch; the states, and so this stream, depend on it). The states of the positions that hold audio (one per 20 ms) are
 mean-pooled to one row every ``hop`` seconds.
 
 * Beside the language extractor (``Extractor.extract_shared``) the windows it encoded are taken from its pass,
@@ -20,14 +21,19 @@ audio, or audio without speech, gives an empty table.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
 
 from extractors.base import Extractor, ExtractorConfig, Media, features_column, register
-from extractors.whisper_model import SAMPLE_RATE, STATES, StatesKey, WhisperBacked, audio_16k
+from extractors.whisper_model import SAMPLE_RATE, STATES, StatesKey, WhisperBacked, audio_16k, check_engine
 from pipeline.errors import StageError
+
+if TYPE_CHECKING:
+    from extractors.whisper_words import TranscribeOptions
 
 POSITION_SECONDS = 0.02  # one encoder position: two 10-ms mel frames
 SAMPLES_PER_POSITION = int(SAMPLE_RATE * POSITION_SECONDS)
@@ -43,6 +49,10 @@ class EncoderConfig(ExtractorConfig):
 
     model: str = "base"
     """Whisper model: a name ("base", "tiny.en", ...), an openai-whisper .pt or a CTranslate2 directory."""
+    engine: str = "ctranslate2"
+    """"ctranslate2" or "openai-whisper", as the language extractor's: the states differ between them."""
+    compute_type: str = "auto"
+    """CTranslate2's precision, as the language extractor's."""
     allow_download: bool = False
     """Download the whisper model from openai when it is not available offline."""
     hop: float = 0.04
@@ -66,6 +76,7 @@ class EncoderConfig(ExtractorConfig):
         from extractors.whisper_precision import check_encoder_precision
 
         check_encoder_precision(self.encoder_precision)
+        check_engine(self.engine, self.compute_type)
         pool = self.hop / POSITION_SECONDS
         if not (pool >= 1 and abs(pool - round(pool)) < 1e-6):
             raise ValueError(f"hop {self.hop} s is not a multiple of whisper's {POSITION_SECONDS} s positions")
@@ -83,15 +94,17 @@ class WhisperEncoderExtractor(WhisperBacked, Extractor):
     reuses = (STATES,)
     chunk_margin = False  # a chunk's speech regions, as the language extractor's: the same windows
 
-    def __init__(self, config: EncoderConfig | None = None, **overrides):
-        super().__init__(config, **overrides)
+    @functools.cached_property
+    def options(self) -> "TranscribeOptions":
+        """How the windows are cut (made on first use: :mod:`extractors.whisper_words` imports torch, 2-3 s, which
+        building an extractor in the command should not wait for)."""
         from extractors.whisper_words import TranscribeOptions
 
         c = self.config
-        self.options = TranscribeOptions(short_window_seconds=c.short_window_seconds,
-                                         short_content_seconds=c.short_content_seconds,
-                                         vad_min_silence=c.vad_min_silence, batch_size=c.batch,
-                                         encoder_precision=c.encoder_precision)
+        return TranscribeOptions(short_window_seconds=c.short_window_seconds,
+                                 short_content_seconds=c.short_content_seconds,
+                                 vad_min_silence=c.vad_min_silence, batch_size=c.batch,
+                                 encoder_precision=c.encoder_precision)
 
     @property
     def frame_shift(self) -> float:
@@ -99,7 +112,7 @@ class WhisperEncoderExtractor(WhisperBacked, Extractor):
 
     @property
     def feature_names(self) -> list[str]:
-        return [f"whisper_{i:03d}" for i in range(self.model.dims.n_audio_state)]
+        return [f"whisper_{i:03d}" for i in range(self.engine.n_state)]
 
     def schema(self) -> pa.Schema:
         fields = [pa.field("time", pa.float64()), pa.field("features", pa.list_(pa.float32(), self.feature_dim))]
@@ -156,9 +169,8 @@ class WhisperEncoderExtractor(WhisperBacked, Extractor):
                 if state is not None and state.shape[0] == size // 2:
                     found[window] = state
         missing = [w for w in windows if w not in found]
-        found.update(zip(missing, encode_windows(self.model, pieces, missing, bfloat16=self.bfloat16(),
-                                                 batch=self.config.batch)))
-        d = self.model.dims.n_audio_state
+        found.update(zip(missing, encode_windows(self.engine, pieces, missing, batch=self.config.batch)))
+        d = self.engine.n_state
         starts, states = [np.zeros(0, np.int64)], [np.zeros((0, d), np.float32)]
         for window in windows:
             r, seek, size, _ = window
@@ -168,15 +180,15 @@ class WhisperEncoderExtractor(WhisperBacked, Extractor):
         return np.concatenate(starts), np.concatenate(states)
 
 
-def encode_windows(model, pieces: list[np.ndarray], windows: list[Window], *, bfloat16: bool, batch: int
-                   ) -> list[np.ndarray]:
+def encode_windows(engine, pieces: list[np.ndarray], windows: list[Window], *, batch: int) -> list[np.ndarray]:
     """The (size // 2, d) float32 encoder states of each ``(piece, seek, size, window)``: the log-mel of
     ``pieces[piece]`` (:func:`extractors.whisper_words.log_mel`), frames ``[seek, seek + size)`` zero-padded to
-    ``window`` frames, through :func:`extractors.whisper_words.encode`; windows of one length ``batch`` at a time."""
+    ``window`` frames, through the ``engine``'s encoder (:class:`extractors.whisper_words.Engine`); windows of one
+    length ``batch`` at a time."""
     import torch
     import torch.nn.functional as F
 
-    from extractors.whisper_words import encode, log_mel
+    from extractors.whisper_words import log_mel
 
     mels: dict[int, torch.Tensor] = {}
     out: list[np.ndarray | None] = [None] * len(windows)
@@ -190,9 +202,9 @@ def encode_windows(model, pieces: list[np.ndarray], windows: list[Window], *, bf
             for i in group:
                 piece, seek, size, _ = windows[i]
                 if piece not in mels:
-                    mels[piece] = log_mel(pieces[piece], model.dims.n_mels)
+                    mels[piece] = log_mel(pieces[piece], engine.n_mels)
                 mel_windows.append(F.pad(mels[piece][:, seek:seek + size], (0, window - size)))
-            features = encode(model, torch.stack(mel_windows), bfloat16=bfloat16)  # (B, window / 2, d)
+            features = engine.encode(torch.stack(mel_windows))  # (B, window / 2, d)
             for j, i in enumerate(group):
                 out[i] = features[j, : windows[i][2] // 2].numpy().copy()
     return out

@@ -43,28 +43,28 @@ from __future__ import annotations
 
 import itertools
 import pickle
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Protocol
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 import whisper
-from whisper.audio import HOP_LENGTH, N_FRAMES, N_SAMPLES, SAMPLE_RATE, log_mel_spectrogram
+from whisper.audio import HOP_LENGTH, N_FRAMES, N_SAMPLES, log_mel_spectrogram
 from whisper.decoding import DecodingOptions, DecodingResult, DecodingTask
 from whisper.model import ModelDimensions, Whisper, disable_sdpa
-from whisper.timing import TOKENS_PER_SECOND, WordTiming as _Timing, dtw, median_filter, merge_punctuations
+from whisper.timing import WordTiming as _Timing, median_filter
 from whisper.tokenizer import Tokenizer, get_tokenizer
 
+from extractors.whisper_dtw import dtw  # whisper's, compiled once per installation
 from extractors.whisper_precision import check_encoder_precision, encoder_bfloat16
+from extractors.whisper_segments import (FRAMES_PER_SECOND, assign_words, is_anomalous, split_segments,
+                                         timings_from_alignment)
 from pipeline.manifest import WordTiming
 
-FRAMES_PER_SECOND = SAMPLE_RATE // HOP_LENGTH  # 100 mel frames per second, 2 per encoder position
-FALLBACK_SEED = 0  # torch seed of the sampling at fallback temperatures (+ the temperature's index)
-PREPEND_PUNCTUATIONS = "\"'“¿([{-"
-APPEND_PUNCTUATIONS = "\"'.。,，!！?？:：”)]}、"
-PUNCTUATION = "\"'“¿([{-\"'.。,，!！?？:：”)]}、"  # openai-whisper transcribe's
+FALLBACK_SEED = 0  # seed of the sampling at fallback temperatures (+ the temperature's index)
+TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)  # openai-whisper transcribe's fallback temperatures
 
 
 def load_whisper(checkpoint: str | Path, *, device: str = "cpu") -> Whisper:
@@ -108,8 +108,9 @@ class TranscribeOptions:
     words squeezed to nothing), as whisper tends to repeat itself over long silences."""
     silence_peak: float = 1e-3
     """A window whose audio never exceeds this amplitude (-60 dBFS) is silence: no words, nothing decoded."""
-    temperatures: tuple[float, ...] = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
-    """Decoding temperatures, tried in order while the result looks like a failure (fallback)."""
+    temperatures: tuple[float, ...] = TEMPERATURES
+    """Decoding temperatures, tried in order while the result looks like a failure (fallback); the language
+    extractor keeps the first ``1 + fallback`` (:class:`extractors.language.LanguageConfig`)."""
     compression_ratio_threshold: float = 2.4
     """A decode whose text compresses (gzip) better than this is too repetitive: fall back."""
     logprob_threshold: float = -1.0
@@ -172,24 +173,76 @@ def decode_batch(model: Whisper, audio_features: torch.Tensor, options: Transcri
     return _FeaturesDecodingTask(model, decoding).run(audio_features)
 
 
-def decode(model: Whisper, audio_features: torch.Tensor, options: TranscribeOptions,
+class Engine(Protocol):
+    """What :func:`transcribe_words` needs of a whisper implementation: :class:`OpenAIWhisperEngine` (PyTorch) or
+    :class:`extractors.whisper_ct2_engine.CTranslate2Engine`. Features are (B, T', d) float32 CPU tensors."""
+
+    name: str
+    n_mels: int
+    n_state: int
+
+    def tokenizer(self, language: str | None) -> Tokenizer: ...
+
+    def encode(self, mel: torch.Tensor) -> torch.Tensor: ...
+
+    def decode_batch(self, features: torch.Tensor, options: TranscribeOptions, temperature: float,
+                     seed: int | None = None) -> list[DecodingResult]: ...
+
+    def word_timings(self, tokenizer: Tokenizer, text_tokens: list[int], features: torch.Tensor,
+                     num_frames: int) -> list[_Timing]: ...
+
+
+class OpenAIWhisperEngine:
+    """openai-whisper in PyTorch, the reference engine: :func:`encode`, :func:`decode_batch`, :func:`word_timings`
+    of one model, its encoder at ``bfloat16`` or not."""
+
+    name = "openai-whisper"
+
+    def __init__(self, model: Whisper, *, bfloat16: bool = False):
+        self.model, self.bfloat16 = model, bfloat16
+        self.n_mels, self.n_state = model.dims.n_mels, model.dims.n_audio_state
+
+    def tokenizer(self, language: str | None) -> Tokenizer:
+        return get_tokenizer(self.model.is_multilingual, num_languages=self.model.num_languages, language=language,
+                             task="transcribe")
+
+    def encode(self, mel: torch.Tensor) -> torch.Tensor:
+        return encode(self.model, mel, bfloat16=self.bfloat16)
+
+    def decode_batch(self, features: torch.Tensor, options: TranscribeOptions, temperature: float,
+                     seed: int | None = None) -> list[DecodingResult]:
+        """:func:`decode_batch`; ``seed``: torch's generator seeded in a fork (the caller's stream is untouched)."""
+        if seed is None:
+            return decode_batch(self.model, features, options, temperature)
+        with torch.random.fork_rng(devices=[features.device] if features.is_cuda else []):
+            torch.manual_seed(seed)
+            return decode_batch(self.model, features, options, temperature)
+
+    def word_timings(self, tokenizer: Tokenizer, text_tokens: list[int], features: torch.Tensor,
+                     num_frames: int) -> list[_Timing]:
+        return word_timings(self.model, tokenizer, text_tokens, features, num_frames)
+
+
+def engine_of(model: Whisper | Engine, options: TranscribeOptions) -> Engine:
+    """An engine as it is, an openai-whisper model as :class:`OpenAIWhisperEngine` (``options.encoder_precision``)."""
+    if isinstance(model, Whisper):
+        return OpenAIWhisperEngine(model, bfloat16=encoder_bfloat16(model.device, options.encoder_precision))
+    return model
+
+
+def decode(engine: Whisper | Engine, audio_features: torch.Tensor, options: TranscribeOptions,
            first: DecodingResult | None = None) -> DecodingResult:
     """Decode one window's (1, T', d) features with temperature fallback, as openai-whisper's transcribe;
     ``first``: the result at the first temperature when it is already known (decoded in a batch).
 
-    Sampling at a temperature above 0 draws from torch's generator, seeded here (``FALLBACK_SEED``, in a forked
-    generator, so the caller's stream is untouched): the same window gives the same words on every run, where
-    openai-whisper's transcribe gives different ones."""
-    result = None
+    Sampling at a temperature above 0 is seeded (``FALLBACK_SEED``): the same window gives the same words on
+    every run, where openai-whisper's transcribe gives different ones."""
+    engine, result = engine_of(engine, options), None
     for i, t in enumerate(options.temperatures):
         if i == 0 and first is not None:
             result = first
-        elif t > 0:
-            with torch.random.fork_rng(devices=[audio_features.device] if audio_features.is_cuda else []):
-                torch.manual_seed(FALLBACK_SEED + i)
-                result = decode_batch(model, audio_features, options, t)[0]
         else:
-            result = decode_batch(model, audio_features, options, t)[0]
+            result = engine.decode_batch(audio_features, options, t, seed=FALLBACK_SEED + i if t > 0 else None)[0]
         too_repetitive = result.compression_ratio > options.compression_ratio_threshold
         too_unlikely = result.avg_logprob < options.logprob_threshold
         silence = result.no_speech_prob > options.no_speech_threshold and too_unlikely
@@ -231,96 +284,7 @@ def word_timings(model: Whisper, tokenizer: Tokenizer, text_tokens: list[int], a
     matrix = weights.mean(dim=0)[len(tokenizer.sot_sequence): -1]  # (text tokens + 1, frames)
     text_indices, time_indices = dtw(-matrix)
 
-    words, word_tokens = tokenizer.split_to_word_tokens(text_tokens + [tokenizer.eot])
-    if len(word_tokens) <= 1:
-        return []
-    boundaries = np.pad(np.cumsum([len(t) for t in word_tokens[:-1]]), (1, 0))
-    jumps = np.pad(np.diff(text_indices), (1, 0), constant_values=1).astype(bool)
-    jump_times = time_indices[jumps] / TOKENS_PER_SECOND
-    return [_Timing(word, toks, float(start), float(end), float(np.mean(text_token_probs[i:j])))
-            for word, toks, start, end, i, j in zip(words, word_tokens, jump_times[boundaries[:-1]],
-                                                    jump_times[boundaries[1:]], boundaries[:-1], boundaries[1:])]
-
-
-def _segments(tokens: list[int], tokenizer: Tokenizer, offset: float, duration: float
-              ) -> tuple[list[list[int]], list[tuple[float, float]], bool, int]:
-    """Split a window's tokens at consecutive timestamps, as openai-whisper's transcribe.
-
-    Returns the text tokens and (start, end) seconds of each segment, whether the window ended on a single
-    timestamp (no speech after it), and how many frames to advance (to the last timestamp when the last segment
-    is unfinished, else the whole window).
-    """
-    stamps = [t >= tokenizer.timestamp_begin for t in tokens]
-    single_ending = stamps[-2:] == [False, True]
-    window_frames = round(duration * FRAMES_PER_SECOND)
-    cuts = [i + 1 for i in range(len(tokens) - 1) if stamps[i] and stamps[i + 1]]
-    if not cuts:
-        times = [t - tokenizer.timestamp_begin for t, s in zip(tokens, stamps) if s]
-        if times and times[-1] > 0:
-            duration = times[-1] * 0.02
-        return [[t for t in tokens if t < tokenizer.eot]], [(offset, offset + duration)], single_ending, window_frames
-    if single_ending:
-        cuts.append(len(tokens))
-    pieces = [tokens[a:b] for a, b in zip([0, *cuts[:-1]], cuts)]
-    texts = [[t for t in p if t < tokenizer.eot] for p in pieces]
-    spans = [(offset + (p[0] - tokenizer.timestamp_begin) * 0.02, offset + (p[-1] - tokenizer.timestamp_begin) * 0.02)
-             for p in pieces]
-    advance = window_frames if single_ending else (tokens[cuts[-1] - 1] - tokenizer.timestamp_begin) * 2
-    return texts, spans, single_ending, advance
-
-
-def _assign(timings: list[_Timing], texts: list[list[int]], spans: list[tuple[float, float]], offset: float,
-            last_speech: float) -> list[list[_Timing]]:
-    """openai-whisper's ``add_word_timestamps`` heuristics: cap words at sentence and pause boundaries, merge
-    punctuation into words, and hand the words to their segments (times in seconds from the audio start)."""
-    durations = np.array([t.end - t.start for t in timings])
-    durations = durations[durations.nonzero()]
-    median = min(0.7, float(np.median(durations))) if len(durations) else 0.0
-    longest = median * 2
-    if len(durations):
-        for prev, cur in zip(timings, timings[1:]):
-            if cur.end - cur.start > longest:
-                if cur.word in ".。!！?？":
-                    cur.end = cur.start + longest
-                elif prev.word in ".。!！?？":
-                    cur.start = cur.end - longest
-    merge_punctuations(timings, PREPEND_PUNCTUATIONS, APPEND_PUNCTUATIONS)
-    out, index = [], 0
-    for text, (seg_start, seg_end) in zip(texts, spans):
-        words, saved = [], 0
-        while index < len(timings) and saved < len(text):
-            timing = timings[index]
-            if timing.word:
-                words.append(replace(timing, start=round(offset + timing.start, 2), end=round(offset + timing.end, 2)))
-            saved += len(timing.tokens)
-            index += 1
-        if words:
-            first = words[0]
-            if first.end - last_speech > median * 4 and (first.end - first.start > longest or (
-                    len(words) > 1 and words[1].end - first.start > longest * 2)):
-                if len(words) > 1 and words[1].end - words[1].start > longest:
-                    words[0].end = words[1].start = max(words[1].end / 2, words[1].end - longest)
-                words[0].start = max(0.0, words[0].end - longest)
-            if seg_start < words[0].end and seg_start - 0.5 > words[0].start:
-                words[0].start = max(0.0, min(words[0].end - median, seg_start))
-            if seg_end > words[-1].start and seg_end + 0.5 < words[-1].end:
-                words[-1].end = max(words[-1].start + median, seg_end)
-            last_speech = words[-1].end
-        out.append(words)
-    return out
-
-
-def is_anomalous(words: list[_Timing]) -> bool:
-    """openai-whisper's hallucination test of a segment: its first 8 words are improbable (< 0.15), squeezed
-    (< 0.133 s) or stretched (> 2 s) on the whole."""
-    def score(w: _Timing) -> float:
-        duration = w.end - w.start
-        return ((w.probability < 0.15) + max(0.0, 0.133 - duration) * 15 * (duration < 0.133)
-                + max(0.0, duration - 2.0))
-
-    words = [w for w in words if w.word not in PUNCTUATION][:8]
-    total = sum(score(w) for w in words)
-    return bool(words) and (total >= 3 or total + 0.01 >= len(words))
+    return timings_from_alignment(tokenizer, text_tokens, text_indices, time_indices, text_token_probs)
 
 
 def window_frames(options: TranscribeOptions, segment_size: int) -> int:
@@ -334,7 +298,7 @@ def window_frames(options: TranscribeOptions, segment_size: int) -> int:
     return window
 
 
-def transcribe_words(model: Whisper, audio: np.ndarray, options: TranscribeOptions = TranscribeOptions(),
+def transcribe_words(model: Whisper | Engine, audio: np.ndarray, options: TranscribeOptions = TranscribeOptions(),
                      first: tuple[torch.Tensor, DecodingResult] | None = None,
                      on_window: Callable[[int, int, torch.Tensor], None] | None = None) -> list[WordTiming]:
     """(S,) float32 16-kHz mono audio -> recognised words, in order, with times in seconds from the audio start.
@@ -345,11 +309,11 @@ def transcribe_words(model: Whisper, audio: np.ndarray, options: TranscribeOptio
     temperature, when they were computed in a batch (:mod:`extractors.whisper_regions`). ``on_window(seek,
     window, states)`` is told of every window encoded: its first mel frame, its length in mel frames and the
     (segment_size // 2, d) encoder states of the audio in it (:mod:`extractors.whisper_states` reuses them).
+    ``model``: an openai-whisper model or any :class:`Engine`.
     """
-    tokenizer = get_tokenizer(model.is_multilingual, num_languages=model.num_languages,
-                              language=options.language, task="transcribe")
-    mel = log_mel(audio, model.dims.n_mels)  # (n_mels, F)
-    bfloat16 = encoder_bfloat16(model.device, options.encoder_precision)
+    engine = engine_of(model, options)
+    tokenizer = engine.tokenizer(options.language)
+    mel = log_mel(audio, engine.n_mels)  # (n_mels, F)
     content_frames = mel.shape[-1]
     seek, utterance, last_speech, out = 0, 0, 0.0, []
     while seek < content_frames:
@@ -359,25 +323,25 @@ def transcribe_words(model: Whisper, audio: np.ndarray, options: TranscribeOptio
             seek += segment_size
             continue
         if seek == 0 and first is not None:
-            features, result = first[0], decode(model, first[0], options, first=first[1])
+            features, result = first[0], decode(engine, first[0], options, first=first[1])
         else:
             window = window_frames(options, segment_size)
             mel_window = F.pad(mel[:, seek: seek + segment_size], (0, window - segment_size))  # zeros, as pad_or_trim
-            features = encode(model, mel_window[None], bfloat16=bfloat16)  # (1, window / 2, d)
-            result = decode(model, features, options)
+            features = engine.encode(mel_window[None])  # (1, window / 2, d)
+            result = decode(engine, features, options)
         if on_window is not None:
             on_window(seek, features.shape[1] * 2, features[0, : segment_size // 2])
         if result.no_speech_prob > options.no_speech_threshold and result.avg_logprob <= options.logprob_threshold:
             seek += segment_size
             continue
         offset = seek / FRAMES_PER_SECOND
-        texts, spans, single_ending, advance = _segments(result.tokens, tokenizer, offset,
-                                                         segment_size / FRAMES_PER_SECOND)
-        timings = word_timings(model, tokenizer, list(itertools.chain(*texts)), features, segment_size)
+        texts, spans, single_ending, advance = split_segments(result.tokens, tokenizer, offset,
+                                                              segment_size / FRAMES_PER_SECOND)
+        timings = engine.word_timings(tokenizer, list(itertools.chain(*texts)), features, segment_size)
         window_words = []
-        for words in _assign(timings, texts, spans, offset, last_speech):
+        for words in assign_words(timings, texts, spans, offset, last_speech):
             if words and not (options.drop_anomalous and is_anomalous(words)):
-                # a heuristic of _assign may stretch a word past the audio
+                # a heuristic of assign_words may stretch a word past the audio
                 limit = round((seek + segment_size) / FRAMES_PER_SECOND, 2)
                 window_words += [WordTiming(w.word.strip(), round(min(w.start, limit), 2),
                                             round(min(w.end, limit), 2), w.probability, utterance) for w in words]

@@ -6,6 +6,7 @@
 """
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 from .attention import lengths_to_mask
@@ -16,8 +17,24 @@ from .mult import MulT
 from .presets import PRESETS, Preset, load_preset
 
 
+MAX_PARAMETERS = 500_000_000
+"""The largest model built: 2 GB of float32 weights, about 8 GB to train with Adam (the paper's models: under 1 M)."""
+
+
+def check_size(cfg: MCRConfig) -> None:
+    """Refuse a config of more than :data:`MAX_PARAMETERS` parameters before any memory is taken: it is counted
+    on PyTorch's meta device, which holds no data (milliseconds for the paper's sizes)."""
+    with torch.device("meta"):
+        size = count_parameters(MCR(cfg) if cfg.arch == "mcr" else MulT(cfg))
+    if size > MAX_PARAMETERS:
+        raise ValueError(f"MCRConfig: d_model={cfg.d_model}, n_layers={cfg.n_layers}, ffn_mult={cfg.ffn_mult} "
+                         f"make {size / 1e6:,.0f} M parameters, past the {MAX_PARAMETERS / 1e6:,.0f} M that fit "
+                         "in memory to train; make the model smaller")
+
+
 def build_model(cfg: MCRConfig) -> nn.Module:
-    """MCR or MulT, as ``cfg.arch`` says."""
+    """MCR or MulT, as ``cfg.arch`` says (its size checked first: :func:`check_size`)."""
+    check_size(cfg)
     return MCR(cfg) if cfg.arch == "mcr" else MulT(cfg)
 
 
@@ -27,4 +44,4 @@ def count_parameters(model: nn.Module) -> int:
 
 
 __all__ = ["ABLATIONS", "IEMOCAP_EMOTIONS", "MCR", "MCRConfig", "ModelOutput", "MulT", "PRESETS", "Preset",
-           "build_model", "count_parameters", "lengths_to_mask", "load_preset"]
+           "build_model", "check_size", "count_parameters", "lengths_to_mask", "load_preset"]

@@ -7,11 +7,11 @@ sequence-length-dependent parameters and their literal forms (see ``docs/model.m
 from __future__ import annotations
 
 import dataclasses
-import typing
 from dataclasses import dataclass, field
 from typing import Any
 
 from pipeline.arrays import IEMOCAP_EMOTIONS, TASKS
+from pipeline.options import Bound, bounded, check_fields
 
 MODALITIES = ("l", "v", "a")  # inside the model: language, visual, acoustic
 ARCHS = ("mcr", "mult")
@@ -21,6 +21,12 @@ EXCHANGE_FORMS = ("attention", "conv")
 BIAS_FORMS = ("shared", "per_step")
 SCU_ATTENTION_FORMS = ("pooled", "flat")
 POOLINGS = ("last", "mean")
+FEATURES = Bound(int, 1, 100_000)  # input feature sizes (whisper-large's encoder states: 1280)
+KERNEL = Bound(int, 1, 255)
+LAYERS = Bound(int, 1, 64, why="a deeper model does not fit in memory")
+RATE = Bound(float, 0, 1, high_open=True)  # dropouts
+STEPS = Bound(int, 1, 10_000_000)
+POOL = Bound(int, 1, 10_000)
 
 
 @dataclass
@@ -28,36 +34,36 @@ class MCRConfig:
     """Everything that defines one model. ``to_dict``/``from_dict`` round-trip it through JSON."""
 
     # Input feature sizes d_{L,V,A} (GloVe 300, Facet 35, COVAREP 74 in the paper's section 4.2).
-    d_l: int = 300
-    d_v: int = 35
-    d_a: int = 74
+    d_l: int = bounded(300, FEATURES)
+    d_v: int = bounded(35, FEATURES)
+    d_a: int = bounded(74, FEATURES)
     arch: str = "mcr"
     """``"mcr"`` (the paper's model) or ``"mult"`` (Tsai et al. 2019, the paper's "MuT" row)."""
     task: str = "regression"
     """``"regression"`` (B, 1), ``"iemocap"`` (B, 4 emotions, 2 logits) or ``"classification"`` (B, n_classes)."""
-    n_classes: int = 2
+    n_classes: int = bounded(2, Bound(int, 1, 100_000))
     """Number of classes for ``task="classification"``."""
     # Table 1: feature size, attention heads, kernel sizes L/V/A, reinforcement layers.
-    d_model: int = 40
-    n_heads: int = 10
-    kernel_l: int = 3
-    kernel_v: int = 3
-    kernel_a: int = 3
-    n_layers: int = 3
-    n_encoder_layers: int = 1
+    d_model: int = bounded(40, Bound(int, 1, 4096, why="a wider model does not fit in memory"))
+    n_heads: int = bounded(10, Bound(int, 1, 256))
+    kernel_l: int = bounded(3, KERNEL)
+    kernel_v: int = bounded(3, KERNEL)
+    kernel_a: int = bounded(3, KERNEL)
+    n_layers: int = bounded(3, LAYERS)
+    n_encoder_layers: int = bounded(1, Bound(int, 0, 64, why=LAYERS.why))
     """Layers of the transformer encoder over [Z_L; Z_V; Z_A] (section 3.2; the paper does not give a number)."""
-    ffn_mult: int = 4
+    ffn_mult: int = bounded(4, Bound(int, 1, 64))
     """Hidden size of every position-wise feed-forward layer, as a multiple of d_model."""
     pooling: str = "last"
     """How the encoder output becomes one vector per modality: its last real step (as MulT) or the masked mean."""
     # Dropouts (MulT's reference defaults, except attention-weight dropout; the paper gives none).
-    embed_dropout: float = 0.25
-    attn_dropout: float = 0.0
+    embed_dropout: float = bounded(0.25, RATE)
+    attn_dropout: float = bounded(0.0, RATE)
     """Dropout on attention weights. 0 by default: any other value makes PyTorch leave its fused attention kernel
     for one that materialises every (B, h, T_t, T_s) map (3x the memory on CPU at MOSI shapes)."""
-    relu_dropout: float = 0.1
-    res_dropout: float = 0.1
-    out_dropout: float = 0.0
+    relu_dropout: float = bounded(0.1, RATE)
+    res_dropout: float = bounded(0.1, RATE)
+    out_dropout: float = bounded(0.0, RATE)
 
     # ---- Table 5 ablation switches (names in ABLATIONS) ----
     modalities: tuple[str, ...] = MODALITIES
@@ -82,32 +88,32 @@ class MCRConfig:
     exchange: str = "attention"
     """Source-dimension exchange of eqs. 4-5: ``"attention"`` (length-free, default) or ``"conv"`` (literal 1-D
     convolution with T_s1 input and T_s2 output channels; needs max_len_*)."""
-    exchange_kernel: int = 1
+    exchange_kernel: int = bounded(1, KERNEL)
     """Kernel size (along the target time axis) of the literal exchange convolution."""
     time_bias: str = "shared"
     """Biases of eqs. 13 and 15: ``"shared"`` over time (R^d, default) or ``"per_step"`` (literal R^{T x d})."""
     scu_attention: str = "pooled"
     """Eq. 9: ``"pooled"`` (W in R^{d x d} per step, averaged over real steps, default) or ``"flat"`` (literal W in
     R^{T_t d x T_t d}; only where it fits, see LITERAL_PARAM_LIMIT)."""
-    max_len_l: int | None = None
-    max_len_v: int | None = None
-    max_len_a: int | None = None
+    max_len_l: int | None = bounded(None, STEPS)
+    max_len_v: int | None = bounded(None, STEPS)
+    max_len_a: int | None = bounded(None, STEPS)
 
     # ---- stream rate (docs/model.md, "Deviations") ----
-    pool_l: int = 1
-    pool_v: int = 1
-    pool_a: int = 1
+    pool_l: int = bounded(1, POOL)
+    pool_v: int = bounded(1, POOL)
+    pool_a: int = bounded(1, POOL)
     """pool_m > 1: every pool_m consecutive steps of modality m are averaged into one (over their real steps; padding
     is left out) before the pre-processing, so a 100 Hz acoustic stream with pool_a=4 reaches the model at 25 Hz and
     its attention costs 16x less. 1 (every step, as the paper) by default; training on a store sets it from
     ``TrainConfig.stream_rate``. max_len_m counts pooled steps."""
 
     # ---- MulT baseline ----
-    mult_layers: int = 5
+    mult_layers: int = bounded(5, LAYERS)
     """Layers of each of MulT's six crossmodal transformers (its reference code's default ``nlevels``)."""
-    mult_mem_layers: int = 3
+    mult_mem_layers: int = bounded(3, LAYERS)
     """Layers of each of MulT's three memory (self-attention) transformers."""
-    mult_kernel: int = 1
+    mult_kernel: int = bounded(1, KERNEL)
     """Kernel size of MulT's Conv1d input projections (1 in its reference code)."""
 
     extra: dict[str, Any] = field(default_factory=dict)
@@ -153,21 +159,9 @@ class MCRConfig:
         return self.exchange == "conv" or self.time_bias == "per_step" or self.scu_attention == "flat"
 
     def _check_numbers(self) -> None:
-        """Whole numbers where sizes go (positive ones for sizes), finite rates in [0, 1) for dropouts."""
-        hints = typing.get_type_hints(MCRConfig)
-        for f in dataclasses.fields(self):
-            value, hint = getattr(self, f.name), hints[f.name]
-            if value is None and type(None) in typing.get_args(hint):
-                continue
-            if int in (hint, *typing.get_args(hint)) and (isinstance(value, bool) or not isinstance(value, int)):
-                raise ValueError(f"MCRConfig.{f.name}={value!r}: expected a whole number")
-            if hint is float and (isinstance(value, bool) or not isinstance(value, (int, float))
-                                  or not 0.0 <= value < 1.0):
-                raise ValueError(f"MCRConfig.{f.name}={value!r}: expected a rate in [0, 1)")
-        for name in ("d_l", "d_v", "d_a", "d_model", "n_heads", "ffn_mult", "kernel_l", "kernel_v", "kernel_a",
-                     "mult_layers", "mult_mem_layers", "exchange_kernel", "mult_kernel", "pool_l", "pool_v", "pool_a"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"MCRConfig.{name}={getattr(self, name)}: must be at least 1")
+        """Every size and rate within its bound (:mod:`pipeline.options`); odd kernels."""
+        check_fields(MCRConfig, {f.name: getattr(self, f.name) for f in dataclasses.fields(self)},
+                     "MCRConfig.{}".format)
         for name in ("kernel_l", "kernel_v", "kernel_a"):
             if getattr(self, name) % 2 == 0:
                 raise ValueError(f"MCRConfig.{name}={getattr(self, name)}: must be odd, so that the convolution "
@@ -195,8 +189,6 @@ class MCRConfig:
         self._check_numbers()
         if self.d_model % self.n_heads:
             raise ValueError(f"MCRConfig: d_model={self.d_model} is not divisible by n_heads={self.n_heads}")
-        if self.n_layers < 1 or self.n_encoder_layers < 0:
-            raise ValueError("MCRConfig: n_layers must be >= 1 and n_encoder_layers >= 0")
         if self.task == "classification" and self.n_classes < 2:
             raise ValueError(f"MCRConfig.n_classes={self.n_classes} must be >= 2 for classification")
         if self.arch == "mult" and self.modalities != MODALITIES:

@@ -14,6 +14,9 @@ from dataclasses import dataclass
 import numpy as np
 
 MODALITIES = ("language", "visual", "acoustic")  # the model's input order (x_l, x_v, x_a)
+STORED_MODALITIES = (*MODALITIES, "voice")
+"""The streams a store holds: the model's inputs and ``voice`` (speech and loudness: what annotation reads, never a
+model input)."""
 TASKS = ("regression", "iemocap", "classification")
 IEMOCAP_EMOTIONS = ("happy", "sad", "angry", "neutral")  # the order of the iemocap outputs (N, 4, 2) and labels
 PADDING_SIDES = ("end", "start")

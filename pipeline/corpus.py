@@ -98,6 +98,8 @@ def scan_folder(root: str | Path, *, extensions: tuple[str, ...] = MEDIA_EXTENSI
                 skip(Path(folder, d), "hidden folder (not scanned)")
             elif os.path.islink(os.path.join(folder, d)):
                 skip(Path(folder, d), "link to a folder (not followed)")
+            elif Path(d).suffix.lower() in extensions:
+                skip(Path(folder, d), "a folder, though named like a media file (what it holds is scanned)")
         dirs[:] = sorted(d for d in dirs if not d.startswith(".") and not os.path.islink(os.path.join(folder, d)))
         for name in names:
             p = Path(folder, name)
@@ -137,29 +139,51 @@ def _number(value: str | None, column: str, where: str) -> float | None:
     return number
 
 
-def _label(value: str) -> Any:
-    """Labels stay strings unless they read as numbers (``-1.4`` -> -1.4, ``3`` -> 3.0)."""
+def _label(value: str, column: str, where: str) -> Any:
+    """Labels stay strings unless they read as numbers (``-1.4`` -> -1.4, ``3`` -> 3.0); NaN and infinity are
+    refused (an empty cell is the way to say "no label")."""
     try:
-        return float(value)
+        number = float(value)
     except ValueError:
         return value
+    if not math.isfinite(number):
+        raise ValueError(f"{where}: column {column!r} is {value!r}: a label is a finite number or a class name; "
+                         "leave the cell empty for a segment without a label")
+    return number
+
+
+def read_csv(csv_path: str | Path, stage: str = "") -> tuple[list[str], list[dict[str, str]]]:
+    """(columns, rows) of a manifest-like CSV (UTF-8, with or without a byte-order mark), read strictly: an
+    unclosed quote, a column named twice or a row with more cells than columns is refused in one line naming the
+    file (and the line); cells a spreadsheet would run come back without their guard quote (:mod:`.csv_cells`)."""
+    tag = f"[{stage}] " if stage else ""
+    where = f"{csv_path}: {tag}"
+    with open(csv_path, newline="", encoding="utf-8-sig") as f:  # -sig: spreadsheets' byte-order mark
+        reader = csv.DictReader(f, strict=True)
+        try:
+            columns = list(reader.fieldnames or [])
+            if twice := sorted({c for c in columns if columns.count(c) > 1}):
+                raise ValueError(f"{where}the columns {', '.join(map(repr, twice))} are named twice")
+            rows = []
+            for row in reader:
+                if None in row:
+                    raise ValueError(f"{csv_path}:{reader.line_num}: {tag}the row has "
+                                     f"{len(columns) + len(row[None])} cells for {len(columns)} columns")
+                rows.append(restore_row(row))
+        except csv.Error as error:
+            raise ValueError(f"{where}not a readable CSV file (line {reader.line_num}: {error}; is a quote left "
+                             "open?)") from None
+        except UnicodeDecodeError as error:
+            raise ValueError(f"{where}not UTF-8 text (byte {error.start}); save the manifest as UTF-8 CSV") from None
+    return columns, rows
 
 
 def read_manifest(csv_path: str | Path) -> Corpus:
     """A manifest CSV -> one :class:`VideoSource` per distinct video, its rows as segments, in file order."""
     csv_path = Path(csv_path)
-    with open(csv_path, newline="", encoding="utf-8-sig") as f:  # -sig: spreadsheets' byte-order mark
-        reader = csv.DictReader(f)
-        try:
-            fieldnames = reader.fieldnames
-            if fieldnames is None or "path" not in fieldnames:
-                raise ValueError(f"{csv_path}: a manifest needs a 'path' column, found {fieldnames}")
-            rows = [restore_row(row) for row in reader]  # what csv_cells quoted for spreadsheets
-        except csv.Error as error:
-            raise ValueError(f"{csv_path}: not a readable CSV file ({error})") from None
-        except UnicodeDecodeError as error:
-            raise ValueError(f"{csv_path}: not UTF-8 text (byte {error.start}); save the manifest as UTF-8 "
-                             "CSV") from None
+    fieldnames, rows = read_csv(csv_path)
+    if "path" not in fieldnames:
+        raise ValueError(f"{csv_path}: a manifest needs a 'path' column, found {fieldnames or 'none'}")
     label_columns = [c for c in fieldnames if c not in MANIFEST_COLUMNS]
     paths: dict[str, str] = {}
     segments: dict[str, list[Segment]] = defaultdict(list)
@@ -167,8 +191,9 @@ def read_manifest(csv_path: str | Path) -> Corpus:
         where = f"{csv_path}:{i}"
         if not (row.get("path") or "").strip():
             raise ValueError(f"{where}: the row has no path")
-        if "\x00" in row["path"]:
-            raise ValueError(f"{where}: the path holds a NUL character")
+        if _CONTROL.search(row["path"]):
+            raise ValueError(f"{where}: the path holds a control character ({row['path']!r}: a NUL, or a newline "
+                             "from a quote left open?)")
         path = Path(row["path"])
         path = str(path if path.is_absolute() else (csv_path.parent / path).resolve())
         try:
@@ -182,7 +207,7 @@ def read_manifest(csv_path: str | Path) -> Corpus:
         end = _number(row.get("end"), "end", where)
         if end is not None and end <= start:
             raise ValueError(f"{where}: segment ends ({end}) at or before it starts ({start})")
-        labels = {c: _label(row[c]) for c in label_columns if row.get(c) not in (None, "")}
+        labels = {c: _label(row[c], c, where) for c in label_columns if row.get(c) not in (None, "")}
         segment_id = segment_id or f"{vid}_{len(segments[vid])}"
         segments[vid].append(Segment(vid, segment_id, start, end, row.get("split") or None, labels))
     for vid, segs in segments.items():

@@ -30,6 +30,10 @@ class AssetNotFoundError(FileNotFoundError):
     """A model asset (weights, vocabulary) could not be resolved offline; the message says how to provide it."""
 
 
+class StoreLockedError(BlockingIOError):
+    """Another run is writing the store (``pipeline/store_lock.py``); the message names it and when it started."""
+
+
 USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, OSError, StageError)
 """What a user can fix: bad input or options (ValueError), missing or unreadable files, unreachable schedulers and
 timeouts (OSError: FileNotFoundError, PermissionError, ConnectionError, TimeoutError), a failed stage."""

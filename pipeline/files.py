@@ -73,6 +73,18 @@ def atomic_write(path: str | os.PathLike, content: Content, *, fs=None) -> str:
     return path
 
 
+def read_json(path: str | os.PathLike, *, stage: str = "load", hint: str = "") -> Any:
+    """The JSON value of the local file ``path``; one line naming the file when it is missing, unreadable or not
+    JSON (``hint``: what to do, appended)."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: [{stage}] missing" + (f"; {hint}" if hint else "")) from None
+    except (OSError, ValueError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        detail = " ".join(str(exc).split())
+        raise ValueError(f"{path}: [{stage}] not readable JSON ({detail})" + (f"; {hint}" if hint else "")) from None
+
+
 def write_json(path: str | os.PathLike, obj: Any, *, fs=None) -> str:
     """``obj`` as indented JSON, written atomically."""
     return atomic_write(path, json.dumps(obj, indent=2) + "\n", fs=fs)
@@ -112,6 +124,25 @@ def sha256_file(path: str | os.PathLike, *, fs=None, limit: int | None = None, c
             digest.update(block)
             left = left - len(block) if left > 0 else left
     return digest.hexdigest()
+
+
+class HashingFile:
+    """A binary file open for writing that hashes what is written through it (SHA-256, :meth:`hexdigest`): a file
+    hashed as it is written need not be read back to be hashed."""
+
+    def __init__(self, file):
+        self.file = file
+        self._digest = hashlib.sha256()
+
+    def write(self, data) -> int:
+        self._digest.update(data)
+        return self.file.write(data)
+
+    def flush(self) -> None:
+        self.file.flush()
+
+    def hexdigest(self) -> str:
+        return self._digest.hexdigest()
 
 
 def sha256_text(text: str) -> str:

@@ -8,8 +8,10 @@ Layout (see docs/store.md)::
       language/video_id=<id>/part.parquet              one file per video and modality (hive partitioning)
       acoustic/video_id=<id>/part.parquet
       visual/video_id=<id>/part.parquet
+      voice/video_id=<id>/part.parquet                 speech and loudness, for annotation (not a model input)
       _journal/part-<seq>.parquet                      videos rows appended during a run (compacted at its end)
       _chunks/video_id=<id>/<modality>/chunk-<k>.parquet  chunks of a long video until they are merged
+      _lock.json                                       the running writer's host, pid and start (store_lock.py)
 
 Every write goes through :func:`pipeline.files.atomic_write` (a hidden temporary file renamed onto the target), so
 a reader (or a process killed at any moment) sees either the old file or the new one, never half a file. Readers skip hidden files: ``pyarrow.dataset``, pandas and dask ignore names starting with ``.`` or ``_``.
@@ -20,7 +22,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, ContextManager, Iterable
 
 import pandas as pd
 import pyarrow as pa
@@ -28,7 +30,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from pipeline.arrays import MODALITIES
+from pipeline.arrays import STORED_MODALITIES
 from pipeline.files import atomic_write, remove_temporaries
 from pipeline.store_videos import VIDEO_COLUMNS, VIDEO_SCHEMA, VideoTable, plain_value  # noqa: F401 (re-exported)
 
@@ -115,14 +117,22 @@ class FeatureStore(VideoTable):
         with self.fs.open(path, "rb") as f:
             return pq.read_table(f)
 
+    def writing(self, *, log: Callable[[str], None] | None = None) -> ContextManager:
+        """Hold the store's write lock for a ``with`` block (one writing run at a time; see
+        :mod:`pipeline.store_lock`): a :class:`~pipeline.errors.StoreLockedError` names the run that holds it."""
+        from pipeline.store_lock import store_lock
+
+        self.fs.makedirs(self.root, exist_ok=True)
+        return store_lock(self.fs, self.root, url=self.url, log=log)
+
     def cleanup_temporary(self) -> int:
         """Remove temporary files left by killed writers; call it only while no one writes. Returns the count."""
         return remove_temporaries(self.root, fs=self.fs)
 
     # ------------------------------------------------------------------------------------------------ streams
     def stream_path(self, modality: str, video_id: str) -> str:
-        if modality not in MODALITIES:
-            raise ValueError(f"unknown modality {modality!r}; one of {MODALITIES}")
+        if modality not in STORED_MODALITIES:
+            raise ValueError(f"unknown modality {modality!r}; one of {STORED_MODALITIES}")
         return self.path(modality, f"video_id={check_video_id(video_id)}", "part.parquet")
 
     def write_stream(self, modality: str, video_id: str, table: pa.Table, metadata: dict[str, str] | None = None,
@@ -163,8 +173,8 @@ class FeatureStore(VideoTable):
 
     # ------------------------------------------------------------------------------------- chunk staging
     def chunk_path(self, modality: str, video_id: str, index: int) -> str:
-        if modality not in MODALITIES:
-            raise ValueError(f"unknown modality {modality!r}; one of {MODALITIES}")
+        if modality not in STORED_MODALITIES:
+            raise ValueError(f"unknown modality {modality!r}; one of {STORED_MODALITIES}")
         return self.path(STAGING, f"video_id={check_video_id(video_id)}", modality, f"chunk-{index:05d}.parquet")
 
     def write_chunk(self, modality: str, video_id: str, index: int, table: pa.Table, metadata: dict[str, str],

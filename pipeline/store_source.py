@@ -43,7 +43,7 @@ def label_provenance(source: str | Path | FeatureStore | None) -> dict[str, bool
 def store_description(source: str | Path | FeatureStore | None) -> dict:
     """What a run records of the store it trains on: the ``rates`` of its streams with a fixed frame shift, in steps
     per second (``{"acoustic": 100.0, "visual": 10.0}``; words have none), the
-    ``extractors`` that made the streams (``{"language": "whisper-glove", "acoustic": "librosa", ...}``, so that
+    ``extractors`` that made the streams (``{"language": "whisper-glove", "acoustic": "whisper-encoder", ...}``, so that
     `mcr predict` extracts new videos with the same ones) and :func:`label_provenance`; empty for a source that is
     not a store (a benchmark file, or None)."""
     rates, extractors = {}, {}

@@ -18,18 +18,18 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.arrays import MODALITIES
+from pipeline.arrays import STORED_MODALITIES
 
 JOURNAL = "_journal"
 _JOURNAL_UPTO = b"journal_upto"  # videos.parquet metadata: the sequence number of the last part it holds
 
-# videos.parquet: one row per video; per-modality provenance columns for each modality in MODALITIES.
+# videos.parquet: one row per video; per-modality provenance columns for each stream in STORED_MODALITIES.
 VIDEO_SCHEMA = pa.schema(
     [("video_id", pa.string()), ("path", pa.string()), ("size", pa.int64()), ("mtime_ns", pa.int64()),
      ("sha256", pa.string()),
      ("duration", pa.float64()), ("fps", pa.float64()), ("status", pa.string()), ("error_stage", pa.string()),
      ("error_message", pa.string())]
-    + [(f"{m}_{c}", pa.int64() if c == "rows" else pa.string()) for m in MODALITIES
+    + [(f"{m}_{c}", pa.int64() if c == "rows" else pa.string()) for m in STORED_MODALITIES
        for c in ("extractor", "config_hash", "rows")]
     + [("models", pa.string()), ("versions", pa.string()), ("seconds", pa.float64()), ("updated", pa.string())])
 VIDEO_COLUMNS = VIDEO_SCHEMA.names

@@ -9,7 +9,7 @@ segment (:func:`segment_face_rows`): the segment's ``face_id`` when its frame ha
 ``workflows.annotate.faces.choose_faces``), else the face with the most rows in the segment's window.
 
 The annotation package (``workflows.annotate``) reads the store only through the small readers at the end of this
-module (:func:`video_words`, :func:`acoustic_series`, :func:`face_frames`, :func:`stream_settings`).
+module (:func:`video_words`, :func:`voice_series`, :func:`face_frames`, :func:`stream_settings`).
 """
 from __future__ import annotations
 
@@ -320,19 +320,32 @@ def video_words(store: FeatureStore, video_id: str,
     return words.sort_values("start", kind="stable").reset_index(drop=True)
 
 
-def acoustic_series(store: FeatureStore, video_id: str, *features: str) -> tuple[np.ndarray, np.ndarray, float]:
-    """Frame times (A,) sorted, the first of ``features`` the acoustic stream has (A,) and its frame shift;
-    empty arrays when it has none of them."""
-    table = store.read_stream("acoustic", [video_id])
-    meta = store.stream_metadata("acoustic", video_id) if table.num_rows else {}
-    names = json.loads(meta.get("feature_names", "[]"))
-    column = next((names.index(f) for f in features if f in names), None)
+@dataclass(frozen=True)
+class VoiceSeries:
+    """One video's ``voice`` stream (``extractors.voice``), in time order: times (A,) seconds, level_db (A,) the
+    voice's loudness, speech (A,) bool where the detector heard speech, its frame shift and the ``detector`` that
+    made it (None, and empty arrays, when the video has no voice stream or no audio)."""
+
+    times: np.ndarray
+    level_db: np.ndarray
+    speech: np.ndarray
+    frame_shift: float
+    detector: str | None
+
+
+def voice_series(store: FeatureStore, video_id: str) -> VoiceSeries:
+    """The voice stream of one video as :class:`VoiceSeries`."""
+    table = store.read_stream("voice", [video_id])
+    meta = store.stream_metadata("voice", video_id) if store.has_stream("voice", video_id) else {}
     hop = json.loads(meta.get("frame_shift") or "null") or 0.01
-    if column is None:
-        return np.zeros(0), np.zeros(0), hop
+    if not table.num_rows:
+        return VoiceSeries(np.zeros(0), np.zeros(0), np.zeros(0, bool), hop, meta.get("detector"))
+    names = json.loads(meta["feature_names"])
     times = table.column("time").to_numpy().astype(np.float64)
     order = np.argsort(times, kind="stable")
-    return times[order], feature_matrix(table)[order, column].astype(np.float64), hop
+    values = feature_matrix(table)[order].astype(np.float64)
+    return VoiceSeries(times[order], values[:, names.index("level_db")], values[:, names.index("speech")] > 0.5,
+                       hop, meta.get("detector"))
 
 
 @dataclass(frozen=True)

@@ -82,3 +82,15 @@ def test_ravdess_benchmark_probes_and_writes_its_section_on_actor_folds(tmp_path
     text = doc.read_text()
     assert "<!-- BEGIN ravdess -->" in text and "| linear probe of `librosa` |" in text and "1, 2; 2: 3, 4" in text
     assert image.stat().st_size > 0
+
+    # --no-extract: the stores as they are, no prepare, no extract, the costs they recorded
+    (tmp_path / "work" / "manifest.csv").unlink()
+    assert ravdess.main([str(raw), "--work", str(tmp_path / "work"), "--models", "none", "--probes", "librosa",
+                         "--folds", "3", "--no-extract"]) == 0
+    again = json.loads((tmp_path / "work" / "results.json").read_text())
+    assert not (tmp_path / "work" / "manifest.csv").exists()
+    assert [r["confusion"] for r in again["rows"]] == [r["confusion"] for r in results["rows"]]
+    assert again["extraction"] == results["extraction"]
+    with pytest.raises(FileNotFoundError, match="no store there"):
+        ravdess.main([str(raw), "--work", str(tmp_path / "work"), "--store", str(tmp_path / "none"), "--models",
+                      "none", "--probes", "librosa", "--no-extract"])

@@ -108,10 +108,17 @@ def load_model(path: Path, *, device: str = "cpu") -> tuple[torch.nn.Module, obj
     if "model_config" not in metadata:
         raise ValueError(f"{path}: [load] the checkpoint holds no model_config; it was written by an older "
                          "version: retrain the run")
-    cfg = MCRConfig.from_dict(json.loads(metadata["model_config"]))
-    model = build_model(cfg)
+    try:  # a crafted checkpoint (its SHA-256 recomputed) is refused like a bad config: before memory is taken
+        cfg = MCRConfig.from_dict(json.loads(metadata["model_config"]))
+        model = build_model(cfg)
+        meta = json.loads(metadata.get("meta", "{}"))
+        if not isinstance(meta, dict):
+            raise TypeError(f"meta is a {type(meta).__name__}, not an object")
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise ValueError(f"{path}: [load] its model_config or meta cannot be used "
+                         f"({' '.join(str(exc).split())}); {RESTORE}") from None
     _load_state(model, tensors, path)
-    return model.to(device).eval(), cfg, json.loads(metadata.get("meta", "{}"))
+    return model.to(device).eval(), cfg, meta
 
 
 def load_weights(model: torch.nn.Module, path: Path) -> dict:
@@ -170,7 +177,10 @@ def load_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.O
     path = Path(path)
     verified_record(path)
     tensors, metadata = _read(path)
-    state = json.loads(metadata["state"])
+    try:
+        state = json.loads(metadata["state"])
+    except (KeyError, ValueError):
+        raise ValueError(f"{path}: [load] its training state is missing or not JSON; {RESTORE}") from None
     _load_state(model, {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}, path)
     per_param: dict[int, dict[str, torch.Tensor]] = {}
     for key, value in tensors.items():

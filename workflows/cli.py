@@ -36,10 +36,26 @@ DEBUG_ENV = "MCR_DEBUG"
 _DEBUG_HELP = f"on an error, show the full traceback (also: {DEBUG_ENV}=1)"
 
 
+class UsageError(ValueError):
+    """A bad or missing argument (argparse's message, e.g. a number out of its range, :mod:`pipeline.options`),
+    for ``prog`` (``mcr train``)."""
+
+    def __init__(self, prog: str, message: str):
+        self.prog = prog
+        super().__init__(f"{message} (see {prog} --help)")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse whose errors are one line, raised to :func:`main` rather than printed with the usage."""
+
+    def error(self, message: str):
+        raise UsageError(self.prog, message)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mcr", description="Raw video to emotion understanding with MCR.")
+    parser = _Parser(prog="mcr", description="Raw video to emotion understanding with MCR.")
     parser.add_argument("--debug", action="store_true", help=_DEBUG_HELP)
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=_Parser)
     for name, help_text in COMMANDS.items():
         module = importlib.import_module(f"workflows.commands.{name}")
         p = sub.add_parser(name, help=help_text, description=getattr(module, "__doc__", None) or help_text,
@@ -95,6 +111,8 @@ def _main(argv: list[str] | None) -> int:
     except Exception as error:
         if debug:
             raise
+        if isinstance(error, UsageError):
+            command = error.prog.removeprefix("mcr").strip() or None
         line, code = error_line(command, error)
         print(line, file=sys.stderr)
         return code

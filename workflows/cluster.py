@@ -14,9 +14,22 @@ import sys
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
+from pipeline.options import Bound
+
 if TYPE_CHECKING:
     from distributed import Client
 
+
+def _most_local_workers() -> int:
+    """4 per core, and no more than the open-file limit allows (a worker process and its pipes and sockets take
+    about 16 descriptors of the process that starts it)."""
+    import resource
+
+    return max(1, min(4 * (os.cpu_count() or 1), resource.getrlimit(resource.RLIMIT_NOFILE)[0] // 16))
+
+
+WORKERS = Bound(int, 1, _most_local_workers(), why="4 per core, within the open-file limit")
+"""Local Dask workers (``--workers``, ``[extract] workers``)."""
 CONNECT_TIMEOUT = 10  # seconds before an unreachable scheduler is an error
 WORKERS_ENV = "MCR_LOCAL_WORKERS"  # "threads": a LocalCluster's workers run in this process (the test suite's)
 
@@ -46,20 +59,21 @@ def current_client(client: "Client | None" = None) -> "Client":
 WORKER_ENVIRON = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}
 
 
-def local_client(n_workers: int | None = None, *, threads_per_worker: int = 1, processes: bool | None = None
-                 ) -> "Client":
+def local_client(n_workers: int | None = None, *, threads_per_worker: int = 1, processes: bool | None = None,
+                 dashboard: bool = True) -> "Client":
     """A LocalCluster of single-threaded worker processes (one per core, or ``n_workers``), on loopback only.
 
     processes: False runs the workers as threads of this process: they start at once and share the models this
         process has loaded (one extractor call at a time), at the cost of parallelism. None: processes, unless
         ``$MCR_LOCAL_WORKERS`` is ``threads`` (how the test suite runs, so that its many small clusters load
         whisper once).
+    dashboard: serve Dask's dashboard (on a free loopback port).
     """
     import dask
     from distributed import Client, LocalCluster
 
-    if n_workers is not None and n_workers < 1:
-        raise ValueError(f"--workers {n_workers}: give at least 1 worker")
+    if n_workers is not None:
+        WORKERS.check(n_workers, "workers")
     if processes is None:
         mode = os.environ.get(WORKERS_ENV, "processes")
         if mode not in ("processes", "threads"):
@@ -72,8 +86,18 @@ def local_client(n_workers: int | None = None, *, threads_per_worker: int = 1, p
     with dask.config.set(WORKER_ENVIRON):
         cluster = LocalCluster(n_workers=n_workers or os.cpu_count() or 1, threads_per_worker=threads_per_worker,
                                processes=processes, host="127.0.0.1", protocol="tcp://",  # in-process too: loopback
-                               dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR)
+                               dashboard_address="127.0.0.1:0" if dashboard else None, silence_logs=logging.ERROR)
     return Client(cluster)
+
+
+def as_a_worker_process() -> None:
+    """One OpenMP/MKL/OpenBLAS thread in this process from now on, as Dask's nanny gives worker processes
+    (``OMP_NUM_THREADS=1``): torch's matrix products on two threads round some of whisper's word probabilities
+    differently. Before torch is imported, through the environment; after, ``torch.set_num_threads(1)``."""
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[name] = "1"
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(1)
 
 
 def connect(address: str, *, timeout: float = CONNECT_TIMEOUT) -> "Client":
@@ -89,15 +113,23 @@ def connect(address: str, *, timeout: float = CONNECT_TIMEOUT) -> "Client":
 
 
 @contextlib.contextmanager
-def open_client(scheduler: str | None = None, workers: int | None = None, *, announce: bool = True
-                ) -> Iterator["Client"]:
+def open_client(scheduler: str | None = None, workers: int | None = None, *, announce: bool = True,
+                in_process: bool = False) -> Iterator["Client"]:
     """A Dask client for the block: of the scheduler at ``scheduler``, else of a new LocalCluster of ``workers``.
 
     announce: print the dashboard's address to stderr.
+    in_process: without ``scheduler``, one worker thread in this process and no dashboard, for work that is one
+        task (one short video): no process to start, each model loaded once, while the video decodes. Its torch
+        runs one thread, as a worker process's does (:func:`as_a_worker_process`), so it computes the same
+        features, bit for bit.
     """
-    client = connect(scheduler) if scheduler else local_client(workers)
+    if in_process and not scheduler:
+        as_a_worker_process()
+        client = local_client(1, processes=False, dashboard=False)
+    else:
+        client = connect(scheduler) if scheduler else local_client(workers)
     try:
-        if announce and client.dashboard_link:
+        if announce and not in_process and client.dashboard_link:
             print(f"Dask dashboard: {client.dashboard_link}", file=sys.stderr)
         yield client
     finally:

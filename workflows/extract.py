@@ -14,6 +14,9 @@ files or hidden temporaries (removed on the rerun). A stream file carries its co
 count, and only the file is trusted: a file rewritten just before a kill, whose row still describes the old one,
 is judged by what it holds, and the row is read back from the files.
 
+A run holds the store's lock (:mod:`pipeline.store_lock`) from its first write to its last: a second run on the
+same store is refused at once, naming the first.
+
 Only the :class:`extractors.base.Extractor` interface is used: any registered extractor of a modality works.
 """
 from __future__ import annotations
@@ -26,14 +29,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterable
 
 from extractors.base import DEFAULT_EXTRACTORS, Extractor
-from pipeline.arrays import MODALITIES
+from pipeline.arrays import STORED_MODALITIES
 from pipeline.corpus import Corpus, check_segment_id, segments_of
 from pipeline.manifest import VideoSource
 from pipeline.store import FeatureStore, check_video_id, plain_value
 from workflows.chunks import ChunkConfig
 from workflows.cluster import absolute, current_client
 from workflows.extract_task import extract_chunk, extract_video, finish_video, prepare_video, stream_columns, triage
-from workflows.extract_window import ExtractorSpec, worker_extractor
+from workflows.extract_window import ExtractorSpec, preload, worker_extractor
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -95,11 +98,12 @@ def build_extractors(names: dict[str, str | None] | None = None,
 
     names = {**DEFAULT_EXTRACTORS, **(names or {})}
     options = options or {}
-    unknown = sorted(set(options) - set(MODALITIES))
+    unknown = sorted(set(options) - set(STORED_MODALITIES))
     if unknown:
-        raise ValueError(f"[extract] options for unknown modalities {unknown}; the modalities are {MODALITIES}")
+        raise ValueError(f"[extract] options for unknown modalities {unknown}; the modalities are "
+                         f"{STORED_MODALITIES}")
     built = []
-    for modality in MODALITIES:
+    for modality in STORED_MODALITIES:
         if names.get(modality):
             extractor = create(names[modality], **options.get(modality, {}))
             if extractor.modality != modality:
@@ -164,20 +168,24 @@ def extract_corpus(sources: list[VideoSource], store: FeatureStore | str, *, cli
     skipped_files = list(sources.skipped) if isinstance(sources, Corpus) else []
     sources = [dataclasses.replace(s, path=absolute(s.path)) for s in sources]  # workers may run elsewhere
 
-    store.cleanup_temporary()  # left by a killed run; one run per store at a time
-    store.compact_videos()  # the journal of a killed run
-    if sources:
-        store.write_segments(_segment_rows(sources))
-    rows: dict[str, dict[str, Any]] = {r["video_id"]: {k: plain_value(v) for k, v in r.items()}
-                                       for r in store.videos().to_dict("records")}
-    summary = ExtractSummary(computed={s.modality: 0 for s in specs}, skipped_files=skipped_files)
-    summary.workers = len(client.scheduler_info(n_workers=-1)["workers"])
-    run = _Run(client, store, specs, rows, summary, force=force, retries=retries, decode_options=decode_options,
-               chunking=chunking, progress=progress, total=len(sources))
-    try:
-        run.go(sources)
-    finally:
-        run.close()
+    with store.writing():  # one run per store at a time: a second one is refused, naming this one
+        store.cleanup_temporary()  # left by a killed run
+        store.compact_videos()  # the journal of a killed run
+        if sources:
+            store.write_segments(_segment_rows(sources))
+        rows: dict[str, dict[str, Any]] = {r["video_id"]: {k: plain_value(v) for k, v in r.items()}
+                                           for r in store.videos().to_dict("records")}
+        if getattr(client.cluster, "processes", True) is False and (force or any(
+                (rows.get(s.video_id) or {}).get("status") != "done" for s in sources)):
+            preload(specs)  # workers in this process, videos to extract: the models load while the first decodes
+        summary = ExtractSummary(computed={s.modality: 0 for s in specs}, skipped_files=skipped_files)
+        summary.workers = len(client.scheduler_info(n_workers=-1)["workers"])
+        run = _Run(client, store, specs, rows, summary, force=force, retries=retries,
+                   decode_options=decode_options, chunking=chunking, progress=progress, total=len(sources))
+        try:
+            run.go(sources)
+        finally:
+            run.close()
     summary.wall_seconds = time.perf_counter() - started
     return summary
 
@@ -313,6 +321,22 @@ class _Run:
         self.bar.close()
         self.flush()
         self.store.compact_videos()
+
+
+def one_task(sources: list[VideoSource], chunking: ChunkConfig | None) -> bool:
+    """Whether extracting ``sources`` is one task: a single file, too short to be cut into chunks (by its
+    container's declared duration), so that more than one worker cannot help."""
+    from extractors.media import probe
+
+    if len(sources) != 1:
+        return False
+    if chunking is None:
+        return True
+    try:
+        declared, _, _ = probe(sources[0].path)
+    except Exception:  # unreadable here: its one task fails with the reason
+        return True
+    return declared is not None and declared <= chunking.single_max
 
 
 def _absolute_store(store: FeatureStore | str) -> FeatureStore:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from extractors.face_tracks import FaceTracker, retrack
-from pipeline.arrays import MODALITIES
+from pipeline.arrays import STORED_MODALITIES
 from pipeline.errors import MediaNotFoundError, StageError
 from pipeline.files import sha256_file
 from pipeline.manifest import VideoSource
@@ -51,7 +51,7 @@ def stream_columns(store: FeatureStore, video_id: str, infos: dict[str, StreamIn
     (their footers), so that ``videos.parquet`` never vouches for a file that holds something else."""
     columns: Row = {}
     models = {}
-    for m in MODALITIES:
+    for m in STORED_MODALITIES:
         info = store.stream_info(m, video_id) if infos is None else infos[m]
         columns[f"{m}_extractor"] = info.extractor if info else None
         columns[f"{m}_config_hash"] = info.config_hash if info else None
@@ -89,7 +89,7 @@ def triage(items: list[tuple[VideoSource, Row]], store: FeatureStore, specs: tup
                 out.append(None)
                 continue
             sha = previous["sha256"]
-            infos = {m: store.stream_info(m, source.video_id) for m in MODALITIES}
+            infos = {m: store.stream_info(m, source.video_id) for m in STORED_MODALITIES}
             if any(i is not None and i.source_sha256 and i.source_sha256 != sha for i in infos.values()) or not all(
                     infos[s.modality] is not None and infos[s.modality].is_current(
                         config_hash=s.config_hash, source_sha256=sha) for s in specs):
@@ -107,7 +107,7 @@ def _stale_specs(store: FeatureStore, video_id: str, sha256: str, specs: tuple[E
                  same_source: bool, force: bool) -> list[ExtractorSpec]:
     """The specs whose stream file is not current (:meth:`StreamInfo.is_current`); streams of another source are
     deleted first, whatever their modality, so that no file outlives the source it was extracted from."""
-    infos = {m: store.stream_info(m, video_id) for m in MODALITIES}
+    infos = {m: store.stream_info(m, video_id) for m in STORED_MODALITIES}
     for m, info in infos.items():
         # a file marked with another source, or an unmarked one (older version) when the source changed
         if info is not None and info.source_sha256 != sha256 and (info.source_sha256 or not same_source):

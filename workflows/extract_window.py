@@ -5,7 +5,9 @@ goes on decoding, and only the audio of the window (4 bytes per sample: 2 MB for
 streams. A window is a whole short video, or one chunk of a long one (:mod:`workflows.chunks`).
 
 Models are created once per worker process and configuration (:func:`worker_extractor`) and kept for every
-window that worker runs.
+window that worker runs. They load in background threads, one per extractor, while the first window decodes
+(:meth:`extractors.base.Extractor.load`); for a worker in the client's process, the run starts them as soon as
+it knows there are videos to extract (:func:`preload`).
 """
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ import platform
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterable
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -25,7 +27,7 @@ from workflows.chunks import ChunkConfig, stream_hash
 
 VERSION_PACKAGES = ("mcr-emotion", "numpy", "pyarrow", "av", "librosa", "openai-whisper", "gensim", "mediapipe",
                     "py-feat", "torch", "dask", "distributed")
-AUDIO_MODALITIES = ("language", "acoustic")  # computed from the audio: they depend on where a video is cut
+AUDIO_MODALITIES = ("language", "acoustic", "voice")  # computed from the audio: they depend on where a video is cut
 
 
 @dataclass(frozen=True)
@@ -59,20 +61,25 @@ class ExtractorSpec:
 
 
 _WORKER_EXTRACTORS: dict[tuple[str, str], Extractor] = {}  # one instance (and model) per worker process and config
+_PRELOADED: set[tuple[str, str]] = set()  # created by preload(), not yet handed to a task (which counts the load)
 _LOCKS: dict[int, threading.Lock] = {}  # per extractor instance: a worker with several threads shares its models
 _REGISTRY_LOCK = threading.Lock()
 _VERSIONS: dict[str, str] = {}
 
 
-def worker_extractor(spec: ExtractorSpec) -> tuple[Extractor, bool]:
-    """This process's extractor for ``spec`` (created on first use); True when it was created now."""
+def worker_extractor(spec: ExtractorSpec, *, preloading: bool = False) -> tuple[Extractor, bool]:
+    """This process's extractor for ``spec``, created on first use with its models loading in a background thread;
+    True when it was created for this task (or by :func:`preload` and this is the first task to get it)."""
     from extractors.base import create
 
     own = spec.extractor_hash or spec.config_hash
     key = (spec.name, own)
     with _REGISTRY_LOCK:
         if key in _WORKER_EXTRACTORS:
-            return _WORKER_EXTRACTORS[key], False
+            if preloading or key not in _PRELOADED:
+                return _WORKER_EXTRACTORS[key], False
+            _PRELOADED.discard(key)
+            return _WORKER_EXTRACTORS[key], True
         extractor = create(spec.name, spec.config)
         if extractor.config_hash() != own:
             raise RuntimeError(f"{spec.name}: the config hash differs on this worker; install the same mcr-emotion "
@@ -80,11 +87,33 @@ def worker_extractor(spec: ExtractorSpec) -> tuple[Extractor, bool]:
         # a new config replaces the old model
         replaced = [_WORKER_EXTRACTORS.pop(k) for k in [k for k in _WORKER_EXTRACTORS if k[0] == spec.name]]
         _WORKER_EXTRACTORS[key] = extractor
-        _LOCKS[id(extractor)] = threading.Lock()
+        _LOCKS[id(extractor)] = lock = threading.Lock()
+        if preloading:
+            _PRELOADED.add(key)
+        lock.acquire()  # held by the loading thread until the models are in: an extract waits for them
     for old in replaced:  # released now, not by the garbage collector (MediaPipe's finaliser can hang)
         with _locked(old):
             getattr(old, "close", lambda: None)()
+    # not a daemon: a process that ends while torch loads a model in a daemon thread aborts ("terminate called
+    # without an active exception", seen when a rerun skips every video), so the exit waits for the load
+    threading.Thread(target=_load, args=(extractor, lock), name=f"load {spec.name}", daemon=False).start()
     return extractor, True
+
+
+def _load(extractor: Extractor, lock: threading.Lock) -> None:
+    try:
+        extractor.load()
+    except Exception:  # the first extract meets the same error and records it for its video
+        pass
+    finally:
+        lock.release()
+
+
+def preload(specs: Iterable[ExtractorSpec]) -> None:
+    """Create this process's extractors for ``specs`` and start loading their models, for the Dask workers that
+    run in this process (an in-process cluster): the models load while the first video is hashed and decoded."""
+    for spec in specs:
+        worker_extractor(spec, preloading=True)
 
 
 def _locked(extractor: Extractor) -> threading.Lock:
@@ -126,8 +155,8 @@ def extract_window(path: str, specs: list[ExtractorSpec], *, start: float = 0.0,
                    batch_frames: int = 50) -> WindowResult:
     """Decode ``[start, end)`` of ``path`` once and run every spec's extractor on it.
 
-    ``margin``: audio decoded on both sides for the frame-based audio streams (acoustic), whose rows outside the
-    window are then dropped; the language stream gets exactly the window. Extractor failures are recorded per
+    ``margin``: audio decoded on both sides for the frame-based audio streams (acoustic, voice), whose rows outside
+    the window are then dropped; the language stream gets exactly the window. Extractor failures are recorded per
     modality; a decoding failure raises (:class:`pipeline.errors.MediaError`, stage ``decode``).
     """
     from extractors.media import decode
@@ -158,7 +187,8 @@ def extract_window(path: str, specs: list[ExtractorSpec], *, start: float = 0.0,
             out.errors["visual"] = _message(exc)
         out.seconds["visual"] += time.perf_counter() - began
 
-    audio_margin = margin if "acoustic" in extractors else 0.0
+    audio_margin = margin if any(m != "visual" and e.frame_shift and e.chunk_margin
+                                 for m, e in extractors.items()) else 0.0
     lo = max(start - audio_margin, 0.0)
     hi = None if end is None else end + audio_margin
     began = time.perf_counter()

@@ -130,13 +130,16 @@ def run_pipeline(config: PipelineConfig | str | Path, *, force: bool = False, cl
 
 
 def store_digest(store: str) -> str:
-    """A hash of what the store holds for training: each video's source hash, status and extractor configs, and
-    the segments with their labels. Rewriting the files with the same content leaves it unchanged."""
+    """A hash of what the store holds for training: each video's source hash, status and the extractor configs of
+    the model's streams (not the voice stream), and the segments with their labels. Rewriting the files with the
+    same content leaves it unchanged."""
+    from pipeline.arrays import MODALITIES
     from pipeline.store import FeatureStore
 
     fs = FeatureStore(store)
     videos = fs.videos()
-    keep = [c for c in videos.columns if c in ("video_id", "sha256", "status") or c.endswith("_config_hash")]
+    hashes = [f"{m}_config_hash" for m in MODALITIES]
+    keep = [c for c in videos.columns if c in ("video_id", "sha256", "status", *hashes)]
     blob = videos[keep].sort_values("video_id").to_json(orient="records") + fs.segments().sort_values(
         ["video_id", "segment_id"]).to_json(orient="records")
     return sha256_text(blob)[:16]

@@ -16,7 +16,7 @@ A config (TOML; paths relative to the file)::
     workers = 2                          # local Dask workers (default: one per core)
     # scheduler = "tcp://host:8786"      # or an existing cluster
     # visual = "pyfeat"                  # visual backend (default mediapipe)
-    # acoustic = "whisper-encoder"       # acoustic extractor (default librosa); language likewise
+    # acoustic = "librosa"               # acoustic extractor (default whisper-encoder); language likewise
 
     [train]
     preset = "mosi"                      # Table 1 column
@@ -50,6 +50,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pipeline.options import Bound, bounded, check_fields
+from workflows.cluster import WORKERS
+
+
+SEEDS = Bound(int, 1, 1000, why="each seed is a whole training run")
+WINDOW = Bound(float, 0.1, 86_400, why="a day")
+"""Seconds of a fixed prediction window: at least one frame of the visual stream (10 fps)."""
+
 
 @dataclass
 class PrepareSection:
@@ -65,7 +73,7 @@ class PrepareSection:
 class ExtractSection:
     store: str
     input: str | None = None
-    workers: int | None = None
+    workers: int | None = bounded(None, WORKERS)
     scheduler: str | None = None
     language: str | None = None
     """Extractor names (``mcr extract --language/--visual/--acoustic``); None: the default of that modality."""
@@ -81,7 +89,7 @@ class ExtractSection:
 class TrainSection:
     out: str
     preset: str = "mosi"
-    seeds: int = 1
+    seeds: int = bounded(1, SEEDS)
     options: dict[str, Any] = field(default_factory=dict)
     """Every other key: training options and the ``model`` table, checked by :func:`workflows.train_config.configure`."""
 
@@ -99,13 +107,15 @@ class PredictSection:
     srt: str | None = None
     json: str | None = None
     store: str | None = None
-    window: float | None = None
+    window: float | None = bounded(None, WINDOW)
+    """Fixed windows of this many seconds instead of utterances."""
 
 
 @dataclass
 class ReportSection:
-    sample: int | None = None  # None: the first sample with words (workflows.report_attention.choose_sample)
-    layer: int | None = None
+    sample: int | None = bounded(None, Bound(int, 0, 2**31 - 1))
+    """The attention plots' sample; None: the first with words (workflows.report_attention.choose_sample)."""
+    layer: int | None = bounded(None, Bound(int, 0, 63))
 
 
 @dataclass
@@ -159,12 +169,8 @@ def _section(cls: type, values: Any, name: str, where: str):
     for key, value in values.items():
         if not _accepts(hints[key], value):
             raise ValueError(f"{where}: [config] [{name}] {key} = {value!r}: expected {fields[key].type}")
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and key in POSITIVE and not value > 0:
-            raise ValueError(f"{where}: [config] [{name}] {key} = {value!r}: must be positive")
+    check_fields(cls, values, lambda key: f"{where}: [config] [{name}] {key}")
     return cls(**values)
-
-
-POSITIVE = {"workers", "seeds", "window"}
 
 
 def _shown(key: str) -> str:
@@ -175,7 +181,7 @@ def _shown(key: str) -> str:
 def parse_config(raw: dict[str, Any], base: Path, *, where: str = "config") -> PipelineConfig:
     """A :class:`PipelineConfig` of a parsed TOML dict, paths made absolute against ``base``."""
     if unknown := sorted(set(raw) - set(SECTIONS) - {"workdir"}):
-        raise ValueError(f"{where}: [config] unknown sections {', '.join(unknown)}; "
+        raise ValueError(f"{where}: [config] unknown sections {', '.join(map(_shown, unknown))}; "
                          f"known: workdir, {', '.join(SECTIONS)}")
     for name in ("extract", "train"):
         if name not in raw:
@@ -210,6 +216,7 @@ def parse_config(raw: dict[str, Any], base: Path, *, where: str = "config") -> P
         _check_prepare(config.prepare, where)
     _check_extract(config.extract, where)
     _check_train(config.train, where)
+    _check_evaluate(config, where)
     return config
 
 
@@ -236,12 +243,24 @@ def _check_prepare(prepare: PrepareSection, where: str) -> None:
 def _check_train(train: TrainSection, where: str) -> None:
     from workflows.train_config import configure
 
-    if train.seeds < 1:
-        raise ValueError(f"{where}: [config] [train] seeds = {train.seeds}: train at least one seed")
     try:
         configure(train.preset, train.options)
     except (KeyError, ValueError, TypeError, ZeroDivisionError) as exc:
         raise ValueError(f"{where}: [config] [train] {str(exc).strip(chr(39))}") from None
+
+
+def _check_evaluate(config: PipelineConfig, where: str) -> None:
+    """The split to evaluate is one the data will have: train, valid and test (a source without splits is cut
+    into them), or a split the manifest names."""
+    from pipeline.corpus import read_manifest
+
+    known = {"train", "valid", "test"}
+    manifest = Path(str(config.extract.input))
+    if config.prepare is None and manifest.suffix.lower() == ".csv" and manifest.is_file():
+        known |= {s.split for source in read_manifest(manifest) for s in source.segments if s.split}
+    if config.evaluate.split not in known:
+        raise ValueError(f"{where}: [config] [evaluate] split = {config.evaluate.split!r}: the data's "
+                         f"splits are {', '.join(sorted(known))}")
 
 
 def load_config(path: str | Path) -> PipelineConfig:

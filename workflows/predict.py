@@ -9,6 +9,7 @@ described in docs/predictions.md.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from collections.abc import Callable
@@ -28,11 +29,11 @@ from pipeline.manifest import VideoSource
 from pipeline.store import FeatureStore
 from pipeline.store_source import segment_records
 from pipeline.subtitles import write_json, write_srt, write_webvtt
+from pipeline.views import extracted_videos
 from workflows.annotate.faces import choose_faces
 from workflows.annotate.rows import RowConfig, coverage, describe, plan_rows
 from workflows.annotate.segments import MAX_UTTERANCE, MIN_PAUSE
 from workflows.annotate.settings import visual_extractor
-from workflows.annotate.speech import vad_name
 from workflows.inference import predict_arrays, require_finite
 from workflows.runs import TrainedRun, is_placeholder, load_run, run_dirs
 
@@ -51,6 +52,30 @@ def sources_of(input_path: str | Path) -> list[VideoSource]:
     if p.is_file() and p.suffix.lower() in MEDIA_EXTENSIONS:
         return [VideoSource(video_id_from_path(p.name), str(p))]
     return load_corpus(p)
+
+
+def within_videos(sources: list[VideoSource], durations: dict[str, float], where: str | Path,
+                  log: Callable[[str], None]) -> list[VideoSource]:
+    """The sources with their manifest segments inside their videos: an open end (a row with a path alone) or one
+    past the video's end becomes the end; a segment that starts at or after it has no input, so it is left out,
+    with a warning naming the manifest, the segment and the video's duration."""
+    fitted = []
+    for source in sources:
+        duration = durations.get(source.video_id)
+        if duration is None or not source.segments:
+            fitted.append(source)
+            continue
+        inside = []
+        for s in source.segments:
+            if s.start >= duration:
+                end = "end" if s.end is None else f"{s.end:g}"
+                log(f"warning: {where}: segment {s.segment_id!r} ({s.start:g}-{end} s) starts after the end of "
+                    f"{source.path} ({duration:.2f} s): left out")
+            else:
+                inside.append(dataclasses.replace(s, end=duration if s.end is None else min(s.end, duration)))
+        if inside:
+            fitted.append(dataclasses.replace(source, segments=tuple(inside)))
+    return fitted
 
 
 def segments_as_split(store: FeatureStore, segments: pd.DataFrame, *, max_len: int | None,
@@ -291,8 +316,8 @@ def predict_videos(input_path: str | Path, run: str | Path | TrainedRun, out: st
         first, more = summary.failures[0], len(summary.failures) - 1
         message = " ".join(str(first["message"]).split()) + (f" ({more} more failed too)" if more else "")
         raise StageError(first["path"], first["stage"] or "extract", message)
-    vad = vad_name()
-    plan = plan_rows(store, sources, RowConfig(max_len=max_len, min_pause=min_pause, window=window), vad=vad)
+    sources = within_videos(sources, extracted_videos(store), input_path, log)
+    plan = plan_rows(store, sources, RowConfig(max_len=max_len, min_pause=min_pause, window=window))
     segments, speech = plan.segments, plan.speech
     faces = choose_faces(store, segments, voices=plan.voices, speech=plan.detected)
     if len(segments):
@@ -332,7 +357,7 @@ def predict_videos(input_path: str | Path, run: str | Path | TrainedRun, out: st
         frame.insert(frame.columns.get_loc("predicted_sentiment") + 1, "predicted_sentiment_sd", sd.astype(np.float32))
 
     cover = coverage(speech, segments)
-    meta = table_metadata(trained, extractors, coverage=cover, vad=vad, faces=FACE_METHOD,
+    meta = table_metadata(trained, extractors, coverage=cover, vad=plan.detector, faces=FACE_METHOD,
                           max_utterance_seconds=max_len, min_pause_seconds=min_pause, window=window, **uncertainty)
     table = with_failures(frame, summary.failures)  # a file that failed is a row too
     write_table(table, out, meta)

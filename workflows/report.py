@@ -9,7 +9,6 @@ per source step and SCU's gamma of each layer, as Fig. 5), and ``index.html`` wi
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import matplotlib
@@ -19,7 +18,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from pipeline.arrays import IEMOCAP_EMOTIONS, ArraySplit  # noqa: E402
-from pipeline.files import atomic_write  # noqa: E402
+from pipeline.files import atomic_write, read_json  # noqa: E402
 from workflows.report_attention import (  # noqa: E402
     choose_sample, plot_attention_layer, plot_weights, sample_attention, step_axes)
 from workflows.report_page import per_class_html, report_html  # noqa: E402
@@ -197,4 +196,4 @@ def write_report(run: str | Path, *, split: ArraySplit | None = None, sample: in
 
 
 def _read_json(path: Path, default):
-    return json.loads(path.read_text()) if path.exists() else default
+    return read_json(path, stage="report", hint="retrain, or restore the file") if path.exists() else default

@@ -25,11 +25,14 @@ from typing import Any
 import numpy as np
 import torch
 
+from model import MCRConfig
 from pipeline import metrics as M
 from pipeline.arrays import IEMOCAP_EMOTIONS
+from pipeline.files import read_json
+from pipeline.options import check_fields
 from pipeline.store_source import label_provenance
-from workflows.checkpoint import load_arrays, load_model, read_record
-from workflows.train_config import NEWER_OPTIONS  # what a config.json written before an option existed means
+from workflows.checkpoint import RESTORE, load_arrays, load_model, read_record
+from workflows.train_config import NEWER_OPTIONS, TrainConfig  # NEWER_OPTIONS: what an older config.json means
 
 BEST = Path("checkpoints") / "best.safetensors"
 _NOT_IDENTITY = ("cpu_threads", "eval_batch_size")  # settings a resumed run may change
@@ -38,6 +41,19 @@ _NOT_IDENTITY = ("cpu_threads", "eval_batch_size")  # settings a resumed run may
 def config_record(model_cfg, tcfg, data: dict) -> dict:
     """What ``config.json`` holds: the training and model configs and the data's description."""
     return json.loads(json.dumps({"train": dataclasses.asdict(tcfg), "model": model_cfg.to_dict(), "data": data}))
+
+
+def read_config(path: Path) -> dict:
+    """A run's ``config.json``: an object whose ``train``, ``model`` and ``data`` are objects, every number of the
+    training and model configs within its range (:mod:`pipeline.options`); else one line naming the file."""
+    record = read_json(path, hint=RESTORE)
+    tables = ("train", "model", "data")
+    if not isinstance(record, dict) or not all(isinstance(record.get(k, {}), dict) for k in tables):
+        raise ValueError(f"{path}: [load] not a run's config (an object with the tables {', '.join(tables)}); "
+                         f"{RESTORE}")
+    check_fields(TrainConfig, record.get("train", {}), lambda key: f"{path}: [load] train.{key}")
+    check_fields(MCRConfig, record.get("model", {}), lambda key: f"{path}: [load] model.{key}")
+    return record
 
 
 def identity(record: dict) -> dict:
@@ -50,7 +66,7 @@ def holds_other_run(out: str | Path, model_cfg, tcfg, data_info: dict | None = N
     """Whether ``out`` holds a run (finished or not) of another configuration, which training there would refuse."""
     record = identity(config_record(model_cfg, tcfg, data_info or {}))
     for path in (Path(out) / "config.json", Path(out) / f"seed-{tcfg.seed}" / "config.json"):
-        if path.exists() and identity(json.loads(path.read_text())) != record:
+        if path.exists() and identity(read_config(path)) != record:
             return True
     return False
 
@@ -145,16 +161,14 @@ def load_run(run: str | Path, *, device: str = "cpu") -> TrainedRun:
 
     run_dir = min(run_dirs(run), key=best_loss)
     config = run_dir / "config.json"
-    try:
-        record = json.loads(config.read_text())
-    except (OSError, ValueError) as exc:
-        raise ValueError(f"{config}: [load] unreadable ({exc}); retrain, or restore the file from a backup") from None
+    record = read_config(config)
     model, cfg, meta = load_model(run_dir / BEST, device=device)
     norm = run_dir / "normalizer.safetensors"
     normalizer = None
-    if record["train"].get("normalize") or "normalizer_sha256" in record or norm.exists():
+    train = record.get("train", {})
+    if train.get("normalize") or "normalizer_sha256" in record or norm.exists():
         normalizer = load_arrays(norm, record.get("normalizer_sha256"), config)
-    return TrainedRun(model=model, config=cfg, run_dir=run_dir, normalizer=normalizer, train=record["train"],
+    return TrainedRun(model=model, config=cfg, run_dir=run_dir, normalizer=normalizer, train=train,
                       data=record.get("data", {}), best_epoch=meta.get("epoch"), best_val_loss=meta.get("val_loss"))
 
 

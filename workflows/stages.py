@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipeline.files import sha256_file, sha256_text, write_json
+from pipeline.files import read_json, sha256_file, sha256_text, write_json
 
 SMALL_FILE = 1 << 20  # files up to this size are identified by content, larger ones by size and mtime
 
@@ -59,7 +59,10 @@ class StageRunner:
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.state_path = self.workdir / "stages.json"
-        self.state: dict = json.loads(self.state_path.read_text()) if self.state_path.exists() else {}
+        self.state: dict = read_json(self.state_path, stage="run", hint="delete it to rerun every stage") \
+            if self.state_path.exists() else {}
+        if not isinstance(self.state, dict):
+            raise ValueError(f"{self.state_path}: [run] not a record of stages; delete it to rerun every stage")
         self.force = force
         self.log = log
         self.fingerprints: dict[str, str] = {}

@@ -31,7 +31,7 @@ from workflows.checkpoint import (load_checkpoint, load_weights, record_path, sa
                                   save_weights, verified_record)
 from workflows.cpus import training_threads
 from workflows.inference import autocast, batch_inputs, pick_device, predict_arrays
-from workflows.runs import config_record, identity, summarize
+from workflows.runs import config_record, identity, read_config, summarize
 from workflows.train_config import TrainConfig
 
 
@@ -123,7 +123,7 @@ def train_run(splits: dict[str, ArraySplit], model_cfg, tcfg: TrainConfig, out: 
     (out / "checkpoints").mkdir(parents=True, exist_ok=True)
     record = config_record(model_cfg, tcfg, data_info or {})
     if (out / "config.json").exists():
-        if identity(json.loads((out / "config.json").read_text())) != identity(record):
+        if identity(read_config(out / "config.json")) != identity(record):
             raise ValueError(f"{out}: [train] holds a run with another configuration; choose another --out")
     if tcfg.normalize:
         stats = fit_normalizer(splits["train"])

@@ -18,7 +18,9 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def extractor():
-    return extractors.create("whisper-glove")
+    """The openai-whisper engine, the reference (the CTranslate2 engine is compared with it in
+    test_whisper_ct2_engine.py)."""
+    return extractors.create("whisper-glove", engine="openai-whisper")
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +37,7 @@ def test_registered_with_its_schema():
     assert "whisper-glove" in extractors.available("language")
     ex = extractors.create("whisper-glove", glove=None, short_window_seconds=None)
     assert isinstance(ex.config, LanguageConfig) and ex.config.short_window_seconds is None
-    assert ex.config.model == "base" and ex.config.language == "en"
+    assert ex.config.model == "base" and ex.config.language == "en" and ex.config.engine == "ctranslate2"
     assert ex.frame_shift is None
     assert ex.feature_names == [f"glove_{i}" for i in range(50)]
     schema = ex.schema()
@@ -43,7 +45,7 @@ def test_registered_with_its_schema():
     assert schema.field("features").type == pa.list_(pa.float32(), 50)
     assert schema.field("utterance").type == pa.int32() and schema.field("start").type == pa.float64()
     assert schema.metadata[b"extractor"] == b"whisper-glove"
-    assert ex._model is None, "building the schema must not load whisper"
+    assert ex._model is None and ex._engine is None, "building the schema must not load whisper"
 
 
 def test_vocabulary_key_lowercases_and_strips_punctuation(extractor):
@@ -56,8 +58,10 @@ def test_vocabulary_key_lowercases_and_strips_punctuation(extractor):
     assert vocabulary_key("...", kv) is None
 
 
-def test_cremad_transcripts(extractor, clips):
+@pytest.mark.parametrize("engine", ["openai-whisper", "ctranslate2"])
+def test_cremad_transcripts(extractor, clips, engine):
     """Every clip says "forget"; times increase and lie inside the clip; vectors are GloVe's."""
+    extractor = extractor if engine == "openai-whisper" else extractors.create("whisper-glove", engine=engine)
     kv = extractor.vectors
     for emotion, media in clips.items():
         table = extractor.extract(media)
@@ -166,7 +170,7 @@ def test_no_audio_gives_an_empty_table_without_loading_whisper():
     ex = extractors.create("whisper-glove")
     table = ex.extract(_silent(2.0, has_audio=False))
     assert table.num_rows == 0 and table.schema == ex.schema()
-    assert ex._model is None
+    assert ex._model is None and ex._engine is None
 
 
 @pytest.mark.parametrize("short, content", [(3.0, 5.0), (40.0, 5.0), (10.0, 0.0)])

@@ -17,7 +17,9 @@ from extractors.whisper_model import STATES
 from tests.extractors.media_files import cremad_clips, write_media
 
 pytestmark = pytest.mark.slow
-FLOAT32 = {"encoder_precision": "float32"}  # bfloat16 (the default where the CPU has it) is compared elsewhere
+# the openai-whisper engine, float32 (bfloat16, the default where the CPU has it, is compared elsewhere; the
+# CTranslate2 engine's states in test_whisper_ct2_engine.py)
+FLOAT32 = {"engine": "openai-whisper", "encoder_precision": "float32"}
 
 
 def _features(table: pa.Table) -> np.ndarray:
@@ -76,7 +78,7 @@ def test_registered_with_its_schema(encoder):
     with pytest.raises(ValueError, match="multiple of whisper's 0.02 s"):
         extractors.create("whisper-encoder", hop=0.03)
     # a worker running both whisper streams holds one model
-    assert extractors.create("whisper-glove").model is encoder.model
+    assert extractors.create("whisper-glove", **FLOAT32).engine.model is encoder.engine.model
 
 
 def test_states_equal_a_separate_encoder_pass_pooled_the_same_way(encoder, clips):
@@ -193,7 +195,9 @@ def test_mcr_extract_stores_the_stream_with_its_model(tmp_path):
         (video_id,) = [s.video_id for s in sources]
         meta = store.stream_metadata("acoustic", video_id)
         assert meta["extractor"] == "whisper-encoder" and json.loads(meta["frame_shift"]) == 0.04
-        assert json.loads(meta["models"])["whisper"].startswith("base (base.pt, sha256 ")
+        models = json.loads(meta["models"])  # the default engine's: CTranslate2, the bundled model as shipped
+        assert models["whisper"].startswith("base (CTranslate2, fingerprint ")
+        assert models["whisper engine"].startswith("ctranslate2 ")
         table = store.read_stream("acoustic", [video_id])
         assert 40 <= table.num_rows <= 2.5 * 25 and len(json.loads(meta["feature_names"])) == 512
         again = extract_corpus(sources, store, client=client, progress=False,

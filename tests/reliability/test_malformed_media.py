@@ -34,8 +34,8 @@ from tests.reliability.media_kinds import CASES, REPO, Case, cremad_clips, ffmpe
 
 pytestmark = pytest.mark.slow
 
-MODALITIES = ("language", "acoustic", "visual")
-STAGES = {"read", "decode", "language", "acoustic", "visual", "worker"}
+MODALITIES = ("language", "acoustic", "visual", "voice")  # the streams `mcr extract` writes by default
+STAGES = {"read", "decode", "language", "acoustic", "visual", "voice", "worker"}
 RUN_TIMEOUT = 900  # s for one `mcr extract` of the folder; past it the batch counts as hung
 BY_FILE = {case.file: case for case in CASES}
 
@@ -71,7 +71,8 @@ def _extract(folder: Path, store: Path) -> dict:
 
 def _streams(store: Path) -> dict[str, pd.DataFrame]:
     """Every stream's rows (no feature vectors), video_id as a string column."""
-    columns = {"language": ["start", "end", "word"], "acoustic": ["time"], "visual": ["time", "face"]}
+    columns = {"language": ["start", "end", "word"], "acoustic": ["time"], "visual": ["time", "face"],
+               "voice": ["time"]}
     frames = {}
     for m in MODALITIES:
         if (store / m).is_dir():
@@ -140,14 +141,15 @@ def _check_done(suite, case: Case, row: pd.Series, *, coverage: bool = True) -> 
         assert len(rows) == int(recorded), f"{case.file}: {m} has {len(rows)} rows, videos.parquet says {recorded}"
     if not coverage:
         return
-    words, frames, images = (_rows_of(suite, m, vid) for m in MODALITIES)
+    words, frames, images, voice = (_rows_of(suite, m, vid) for m in MODALITIES)
     if case.audio:
         assert len(words) > 0, f"{case.file}: no word recognised in speech"
         assert words["start"].min() >= 0 and words["end"].max() <= duration + 0.05, f"{case.file}: words outside"
-        assert frames["time"].min() <= 0.05 and frames["time"].max() >= duration - 0.05, \
-            f"{case.file}: acoustic frames span {frames['time'].min()}..{frames['time'].max()} of {duration:.2f} s"
+        assert len(frames) > 0, f"{case.file}: no acoustic rows for its speech"  # whisper's states: speech only
+        assert voice["time"].min() <= 0.05 and voice["time"].max() >= duration - 0.05, \
+            f"{case.file}: the voice stream spans {voice['time'].min()}..{voice['time'].max()} of {duration:.2f} s"
     else:
-        assert len(words) == len(frames) == 0, f"{case.file}: language/acoustic rows without an audio track"
+        assert len(words) == len(frames) == len(voice) == 0, f"{case.file}: audio streams without an audio track"
     if case.video:
         assert images["time"].min() <= 0.2 and images["time"].max() >= duration - 0.3, \
             f"{case.file}: visual frames span {images['time'].min()}..{images['time'].max()} of {duration:.2f} s"

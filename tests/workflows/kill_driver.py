@@ -70,7 +70,8 @@ def main(corpus: str, store: str, log: str, kind: str, n: int, when: str, hop: f
     options = {"acoustic": {"hop": hop}} if hop is not None else None
     with distributed.Client(processes=False, n_workers=1, threads_per_worker=1, dashboard_address=None) as client:
         summary = extract_corpus(scan_folder(corpus), store, client=client, progress=False,
-                                 extractors=build_extractors({"language": None, "visual": None}, options))
+                                 extractors=build_extractors({"language": None, "acoustic": "librosa", "visual": None,
+                                                              "voice": None}, options))
     print(json.dumps({"done": summary.done, "skipped": summary.skipped, "failed": summary.failed,
                       "computed": summary.computed}))
 

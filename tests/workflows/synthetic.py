@@ -41,6 +41,20 @@ def write_mult_pickle(folder: Path, sizes=(120, 40, 40), *, seed: int = 0, iemoc
     return path
 
 
+def write_random_pickle(folder: Path, dims: tuple[int, int, int], sizes=(24, 8, 8), *, seed: int = 0) -> Path:
+    """A MulT-schema ``mosi_data_noalign.pkl`` of random features of ``dims`` (language, visual, acoustic), e.g. a
+    store's, so that a model trained on it takes that store's streams; 6 steps per sample, labels in [-3, 3]."""
+    rng, data = np.random.default_rng(seed), {}
+    for name, n in zip(("train", "valid", "test"), sizes):
+        data[name] = {k: rng.normal(size=(n, 6, d)).astype(np.float32)
+                      for k, d in zip(("text", "vision", "audio"), dims)}
+        data[name]["labels"] = rng.uniform(-3, 3, (n, 1, 1)).astype(np.float32)
+        data[name]["id"] = np.array([[f"vid{i // 4}".encode(), str(i).encode(), b""] for i in range(n)])
+    path = Path(folder) / "mosi_data_noalign.pkl"
+    path.write_bytes(pickle.dumps(data, protocol=4))
+    return path
+
+
 def write_config(folder: Path, **train) -> Path:
     """A JSON --config for a tiny, fast model (one thread), with ``train`` settings on top."""
     path = Path(folder) / "tiny.json"

@@ -49,7 +49,8 @@ def test_a_worker_in_another_directory_writes_the_store_where_the_client_says(tm
             assert set(client.run(os.getcwd).values()) == {str(elsewhere)}
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         run = subprocess.run([sys.executable, "-m", "workflows.cli", "extract", "videos", "--store", "store",
-                              "--scheduler", address, "--language", "none", "--visual", "none", "--no-progress"],
+                              "--scheduler", address, "--language", "none", "--acoustic", "librosa",
+                              "--visual", "none", "--no-progress"],
                              cwd=here, env=env, capture_output=True, text=True, timeout=300)
         assert run.returncode == 0, run.stdout + run.stderr
         assert "Dask dashboard: http://" in run.stderr

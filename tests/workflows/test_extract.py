@@ -31,7 +31,8 @@ pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
 CREMAD = REPO / ".." / "shared" / "data" / "cremad"
 BROKEN = ("empty.mp4", "notes.mov", "truncated.mp4")
-AV_ONLY = {"language": None}  # acoustic + visual: no whisper where words are not needed
+AV_ONLY = {"language": None, "acoustic": "librosa", "voice": None}  # librosa + visual: no whisper where no words
+AV_ONLY_ARGS = ["--language", "none", "--acoustic", "librosa", "--voice", "none"]  # the same, for `mcr extract`
 
 
 def _feat_samples() -> Path:
@@ -147,7 +148,7 @@ def test_cli_extracts_good_videos_and_lists_broken_ones(tmp_path, client):
 
 def test_sigkill_mid_run_then_rerun_equals_uninterrupted(tmp_path, av_corpus, av_store):
     store = FeatureStore(tmp_path / "killed")
-    args = [str(av_corpus), "--store", store.url, "--workers", "2", "--language", "none", "--no-progress"]
+    args = [str(av_corpus), "--store", store.url, "--workers", "2", *AV_ONLY_ARGS, "--no-progress"]
     proc = _cli(args, start_new_session=True)  # own process group: the LocalCluster's workers die with it
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and proc.poll() is None:

@@ -26,7 +26,7 @@ pytestmark = pytest.mark.slow
 
 CHUNKING = ChunkConfig(seconds=8.0)
 OPTIONS = {"fps": 10.0}
-AV = {"language": None}
+AV = {"language": None, "acoustic": "librosa"}  # the frame streams: librosa, MediaPipe, the voice
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +66,7 @@ def test_chunks_are_cut_in_silences_resume_and_merge_into_the_whole_videos_strea
         assert abs(cut * 10 - round(cut * 10)) < 1e-6
 
     first = extract_chunk(source, store, plan, 0, OPTIONS)  # then the run is killed
-    assert sorted(first["computed"]) == ["acoustic", "visual"] and not first["errors"]
+    assert sorted(first["computed"]) == ["acoustic", "visual", "voice"] and not first["errors"]
     assert store.chunk_info("acoustic", "long", 0).rows > 0 and not store.has_stream("acoustic", "long")
 
     import workflows.extract_task as task
@@ -76,7 +76,7 @@ def test_chunks_are_cut_in_silences_resume_and_merge_into_the_whole_videos_strea
     monkeypatch.setattr(task, "extract_window", lambda *a, **k: windows.append(k.get("start")) or real(*a, **k))
     row = extract_video(source, store, specs, None, decode_options=OPTIONS, chunking=CHUNKING)  # the rerun
     assert windows == cuts, "only the unfinished chunks are extracted again"
-    assert row["status"] == "done" and sorted(row["_computed"]) == ["acoustic", "visual"]
+    assert row["status"] == "done" and sorted(row["_computed"]) == ["acoustic", "visual", "voice"]
     assert not (Path(store.root) / "_chunks" / "video_id=long").exists()
     monkeypatch.undo()
 
@@ -91,6 +91,15 @@ def test_chunks_are_cut_in_silences_resume_and_merge_into_the_whole_videos_strea
     assert same.mean() > 0.99, f"{(~same).sum()} acoustic frames differ"
     loudness = feature_matrix(b)[:, acoustic_names(whole).index("rms_db")]
     assert np.all(loudness[~same] < -25), loudness[~same]
+    # the voice stream: every 10-ms block once, the same level, the same speech (chunks are cut in silences)
+    a, b = store.read_stream("voice"), whole.read_stream("voice")
+    np.testing.assert_allclose(a.column("time").to_numpy(), b.column("time").to_numpy(), atol=1e-9)
+    (level_a, speech_a), (level_b, speech_b) = feature_matrix(a).T, feature_matrix(b).T
+    loud = level_b > -25
+    np.testing.assert_allclose(level_a[loud], level_b[loud], atol=1e-2)
+    times = b.column("time").to_numpy()
+    assert (speech_a == speech_b).mean() > 0.99 and all(speech_b[(times >= s) & (times < e)].any() for s, e in spans)
+    assert not speech_b[~np.any([(times >= s - 0.5) & (times < e + 0.5) for s, e in spans], axis=0)].any()
 
     va, vb = store.read_stream("visual"), whole.read_stream("visual")
     ta, tb = va.column("time").to_numpy(), vb.column("time").to_numpy()

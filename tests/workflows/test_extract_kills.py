@@ -27,7 +27,8 @@ from workflows.extract import build_extractors, extract_corpus
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[2]
-ACOUSTIC = {"language": None, "visual": None}
+ACOUSTIC = {"language": None, "acoustic": "librosa", "visual": None, "voice": None}  # librosa's stream alone
+AUDIO_VISUAL = {"language": None, "acoustic": "librosa", "voice": None}
 NEW_HOP = 0.02  # the default is 0.01: the killed run halves the acoustic rows
 
 
@@ -178,7 +179,7 @@ def test_audio_files_give_acoustic_and_an_empty_visual_stream_and_skips_are_list
     (folder / ".DS_Store").write_bytes(b"x")
     store = FeatureStore(tmp_path / "store")
     summary = extract_corpus(scan_folder(folder), store, client=client, progress=False,
-                             extractors=build_extractors({"language": None}))
+                             extractors=build_extractors(AUDIO_VISUAL))
     assert (summary.done, summary.failed) == (2, 0), summary.failures
     assert {(Path(s["path"]).name, s["reason"]) for s in summary.skipped_files} == {
         (".cache", "hidden folder (not scanned)"), (".DS_Store", "hidden file"),
@@ -192,7 +193,7 @@ def test_audio_files_give_acoustic_and_an_empty_visual_stream_and_skips_are_list
         assert {"time", "face", "features"} <= set(schema.names) and store.stream_info("visual", vid).rows == 0
     # a rerun: both streams of both files are current, nothing recomputed
     again = extract_corpus(scan_folder(folder), store, client=client, progress=False,
-                           extractors=build_extractors({"language": None}))
+                           extractors=build_extractors(AUDIO_VISUAL))
     assert (again.skipped, again.computed) == (2, {"acoustic": 0, "visual": 0})
 
 

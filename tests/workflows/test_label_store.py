@@ -99,7 +99,7 @@ def test_store_ls(store, capsys):
     summary = json.loads(capsys.readouterr().out)
     assert summary["videos"] == {"total": 3, "done": 2, "failed": 1} and summary["duration_seconds"] == 4.5
     assert summary["labels"]["label"] == {"labelled": 3, "min": -0.5, "max": 2.0, "mean": 1.0}
-    assert summary["streams"] == {"language": 2, "acoustic": 2, "visual": 2}
+    assert summary["streams"] == {"language": 2, "acoustic": 2, "visual": 2, "voice": 0}  # made by hand: no voice
 
 
 def test_store_ls_counts_text_labels(store, tmp_path, capsys):

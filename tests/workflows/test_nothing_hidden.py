@@ -102,8 +102,8 @@ def test_a_batch_of_audio_only_files_warns_once_per_file_and_counts_them(tmp_pat
     for i in range(5):
         write_media(folder / f"a{i}.m4a", video=False, seconds=1.0)
     capsys.readouterr()
-    assert mcr(["extract", str(folder), "--store", str(tmp_path / "store"), "--language", "none", "--visual", "none",
-                "--workers", "1", "--no-progress"]) == 0
+    assert mcr(["extract", str(folder), "--store", str(tmp_path / "store"), "--language", "none", "--acoustic",
+                "librosa", "--visual", "none", "--workers", "1", "--no-progress"]) == 0
     captured = capsys.readouterr()
     lines = captured.err.splitlines()
     warned = [line for line in lines if line.startswith("warning: ")]

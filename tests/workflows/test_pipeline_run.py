@@ -112,3 +112,19 @@ def test_predict_on_a_long_video_gives_one_row_per_utterance(pipeline_run, tmp_p
     assert rows["transcript"].str.lower().str.contains("forget").mean() >= 0.8
     cues = (tmp_path / "vtt" / "joined.vtt").read_text().count(" --> ")
     assert cues == len(rows)
+
+
+def test_the_training_stores_digest_follows_the_models_streams_not_the_voice_stream(tmp_path):
+    """`mcr run` retrains when the store's training streams change; the voice stream (annotation only) is not one."""
+    from pipeline.store import FeatureStore
+    from workflows.pipeline import store_digest
+
+    store = FeatureStore(tmp_path / "store")
+    row = {"video_id": "v", "sha256": "a" * 64, "status": "done", "acoustic_config_hash": "1" * 16,
+           "voice_config_hash": "2" * 16}
+    store.upsert_videos([row])
+    before = store_digest(store.url)
+    store.upsert_videos([{**row, "voice_config_hash": "3" * 16}])
+    assert store_digest(store.url) == before
+    store.upsert_videos([{**row, "acoustic_config_hash": "4" * 16}])
+    assert store_digest(store.url) != before

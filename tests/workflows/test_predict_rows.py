@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import pickle
 import shutil
 from pathlib import Path
 
@@ -17,7 +16,7 @@ import webvtt
 
 from tests.extractors.media_files import cremad_clips
 from tests.workflows.joined_video import write_mp4
-from tests.workflows.synthetic import TINY_MODEL, write_config, write_mult_pickle
+from tests.workflows.synthetic import TINY_MODEL, write_config, write_mult_pickle, write_random_pickle
 from workflows.cli import main as mcr
 
 FPS, SR = 15, 16000
@@ -100,14 +99,7 @@ def world(tmp_path_factory):
     fs = FeatureStore(str(store))
     record = segment_records(fs, fs.segments(), max_len=None)[0]
     dims = tuple(record[m].shape[1] for m in ("language", "visual", "acoustic"))
-    rng, data = np.random.default_rng(0), {}
-    for name, n in zip(("train", "valid", "test"), (24, 8, 8)):  # random features of the store's sizes
-        data[name] = {k: rng.normal(size=(n, 6, d)).astype(np.float32)
-                      for k, d in zip(("text", "vision", "audio"), dims)}
-        data[name]["labels"] = rng.uniform(-3, 3, (n, 1, 1)).astype(np.float32)
-        data[name]["id"] = np.array([[f"vid{i // 4}".encode(), str(i).encode(), b""] for i in range(n)])
-    (root / "mosi_data_noalign.pkl").write_bytes(pickle.dumps(data, protocol=4))
-    assert mcr(["train", "--data", str(root / "mosi_data_noalign.pkl"), "--config",
+    assert mcr(["train", "--data", str(write_random_pickle(root, dims)), "--config",
                 str(write_config(root, epochs=1)), "--out", str(root / "run"), "--seeds", "2", "--no-progress"]) == 0
     return root, spans
 
@@ -153,23 +145,23 @@ def test_one_row_per_clip_including_clips_whisper_mishears(world, predicted):
 
 @pytest.mark.slow
 def test_long_speech_is_split_at_a_pause_between_words(world, predicted):
-    from pipeline.manifest import VideoSource
     from pipeline.store import FeatureStore
-    from pipeline.views import acoustic_series
+    from pipeline.views import voice_series
     from workflows.annotate.segments import MIN_PAUSE, merge_intervals
     from workflows.annotate.speech import listen
 
     root, _ = world
     store = FeatureStore(str(root / "store"))
     words = store.read_stream("language", ["tight"]).to_pandas()
-    speech = listen(store, VideoSource("tight", str(root / "videos" / "tight.mp4"))).speech
+    speech = listen(store, "tight").speech
     stretches = merge_intervals([*speech, *zip(words["start"], words["end"])], MIN_PAUSE)
     assert max(e - s for s, e in stretches) > MAX_UTTERANCE  # the split below was needed
     rows = _rows(predicted[0], "tight")
     print(f"{len(words)} words; rows {list(zip(rows['start'], rows['end']))}")
     assert len(rows) >= 2 and (rows["end"] - rows["start"] <= MAX_UTTERANCE + 1e-6).all()
     assert (rows["start"].iloc[1:].to_numpy() == rows["end"].iloc[:-1].to_numpy()).all()
-    times, level, _ = acoustic_series(store, "tight", "rms_db")
+    voice = voice_series(store, "tight")
+    times, level = voice.times, voice.level_db
     for cut in rows["start"].iloc[1:]:
         assert not ((words["start"] < cut - 1e-6) & (words["end"] > cut + 1e-6)).any(), f"cut at {cut} in a word"
         between_words = ((words["end"] <= cut + 1e-6) & (words["end"] > cut - 0.5)).any() and \
@@ -197,8 +189,6 @@ def test_speech_without_a_face_and_a_face_without_speech_are_predicted_with_the_
 
 @pytest.mark.slow
 def test_rows_say_what_they_are_and_the_metadata_what_made_them(world, predicted):
-    from workflows.annotate.speech import vad_name
-
     root, _ = world
     table, meta, _ = predicted
     for column in ("video_id", "video_path", "segment_id", "start", "end", "transcript", "asr_confidence", "streams",
@@ -216,8 +206,8 @@ def test_rows_say_what_they_are_and_the_metadata_what_made_them(world, predicted
             "uncertainty_method", "coverage", "vad"} <= set(meta)
     assert meta["task"] == "regression" and meta["scale"] == [-3.0, 3.0] and meta["label_names"] == ["sentiment"]
     assert meta["run"] == str((root / "run").resolve()) and meta["placeholder_labels"] is False
-    assert meta["uncertainty_method"] == "seeds" and meta["seeds"] == 2 and meta["vad"] == vad_name()
-    assert set(meta["extractors"]) == {"language", "acoustic", "visual"}
+    assert meta["uncertainty_method"] == "seeds" and meta["seeds"] == 2 and meta["vad"] == "silero-vad"
+    assert set(meta["extractors"]) == {"language", "acoustic", "visual", "voice"}
     assert all(len(e["config_hash"]) == 16 and e["name"] for e in meta["extractors"].values())
 
 

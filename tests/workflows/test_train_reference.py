@@ -1,6 +1,7 @@
 """Training on real clips gives, for the same seed, the losses recorded with the trainer as it was before the CPU
-speed work (issue 19): float32 on CPU, with the stream-rate pooling and the length bucketing switched off and the
-best epoch selected on the validation loss.
+speed work (issue 19): float32 on CPU, with the options changed since then at their values of that time
+(``PRE_SPEED_WORK``: no stream-rate pooling, no length bucketing, the best epoch selected on the validation loss, the
+patiences of that time).
 
 The reference losses were recorded by running this module's ``_train`` on the code at commit eaea491 (before the
 speed work) on the six shared CREMA-D clips, extracted with the extractors named in ``EXTRACTORS``. A change of
@@ -64,10 +65,13 @@ INPUT_SUMS = {"test.language": -1.1469644280150533, "test.visual": 32.0283877833
 TRAIN_LOSS = [2.4991962909698486, 1.726519227027893, 1.2447745203971863, 1.17408287525177]
 VAL_LOSS = [2.210716724395752, 2.7346746921539307, 3.2659530639648438, 3.6849286556243896]
 TEST_LOSS = 1.868257999420166
+PRE_SPEED_WORK = {"stream_rate": None, "bucket": False, "select_on": "loss", "early_stop_patience": 25,
+                  "lr_patience": 10}
+"""The options added or changed since eaea491, at the values the trainer had then."""
 
 
 def test_float32_training_gives_the_losses_recorded_before_the_speed_work(cremad_store, tmp_path):
-    got = _train(cremad_store, tmp_path / "run", {"stream_rate": None, "bucket": False, "select_on": "loss"})
+    got = _train(cremad_store, tmp_path / "run", PRE_SPEED_WORK)
     assert got["sums"] == pytest.approx(INPUT_SUMS, rel=1e-6), "the extractors' output changed, not the trainer"
     assert got["train_loss"] == pytest.approx(TRAIN_LOSS, abs=1e-5)
     assert got["val_loss"] == pytest.approx(VAL_LOSS, abs=1e-5)

@@ -1,7 +1,7 @@
 """Annotation of footage: which stretches become rows and which face each row is about.
 
-* :mod:`.speech`: where the speech is (Silero VAD on the audio, decoded once per prediction; the acoustic stream's
-  voicing as the fallback) and the voice's loudness;
+* :mod:`.speech`: where the speech is and the voice's loudness, from each video's voice stream (Silero VAD and the
+  10-ms level, computed during extraction: annotation decodes nothing);
 * :mod:`.segments`: interval arithmetic: utterances from speech and words, the pause rule, long rows split, windows;
 * :mod:`.rows`: the rows of each video (utterances, silent faces, manifest segments or windows), speech coverage and
   what each row is made of;

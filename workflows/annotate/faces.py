@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.store import FeatureStore
-from pipeline.views import FaceFrames, acoustic_series, face_frames, rows_in_window
+from pipeline.views import FaceFrames, face_frames, rows_in_window, voice_series
 
 COLUMNS = ("video_id", "segment_id", "face_id", "face_box", "face_share", "speaker_score", "speaker_confidence",
            "speaker_uncertain")
@@ -96,6 +96,11 @@ def synchrony(mouth: np.ndarray, envelopes: list[np.ndarray], config: SpeakerCon
     return best
 
 
+def _loudness(store: FeatureStore, video_id: str) -> tuple[np.ndarray, np.ndarray]:
+    voice = voice_series(store, video_id)
+    return voice.times, voice.level_db
+
+
 def _mean_box(boxes: np.ndarray) -> list[float]:
     """(R, 4) x0 y0 x1 y1 -> the mean box as [x, y, w, h] (NaN without a finite box)."""
     if not np.isfinite(boxes).any():
@@ -121,8 +126,8 @@ def speaker_scores(store: FeatureStore, segments: pd.DataFrame, *, voices: dict 
     One row per (segment, face id seen in its window), segments in order, faces by id: video_id, segment_id,
     face_id, face_box (mean x, y, w, h in the window, fractions of the frame; NaN without boxes), face_share,
     speaker_score; a segment without a face has no row. ``voices``: video id -> (times, level_db), the voice's
-    envelope (default: the acoustic stream's ``rms_db``); ``speech``: video id -> the detector's speech (start,
-    end) seconds, sorted, which narrows the scored stretch (:func:`_scored_window`).
+    envelope (default: the voice stream's, :func:`pipeline.views.voice_series`); ``speech``: video id -> the
+    detector's speech (start, end) seconds, sorted, which narrows the scored stretch (:func:`_scored_window`).
     """
     videos: dict[str, tuple] = {}
     out = []
@@ -130,7 +135,7 @@ def speaker_scores(store: FeatureStore, segments: pd.DataFrame, *, voices: dict 
         vid = seg.video_id
         if vid not in videos:
             frames = face_frames(store, vid)
-            voice = (voices or {}).get(vid) or acoustic_series(store, vid, "rms_db", "mfcc_00")[:2]
+            voice = (voices or {}).get(vid) or _loudness(store, vid)
             videos[vid] = (frames, mouth_opening(frames), voice)
         frames, mouth, (v_times, v_level) = videos[vid]
         start, end = float(seg.start), (None if pd.isna(seg.end) else float(seg.end))
@@ -158,7 +163,7 @@ def choose_faces(store: FeatureStore, segments: pd.DataFrame, *, voices: dict | 
     """The active speaker's face of each segment, by mouth-voice synchrony.
 
     Args:
-        store: the feature store with the segments' visual stream (and acoustic stream, without ``voices``).
+        store: the feature store with the segments' visual stream (and voice stream, without ``voices``).
         segments: columns video_id, segment_id, start, end (end None/NaN: to the end of the video).
         voices: video id -> (times (A,), level_db (A,)), the voice's loudness (:func:`.speech.listen`).
         speech: video id -> the detector's speech intervals, sorted: a segment is scored over the speech in it.

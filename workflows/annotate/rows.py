@@ -3,8 +3,8 @@ or fixed windows; and what each row is made of (speech share, ASR confidence, th
 
 Speech is found by a voice activity detector *and* whisper's words (:func:`.segments.utterance_spans`), so a stretch
 whisper did not transcribe still gets a row (without words), and a pause of ``min_pause`` between two words always
-starts a new row. Each video's audio is decoded once here (:func:`.speech.listen`); its loudness also serves the
-choice of the speaking face (:mod:`.faces`).
+starts a new row. Each video's speech and loudness come from its voice stream (:func:`.speech.listen`), computed
+during extraction: nothing is decoded here; the loudness also serves the choice of the speaking face (:mod:`.faces`).
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import pandas as pd
 
 from pipeline.manifest import Segment, VideoSource
 from pipeline.store import FeatureStore
-from pipeline.views import acoustic_series, extracted_videos, face_frames, video_words, words_inside
+from pipeline.views import extracted_videos, face_frames, video_words, words_inside
 from workflows.annotate.segments import (MAX_UTTERANCE, MIN_PAUSE, Interval, clip_intervals, even_parts,
                                          merge_intervals, overlap_seconds, silent_spans, utterance_spans,
                                          window_segments)
@@ -63,13 +63,17 @@ class Plan:
         """Each video's speech as the detector heard it (without whisper's word timings)."""
         return {vid: h.speech for vid, h in self.heard.items()}
 
+    @property
+    def detector(self) -> str | None:
+        """The voice activity detector(s) that found the speech, comma-separated (None without a voice stream)."""
+        return ", ".join(sorted({h.detector for h in self.heard.values() if h.detector})) or None
 
-def level_dips(store: FeatureStore, video_id: str, speech: list[Interval], *, min_depth: float = 10.0
-               ) -> list[tuple[float, float]]:
-    """Dips of the sound level inside ``speech`` (local minima of ``rms_db`` over 50 ms, at least ``min_depth`` dB
-    below the loudest frame within 0.3 s): (time, depth / 100) places to split speech whisper gave no words for,
-    a 20-dB dip weighing as a 0.2-s pause."""
-    times, level, hop = acoustic_series(store, video_id, "rms_db")
+
+def level_dips(heard: Heard, speech: list[Interval], *, min_depth: float = 10.0) -> list[tuple[float, float]]:
+    """Dips of the voice's level inside ``speech`` (local minima of ``heard.level_db`` over 50 ms, at least
+    ``min_depth`` dB below the loudest frame within 0.3 s): (time, depth / 100) places to split speech whisper gave
+    no words for, a 20-dB dip weighing as a 0.2-s pause."""
+    times, level, hop = heard.times, heard.level_db, heard.frame_shift
     if len(times) < 3 or not speech:
         return []
     smooth = np.convolve(level, np.ones(5) / 5, mode="same")
@@ -103,7 +107,7 @@ def plan_video(store: FeatureStore, source: VideoSource, duration: float, heard:
     speech = clip_intervals([*heard.speech, *((w["start"], w["end"]) for w in words)], duration)
     long = [(s, e) for s, e in merge_intervals(speech, config.min_pause) if e - s > config.max_len]
     spans = utterance_spans(speech, words, max_len=config.max_len, min_pause=config.min_pause,
-                            dips=level_dips(store, source.video_id, long), duration=duration)
+                            dips=level_dips(heard, long), duration=duration)
     if config.silent_faces:
         quiet = silent_spans(spans, duration, min_len=SILENT_FACE_SECONDS)
         for s, e in _intersect(quiet, face_on_screen(store, source.video_id)):
@@ -115,10 +119,9 @@ def plan_video(store: FeatureStore, source: VideoSource, duration: float, heard:
     return [Segment(vid, f"{vid}_{k:04d}", s, e) for k, (s, e) in enumerate(spans) if e > s], speech
 
 
-def plan_rows(store: FeatureStore, sources: list[VideoSource], config: RowConfig = RowConfig(),
-              vad: str | None = None) -> Plan:
+def plan_rows(store: FeatureStore, sources: list[VideoSource], config: RowConfig = RowConfig()) -> Plan:
     """The rows of the successfully extracted videos of ``sources``: the manifest's segments when it names them,
-    else windows (``config.window``), else utterances (:func:`plan_video`); each video's audio heard once."""
+    else windows (``config.window``), else utterances (:func:`plan_video`), cut by each video's voice stream."""
     durations = extracted_videos(store)
     rows: list[tuple[Segment, str]] = []
     plan = Plan(pd.DataFrame())
@@ -127,7 +130,7 @@ def plan_rows(store: FeatureStore, sources: list[VideoSource], config: RowConfig
             continue
         duration = durations[source.video_id]
         path = os.path.abspath(source.path) if "://" not in source.path else source.path
-        heard = listen(store, source, vad)
+        heard = listen(store, source.video_id)
         if source.segments or config.window:
             words = video_words(store, source.video_id, ["start", "end"])
             speech = clip_intervals([*heard.speech, *zip(words["start"], words["end"])], duration)

@@ -11,10 +11,12 @@ import argparse
 import time
 from pathlib import Path
 
+from workflows.cluster import WORKERS
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="demo-out", help="output folder (default: %(default)s)")
-    p.add_argument("--workers", type=int, default=None, help="local Dask workers (default: one per core)")
+    p.add_argument("--workers", type=WORKERS, default=None, help="local Dask workers (default: one per core)")
     p.add_argument("--force", action="store_true", help="rerun every stage")
 
 

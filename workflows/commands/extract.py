@@ -25,6 +25,8 @@ import sys
 from typing import Any
 
 from extractors.base import DEFAULT_EXTRACTORS
+from pipeline.options import Bound
+from workflows.cluster import WORKERS
 from workflows.extract import ExtractSummary
 
 
@@ -33,7 +35,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--store", required=True, help="store folder or fsspec URL (shared by all workers)")
     p.add_argument("--scheduler", default=None, metavar="ADDRESS",
                    help="address of a running Dask scheduler (default: start a LocalCluster)")
-    p.add_argument("--workers", type=int, default=None, metavar="N",
+    p.add_argument("--workers", type=WORKERS, default=None, metavar="N",
                    help="LocalCluster worker processes (default: one per core)")
     p.add_argument("--force", action="store_true", help="recompute every stream, even those up to date")
     for modality, name in DEFAULT_EXTRACTORS.items():
@@ -41,11 +43,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                        help=f"{modality} extractor, or 'none' to skip the modality (default: %(default)s)")
     p.add_argument("--set", action="append", default=[], metavar="MODALITY.FIELD=VALUE", dest="options",
                    help="override an extractor config field (value parsed as JSON, else a string); repeatable")
-    p.add_argument("--chunk-seconds", type=float, default=30.0, metavar="S",
+    p.add_argument("--chunk-seconds", type=Bound(float, 0, 86_400), default=30.0, metavar="S",
                    help="cut videos longer than 1.5 S into chunks of about S seconds (in silences) that run on every "
                         "worker; part of the audio streams' config (a change recomputes them); 0: one task per "
                         "video (default: %(default)s)")
-    p.add_argument("--retries", type=int, default=2, help="retries of a video whose worker died (default: 2)")
+    p.add_argument("--retries", type=Bound(int, 0, 100), default=2, help="retries of a video whose worker died (default: 2)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -68,8 +70,8 @@ def parse_options(items: list[str]) -> dict[str, dict[str, Any]]:
 def format_summary(summary: ExtractSummary) -> str:
     hours = summary.media_seconds / 3600
     lines = [
-        f"videos      : {summary.done} extracted, {summary.skipped} up to date (skipped), {summary.failed} failed"
-        + (f" ({summary.chunks} chunks of long videos)" if summary.chunks else ""),
+        f"videos      : {summary.done} extracted, {summary.skipped} up to date (skipped), {summary.failed} failed",
+        *([f"long videos : cut into {summary.chunks} chunks, each its own task"] if summary.chunks else []),
         "recomputed  : " + (", ".join(f"{m} {n}" for m, n in summary.computed.items()) or "nothing"),
         f"media       : {hours:.3f} h extracted ({summary.media_seconds:.1f} s)",
         "scan        : " + (f"{_files(len(summary.skipped_files))} passed over (listed below)"
@@ -116,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
     from pipeline.store import FeatureStore
     from workflows.chunks import ChunkConfig
     from workflows.cluster import absolute, open_client
-    from workflows.extract import build_extractors, extract_corpus
+    from workflows.extract import build_extractors, extract_corpus, one_task
 
     sources = load_corpus(args.input)
     options = parse_options(args.options)
@@ -135,7 +137,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"{_files(len(skipped))} passed over (not video or audio, hidden, ...): listed at the end",
               file=sys.stderr)
     store = FeatureStore(absolute(args.store))
-    with open_client(args.scheduler, args.workers) as client:
+    in_process = one_task(sources, chunking)  # one short file: one worker in this process, models loaded at once
+    with store.writing(), open_client(args.scheduler, args.workers, in_process=in_process) as client:
         print(f"{len(sources)} media files -> {store.url} "
               f"({', '.join(f'{e.modality}: {e.name}' for e in extractors)})", file=sys.stderr)
         summary = extract_corpus(sources, store, client=client, extractors=extractors, force=args.force,

@@ -13,7 +13,9 @@ import sys
 import time
 import warnings
 
-DEFAULTS = {"language": "whisper-glove", "acoustic": "librosa", "visual": "mediapipe"}
+from extractors.base import DEFAULT_EXTRACTORS
+
+MODALITIES = ("language", "acoustic", "visual")  # the streams summarised (the model's; not the voice stream)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -21,24 +23,26 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("video", help="a video (or audio) file")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the summary")
-    p.add_argument("--visual", default=DEFAULTS["visual"], choices=available("visual") or None,
+    p.add_argument("--visual", default=DEFAULT_EXTRACTORS["visual"], choices=available("visual") or None,
                    help="visual backend (default: %(default)s)")
-    p.add_argument("--acoustic", default=DEFAULTS["acoustic"], choices=available("acoustic") or None,
+    p.add_argument("--acoustic", default=DEFAULT_EXTRACTORS["acoustic"], choices=available("acoustic") or None,
                    help="acoustic extractor (default: %(default)s)")
-    p.add_argument("--language", default=DEFAULTS["language"], choices=available("language") or None,
+    p.add_argument("--language", default=DEFAULT_EXTRACTORS["language"], choices=available("language") or None,
                    help="language extractor (default: %(default)s)")
     p.add_argument("--whisper", default=None, metavar="NAME|PATH",
                    help="whisper model size or checkpoint path (default: the extractor's, base)")
     p.add_argument("--fps", type=float, default=None, help="visual sampling rate in frames per second")
 
 
-def inspect_video(path: str, *, extractor_names: dict[str, str] = DEFAULTS, whisper: str | None = None,
+def inspect_video(path: str, *, extractor_names: dict[str, str] | None = None, whisper: str | None = None,
                   fps: float | None = None) -> dict:
-    """Decode ``path`` once, run one extractor per modality and return the summary as a JSON-able dict.
+    """Decode ``path`` once, run one extractor per modality (default: ``DEFAULT_EXTRACTORS``'s) and return the
+    summary as a JSON-able dict. Extractors that reuse another's results (whisper's encoder states from the ASR
+    pass) run after it, as in ``mcr extract``.
 
     Raises :class:`pipeline.errors.StageError` subclasses naming the file and the failing stage.
     """
-    from extractors import create
+    from extractors import EXTRACTORS, create
     from extractors.media import decode
     from pipeline.errors import StageError
 
@@ -50,15 +54,16 @@ def inspect_video(path: str, *, extractor_names: dict[str, str] = DEFAULTS, whis
         media = decode(path, **decode_kwargs)
     seconds["decode"] = time.perf_counter() - t0
 
-    tables = {}
-    for modality, name in extractor_names.items():
-        overrides = {"model": whisper} if (modality == "language" and whisper) else {}
+    names = extractor_names or {m: DEFAULT_EXTRACTORS[m] for m in MODALITIES}
+    tables, shared = {}, {key: {} for name in names.values() for key in EXTRACTORS[name].reuses}
+    for modality, name in sorted(names.items(), key=lambda item: bool(EXTRACTORS[item[1]].reuses)):
+        overrides = {"model": whisper} if whisper and hasattr(EXTRACTORS[name].config_class, "model") else {}
         if modality == "visual" and fps is not None:
             overrides = {"fps": fps}
         extractor = create(name, **overrides)
         t0 = time.perf_counter()
         try:
-            tables[modality] = extractor.extract(media)
+            tables[modality] = extractor.extract_shared(media, shared)
         except StageError:
             raise
         except Exception as exc:  # a library failing deep inside: name the file and the stage

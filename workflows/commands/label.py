@@ -18,15 +18,13 @@ Examples:
 from __future__ import annotations
 
 import argparse
-import csv
 import sys
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from pipeline.corpus import MANIFEST_COLUMNS, _label, _number, check_segment_id, video_id_from_path
-from pipeline.csv_cells import restore_row
+from pipeline.corpus import MANIFEST_COLUMNS, _label, _number, check_segment_id, read_csv, video_id_from_path
 from pipeline.store import SEGMENT_COLUMNS, FeatureStore, check_video_id
 
 HELP = "Attach or change the labels, segments and splits of extracted videos (no re-extraction)."
@@ -64,13 +62,7 @@ def store_index(store: FeatureStore) -> tuple[set[str], dict[str, str]]:
 def read_rows(csv_path: Path) -> tuple[list[str], list[dict[str, str]]]:
     if not csv_path.is_file():
         raise FileNotFoundError(f"{csv_path}: [label] no such manifest")
-    with open(csv_path, newline="") as f:
-        reader = csv.DictReader(f)
-        try:
-            fields = list(reader.fieldnames or [])
-            rows = [restore_row(row) for row in reader]  # what csv_cells quoted for spreadsheets
-        except csv.Error as error:
-            raise ValueError(f"{csv_path}: [label] not a readable CSV file ({error})") from None
+    fields, rows = read_csv(csv_path, "label")
     if "path" not in fields and "video_id" not in fields:
         raise ValueError(f"{csv_path}: [label] a manifest needs a 'path' or a 'video_id' column, found {fields}")
     return fields, rows
@@ -133,7 +125,7 @@ def segment_frame(csv_path: Path, store: FeatureStore, *, skip_unknown: bool = F
         split = (r.get("split") or None) if "split" in fields else old.get("split")
         records.append({"video_id": vid, "segment_id": segment_id, "start": float(start),
                         "end": None if end is None else float(end), "split": split if isinstance(split, str) else None,
-                        **{c: _label(r[c]) for c in labels if r.get(c) not in (None, "")}})
+                        **{c: _label(r[c], c, where) for c in labels if r.get(c) not in (None, "")}})
     unknown = list(dict.fromkeys(unknown))
     if unknown and not skip_unknown:
         shown = ", ".join(unknown[:5]) + (f" ... (+{len(unknown) - 5})" if len(unknown) > 5 else "")
@@ -179,7 +171,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"skipped   : {len(unknown)} videos not in the store: {', '.join(unknown[:5])}"
               + (" ..." if len(unknown) > 5 else ""))
     if not args.dry_run:
-        store.write_segments(merged, replace_videos=set(current["video_id"]) | set(frame["video_id"]))
+        with store.writing():  # not while a run extracts into the store
+            store.write_segments(merged, replace_videos=set(current["video_id"]) | set(frame["video_id"]))
     return 0
 
 

@@ -17,23 +17,27 @@ from __future__ import annotations
 import argparse
 import sys
 
+from pipeline.options import Bound
+from workflows.cluster import WORKERS
+from workflows.pipeline_config import WINDOW
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("input", help="a video, a folder of videos, or a manifest CSV")
     p.add_argument("--model", required=True, metavar="RUN", help="a trained run directory (mcr train --out)")
     p.add_argument("--out", required=True, help="output table: .parquet or .csv")
     p.add_argument("--store", default=None, help="feature store to extract into and reuse (default: OUT.store)")
-    p.add_argument("--window", type=float, default=None, metavar="SECONDS",
+    p.add_argument("--window", type=WINDOW, default=None, metavar="SECONDS",
                    help="cut videos into fixed windows instead of whisper's utterances")
-    p.add_argument("--max-utterance", type=float, default=8.0, metavar="SECONDS",
+    p.add_argument("--max-utterance", type=Bound(float, 0.5, 3600), default=8.0, metavar="SECONDS",
                    help="split longer utterances at a pause (default: %(default)s)")
-    p.add_argument("--min-pause", type=float, default=0.5, metavar="SECONDS",
+    p.add_argument("--min-pause", type=Bound(float, 0, 60, low_open=True), default=0.5, metavar="SECONDS",
                    help="a pause this long between two words starts a new row (default: %(default)s)")
     p.add_argument("--vtt", default=None, metavar="DIR", help="also write one WebVTT subtitle file per video")
     p.add_argument("--srt", default=None, metavar="DIR", help="also write one SubRip subtitle file per video")
     p.add_argument("--json", default=None, metavar="DIR",
                    help="also write one JSON file per video (whisper's JSON shape, with the predictions)")
-    p.add_argument("--workers", type=int, default=None, help="local Dask workers (default: one per core)")
+    p.add_argument("--workers", type=WORKERS, default=None, help="local Dask workers (default: one per core)")
     p.add_argument("--scheduler", default=None, metavar="ADDRESS", help="use an existing Dask cluster")
     p.add_argument("--visual", default=None, help="visual backend (default: mediapipe)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")

@@ -15,6 +15,9 @@ import argparse
 import sys
 from pathlib import Path
 
+from pipeline.options import bound_of
+from workflows.pipeline_config import ReportSection
+
 HELP = "Plots and a one-page HTML report of a run."
 
 
@@ -22,9 +25,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run", metavar="RUN", help="a run directory written by `mcr train`")
     parser.add_argument("--data", metavar="SOURCE", help="data for the attention sample (default: the run's own)")
     parser.add_argument("--split", default="test", help="split the sample comes from (default: test)")
-    parser.add_argument("--sample", type=int, default=None,
+    parser.add_argument("--sample", type=bound_of(ReportSection, "sample"), default=None,
                         help="index of the sample in the split (default: the first with words and every stream)")
-    parser.add_argument("--layer", type=int, help="reinforcement layer of the heatmaps (default: the last)")
+    parser.add_argument("--layer", type=bound_of(ReportSection, "layer"), help="reinforcement layer of the heatmaps (default: the last)")
     parser.add_argument("--out", metavar="DIR", help="output folder (default: RUN/report)")
     parser.add_argument("--viewer", metavar="DIR",
                         help="the folder written by `mcr view` to link (default: ../viewer beside the report, if any)")

@@ -23,7 +23,7 @@ from typing import Any
 
 import pandas as pd
 
-from pipeline.arrays import MODALITIES
+from pipeline.arrays import STORED_MODALITIES
 from pipeline.store import SEGMENT_COLUMNS, FeatureStore
 
 HELP = "Summarise a feature store (ls) or remove the videos no manifest names (prune)."
@@ -61,7 +61,7 @@ def summary(store: FeatureStore) -> dict[str, Any]:
     status = videos["status"].fillna("unknown").value_counts() if len(videos) else pd.Series(dtype=int)
     done = videos[videos["status"] == "done"] if len(videos) else videos
     failed = videos[videos["status"] == "failed"] if len(videos) else videos
-    streams = {m: len(store.stream_video_ids(m)) for m in MODALITIES}
+    streams = {m: len(store.stream_video_ids(m)) for m in STORED_MODALITIES}
     labels = [c for c in segments.columns if c not in SEGMENT_COLUMNS]
     duration = pd.to_numeric(done["duration"], errors="coerce").sum() if len(done) else 0.0
     return {
@@ -119,7 +119,7 @@ def remove_videos(store: FeatureStore, video_ids: list[str]) -> None:
     """Remove the videos' streams, then their segments and videos.parquet rows."""
     gone = set(video_ids)
     for vid in video_ids:
-        for modality in MODALITIES:
+        for modality in STORED_MODALITIES:
             folder = store.path(modality, f"video_id={vid}")
             if store.fs.exists(folder):
                 store.fs.rm(folder, recursive=True)
@@ -151,7 +151,8 @@ def run(args: argparse.Namespace) -> int:
     if not args.yes:
         print(f"{store.url}: would remove {len(remove)} videos, keep {kept} (rerun with --yes to remove): {shown}")
         return 0
-    remove_videos(store, remove)
+    with store.writing():  # not while a run extracts into the store
+        remove_videos(store, remove)
     print(f"{store.url}: removed {len(remove)} videos, kept {kept}: {shown}")
     return 0
 

@@ -19,7 +19,17 @@ from __future__ import annotations
 import argparse
 import sys
 
+from pipeline.options import Bound, bound_of
+from workflows.pipeline_config import SEEDS
+from workflows.train_config import TrainConfig
+
 HELP = "Train MCR (or a baseline) on a store or a benchmark pickle."
+FOLDS = Bound(int, 2, 1000)
+
+
+def _flag(field: str) -> Bound:
+    """The range of a training option, as the type of the flag that sets it."""
+    return bound_of(TrainConfig, field)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -29,16 +39,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", metavar="FILE", help="JSON/TOML overrides: batch_size, lr, epochs, "
                         "a [model] table of MCRConfig fields, any training option (see workflows/train.py)")
     parser.add_argument("--out", required=True, metavar="RUN", help="run directory (resumed when it exists)")
-    parser.add_argument("--seeds", type=int, default=1, help="train this many seeds (seed, seed+1, ...) and "
+    parser.add_argument("--seeds", type=SEEDS, default=1, help="train this many seeds (seed, seed+1, ...) and "
                         "report mean ± std")
-    parser.add_argument("--seed", type=int, help="first seed (default 0)")
-    parser.add_argument("--epochs", type=int, help="override the preset's epochs")
-    parser.add_argument("--batch-size", type=int, help="override the preset's batch size")
-    parser.add_argument("--lr", type=float, help="override the preset's learning rate")
+    parser.add_argument("--seed", type=_flag("seed"), help="first seed (default 0)")
+    parser.add_argument("--epochs", type=_flag("epochs"), help="override the preset's epochs")
+    parser.add_argument("--batch-size", type=_flag("batch_size"), help="override the preset's batch size")
+    parser.add_argument("--lr", type=_flag("lr"), help="override the preset's learning rate")
     parser.add_argument("--schedule", choices=["default", "paper"],
                         help="default: early stopping and LR-on-plateau; paper: exactly Table 1's epochs, constant "
                         "learning rate, no early stop")
-    parser.add_argument("--modality-dropout", type=float, metavar="P",
+    parser.add_argument("--modality-dropout", type=_flag("modality_dropout"), metavar="P",
                         help="per training sample and modality, mask the whole modality out with probability P "
                         "(at least one always kept; never at evaluation) so that missing streams are seen in "
                         "training; default 0 (off, as the paper)")
@@ -46,17 +56,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ablation", metavar="NAME", help="a row of the paper's Table 5, e.g. language_only")
     parser.add_argument("--aligned", action="store_true", default=None,
                         help="word-aligned view of a store / the aligned pickle of a folder")
-    parser.add_argument("--max-len", type=int, help="longest sequence kept per modality (store, Parquet)")
+    parser.add_argument("--max-len", type=_flag("max_len"), help="longest sequence kept per modality (store, Parquet)")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], help="default: CUDA when available")
-    parser.add_argument("--cpu-threads", type=int, help="torch CPU threads (default: the cores free when "
+    parser.add_argument("--cpu-threads", type=_flag("cpu_threads"), help="torch CPU threads (default: the cores free when "
                         "training starts)")
-    parser.add_argument("--stream-rate", type=float, metavar="HZ",
+    parser.add_argument("--stream-rate", type=_flag("stream_rate"), metavar="HZ",
                         help="highest steps per second of a store's streams fed to the model; faster ones are "
                         "mean-pooled (default 25: the 100 Hz acoustic stream by 4); 0 keeps every step")
     parser.add_argument("--select-on", choices=["auto", "loss", "unweighted_accuracy"],
                         help="validation figure that picks the best epoch and stops early (default auto: the "
                         "unweighted accuracy for a classification, the loss otherwise)")
-    parser.add_argument("--cv", type=int, metavar="K", help="K-fold cross-validation by --group-by instead of one "
+    parser.add_argument("--cv", type=FOLDS, metavar="K", help="K-fold cross-validation by --group-by instead of one "
                         "run; writes RUN/cv.json")
     parser.add_argument("--group-by", metavar="COLUMN", default="video_id",
                         help="with --cv: the segments' column whose groups never share a fold (e.g. actor, "

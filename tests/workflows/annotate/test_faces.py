@@ -64,7 +64,7 @@ def arrangements(tmp_path_factory):
     """{side: (store, video_id, visual table)} for the talking face on the left and on the right."""
     folder = tmp_path_factory.mktemp("speaker")
     paths = side_by_side(folder, cremad_clips())
-    visual, acoustic = create("mediapipe", max_faces=2), create("librosa")
+    visual, acoustic, voice = create("mediapipe", max_faces=2), create("librosa"), create("silero-vad")
     store, out = FeatureStore(folder / "store"), {}
     try:
         for side, path in paths.items():
@@ -72,6 +72,7 @@ def arrangements(tmp_path_factory):
             table = visual.extract(media)
             store.write_stream("visual", side, table)
             store.write_stream("acoustic", side, acoustic.extract(media))
+            store.write_stream("voice", side, voice.extract(media))
             out[side] = (store, side, table)
     finally:
         visual.close()
@@ -146,7 +147,7 @@ def _visual(times: np.ndarray, ids: np.ndarray, jaw: np.ndarray) -> pa.Table:
 @pytest.fixture
 def two_faces(tmp_path) -> FeatureStore:
     """4 s at 10 Hz: face 0 opens its mouth with the sound (a 2 Hz syllable rhythm), face 1 moves its mouth as
-    much but out of step with it; from 3 s face 1 is gone; acoustic rms_db at 100 Hz."""
+    much but out of step with it; from 3 s face 1 is gone; the voice stream's level at 100 Hz."""
     rng = np.random.default_rng(1)
     t = 0.1 * np.arange(40)
     loud = (np.sin(2 * np.pi * 2 * t) > 0).astype(float)
@@ -160,9 +161,8 @@ def two_faces(tmp_path) -> FeatureStore:
     store.write_stream("visual", "v", _visual(times[keep], ids[keep], jaw[keep]))
     a_times = 0.01 * np.arange(400)
     level = np.where(np.sin(2 * np.pi * 2 * a_times) > 0, -20.0, -100.0)  # digital silence between syllables
-    names = ["f0", "rms_db"]
-    acoustic = pa.table({"time": a_times, "features": features_column(np.stack([np.zeros(400), level], 1), 2)})
-    store.write_stream("acoustic", "v", acoustic, {**meta("acoustic", 2, 0.01), "feature_names": json.dumps(names)})
+    voice = pa.table({"time": a_times, "features": features_column(np.stack([level, level > -50], 1), 2)})
+    store.write_stream("voice", "v", voice, {**meta("voice", 2, 0.01), "feature_names": '["level_db", "speech"]'})
     return store
 
 
@@ -185,7 +185,7 @@ def test_no_face_no_audio_and_words(two_faces, tmp_path):
     after = choose_faces(two_faces, _segments((10.0, 12.0)))  # past the end: no frame at all
     assert after["face_id"].tolist() == [-1] and after["face_share"].tolist() == [0.0]
     assert np.isnan(after["speaker_score"][0])
-    # without an acoustic stream no face has a score: the face seen longest wins
+    # without a voice stream no face has a score: the face seen longest wins
     silent = FeatureStore(tmp_path / "silent")
     silent.write_stream("visual", "v", two_faces.read_stream("visual", ["v"]).drop(["video_id"]).
                         replace_schema_metadata({k.encode(): v.encode()
@@ -193,7 +193,7 @@ def test_no_face_no_audio_and_words(two_faces, tmp_path):
     chosen = choose_faces(silent, _segments((2.0, 4.0)))
     assert chosen["face_id"].tolist() == [0] and np.isnan(chosen["speaker_score"][0])
     assert chosen["face_share"][0] == 1.0 and chosen["speaker_uncertain"][0]  # two faces, no score: say so
-    # a voice given by the caller (the decoded audio's envelope) is used instead of the acoustic stream
+    # a voice given by the caller is used instead of the voice stream
     t = 0.01 * np.arange(400)
     flipped = {"v": (t, np.where(np.sin(2 * np.pi * 2 * t) > 0, -100.0, -20.0))}  # loud where face 0 is closed
     assert choose_faces(two_faces, _segments((0.0, 2.0)), voices=flipped,

@@ -9,6 +9,8 @@ the pauses between words, and rows must still follow the words. (Before, the row
 for the two repetitions, 5 of them holding two clips.)"""
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from pipeline.manifest import VideoSource
@@ -60,13 +62,13 @@ def test_one_row_per_clip_in_every_repetition_and_none_past_the_end(footage):
 
 
 def _ahead(heard: Heard, share: float) -> Heard:
-    return Heard([(s * (1 + share), e * (1 + share)) for s, e in heard.speech], heard.times, heard.level_db)
+    return dataclasses.replace(heard, speech=[(s * (1 + share), e * (1 + share)) for s, e in heard.speech])
 
 
 @pytest.mark.slow
 def test_rows_follow_the_words_when_the_detector_runs_ahead(footage):
     store, source, duration, spans = footage
-    heard = listen(store, source)
+    heard = listen(store, source.video_id)
     segments, _ = plan_video(store, source, duration, _ahead(heard, 0.01))
     starts, ends = [s.start for s in segments], [s.end for s in segments]
     print(f"\n1% ahead: rows per repetition {_per_repeat(starts, ends, spans)}")

@@ -5,7 +5,7 @@ from pipeline.subtitles import to_webvtt
 from workflows.annotate.segments import (clip_intervals, even_parts, merge_intervals, overlap_seconds, pause_cuts,
                                          silent_spans, split_long, total_seconds, utterance_segments, utterance_spans,
                                          window_segments)
-from workflows.annotate.speech import voiced_speech
+from workflows.annotate.speech import speech_spans
 
 
 def _words(*spans, utterance=0):
@@ -60,12 +60,13 @@ def test_silent_spans_and_even_parts():
     assert even_parts(0.0, 17.0, 8.0) == [(0.0, 5.667), (5.667, 11.333), (11.333, 17.0)]
 
 
-def test_voiced_speech_bridges_short_gaps_and_drops_blips():
-    times = np.arange(0, 5, 0.01)
-    voiced = ((times > 1.0) & (times < 1.5)) | ((times > 1.7) & (times < 2.0)) | ((times > 3.0) & (times < 3.03))
-    (span,) = voiced_speech(times, voiced)
-    assert span == pytest.approx((0.91, 2.1), abs=0.011)
-    assert voiced_speech(times, np.zeros_like(times, bool)) == []
+def test_speech_frames_become_the_spans_they_cover():
+    times = 0.005 + np.arange(0, 5, 0.01)  # the voice stream's 10-ms blocks, by their centres
+    speech = ((times > 1.0) & (times < 1.5)) | (times > 4.9)
+    spans = speech_spans(times, speech, 0.01)
+    assert np.allclose(spans, [(1.0, 1.5), (4.9, 5.0)])
+    assert speech_spans(times, np.zeros_like(speech), 0.01) == [] and speech_spans(np.zeros(0), np.zeros(0, bool),
+                                                                                   0.01) == []
 
 
 def test_utterance_segments_have_ids_in_time_order():

@@ -2,15 +2,15 @@
 
 30 compositions of different CREMA-D clips (every ordered pair; side by side and stacked; the audio of either face;
 both mouths moving, the silent face's clip 0.6 s before or after the voiced one), extracted as `mcr predict` does
-(MediaPipe looking for 4 faces, the audio decoded once), cut into rows and a face chosen per row. Position alone
-names the right face in half of them (the voice alternates sides); >= 95% of the rows must be right."""
+(MediaPipe looking for 4 faces, the voice stream from the same decoded audio), cut into rows and a face chosen per
+row. Position alone names the right face in half of them (the voice alternates sides); >= 95% of the rows must be
+right."""
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.manifest import VideoSource
 from pipeline.store import FeatureStore
 from pipeline.views import face_frames
 from tests.extractors.media_files import cremad_clips
@@ -32,14 +32,14 @@ def compositions(tmp_path_factory):
     store = FeatureStore(folder / "store")
     visual = visual_extractor(store, [c.video_id for c in made])  # what `mcr predict` uses on a new store
     assert visual.config.max_faces == PREDICT_MAX_FACES
-    acoustic = create("librosa")
+    voice = create("silero-vad")
     rows, voices, speech = [], {}, {}
     try:
         for c in made:
             media = decode(c.path)
             store.write_stream("visual", c.video_id, visual.extract(media))
-            store.write_stream("acoustic", c.video_id, acoustic.extract(media))
-            heard = listen(store, VideoSource(c.video_id, str(c.path)))
+            store.write_stream("voice", c.video_id, voice.extract(media))
+            heard = listen(store, c.video_id)
             voices[c.video_id], speech[c.video_id] = (heard.times, heard.level_db), heard.speech
             frames = face_frames(store, c.video_id)
             centres = {int(f): np.nanmean(frames.boxes[frames.face_ids == f], axis=0)
