@@ -320,6 +320,11 @@ def video_words(store: FeatureStore, video_id: str,
     return words.sort_values("start", kind="stable").reset_index(drop=True)
 
 
+def frame_times(store: FeatureStore, modality: str, video_id: str) -> np.ndarray:
+    """(N,) the ``time`` column of one video's frame stream (acoustic, visual or voice), in stored order."""
+    return np.asarray(store.read_stream(modality, [video_id], columns=["time"]).column("time"), np.float64)
+
+
 @dataclass(frozen=True)
 class VoiceSeries:
     """One video's ``voice`` stream (``extractors.voice``), in time order: times (A,) seconds, level_db (A,) the

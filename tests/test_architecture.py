@@ -126,3 +126,11 @@ def test_one_atomic_writer_and_one_file_hasher():
             if "os.replace(" in text or ".replace(path)" in text or "hashlib" in text or "mkstemp(" in text:
                 offenders.append(str(p.relative_to(ROOT)))
     assert not offenders, f"hand-written atomic writes or hashers outside pipeline/files.py: {offenders}"
+
+
+def test_streams_are_read_through_the_views():
+    """Issue 18 item 6: one home for "which rows belong to a segment": the project reads streams only in
+    pipeline/views.py (the store defines read_stream; benchmarks may read raw tables)."""
+    readers = sorted(str(p.relative_to(ROOT)) for pkg in PACKAGES for p in (ROOT / pkg).rglob("*.py")
+                     if ".read_stream(" in p.read_text())
+    assert readers == ["pipeline/views.py"], readers

@@ -62,6 +62,7 @@ def step_axes(split: ArraySplit, index: int, source, lengths: dict, aligned: boo
         if not source or not Path(source, "segments.parquet").is_file():
             return axes
         from pipeline.store import FeatureStore
+        from pipeline.views import frame_times, rows_in_window, video_words, words_inside
 
         store = FeatureStore(source)
         segments = store.segments()
@@ -72,16 +73,16 @@ def step_axes(split: ArraySplit, index: int, source, lengths: dict, aligned: boo
             return axes
         seg = match.iloc[0]
         start, end = float(seg["start"]), np.inf if pd.isna(seg["end"]) else float(seg["end"])
-        words = store.read_stream("language", [seg["video_id"]], columns=["word", "start", "end"]).to_pydict()
-        mid = (np.asarray(words["start"], float) + np.asarray(words["end"], float)) / 2
-        seg_words = [str(w).strip() for w, t in zip(words["word"], mid) if start <= t < end]
+        words = video_words(store, seg["video_id"], columns=("start", "end", "word"))
+        inside = words_inside(words["start"], words["end"], start, end) if len(words) else []
+        seg_words = [str(w).strip() for w in words["word"].to_numpy()[inside]] if len(words) else []
         for m, name in zip("lva", MODALITIES):
             if m == "l" or aligned:
                 if len(seg_words) >= lengths[m]:
                     axes[m] = (seg_words[: lengths[m]], "word")
                 continue
-            times = np.asarray(store.read_stream(name, [seg["video_id"]], columns=["time"]).column("time"), float)
-            times = times[(times >= start) & (times < end)][::(pools or {}).get(m, 1)]
+            times = frame_times(store, name, seg["video_id"])
+            times = times[rows_in_window(times, start, end)][::(pools or {}).get(m, 1)]
             if len(times) >= lengths[m]:
                 axes[m] = ([f"{t:.2f} s" for t in times[: lengths[m]]], "s")
     except (OSError, ValueError, KeyError):  # a store that cannot say leaves the indices
