@@ -8,8 +8,8 @@ Visual streams may hold several faces (``face_id``, see ``extractors.visual``). 
 segment (:func:`segment_face_rows`): the segment's ``face_id`` when its frame has that column (e.g. from
 ``workflows.annotate.faces.choose_faces``), else the face with the most rows in the segment's window.
 
-The annotation package (``workflows.annotate``) reads the store only through the small readers at the end of this
-module (:func:`video_words`, :func:`voice_series`, :func:`face_frames`, :func:`stream_settings`).
+Annotation and the report read the store only through the small readers at the end of this module
+(:func:`video_words`, :func:`frame_times`, :func:`voice_series`, :func:`face_frames`, :func:`stream_settings`).
 """
 from __future__ import annotations
 
@@ -54,8 +54,7 @@ def word_times(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
 
 
 def words_inside(starts: np.ndarray, ends: np.ndarray, start: float, end: float | None) -> np.ndarray:
-    """(W,) bool: the words that belong to the segment [start, end) (end None or NaN: to the end of the video),
-    those whose midpoint lies inside it."""
+    """(W,) bool: the words of the segment [start, end) (end None or NaN: to the end), by their midpoint."""
     return rows_in_window(word_times(starts, ends), start, end)
 
 
@@ -86,9 +85,7 @@ def segment_face(value: Any) -> int | None:
 
 
 def segment_face_rows(ids: np.ndarray, in_window: np.ndarray, chosen: int | None = None) -> np.ndarray:
-    """Boolean mask of the rows (anywhere in the video) that a segment serves of a visual stream.
-
-    ids (R,) from :func:`face_ids`; in_window (R,) bool, the segment's rows. ``chosen`` None: the face with the most
+    """Boolean mask of the rows (anywhere in the video) that a segment serves of a visual stream: ids (R,) from :func:`face_ids`; in_window (R,) bool, the segment's rows. ``chosen`` None: the face with the most
     rows in the window (ties: the lowest id). The mask keeps that face's rows and the rows of frames where no face
     was found at all (``face_id`` -1, zeros, as a single-face stream has them), so a single-face stream is served
     whole; ``chosen`` -1 keeps nothing (the segment has no face: the modality is masked).
@@ -327,9 +324,8 @@ def frame_times(store: FeatureStore, modality: str, video_id: str) -> np.ndarray
 
 @dataclass(frozen=True)
 class VoiceSeries:
-    """One video's ``voice`` stream (``extractors.voice``), in time order: times (A,) seconds, level_db (A,) the
-    voice's loudness, speech (A,) bool where the detector heard speech, its frame shift and the ``detector`` that
-    made it (None, and empty arrays, when the video has no voice stream or no audio)."""
+    """One video's ``voice`` stream (``extractors.voice``), in time order: times (A,) s, level_db (A,), speech (A,)
+    bool, its frame shift and the ``detector`` that made it (None, and empty arrays, without stream or audio)."""
 
     times: np.ndarray
     level_db: np.ndarray
@@ -355,10 +351,9 @@ def voice_series(store: FeatureStore, video_id: str) -> VoiceSeries:
 
 @dataclass(frozen=True)
 class FaceFrames:
-    """One video's visual rows (one per sampled frame and face, see ``extractors.visual``).
-
-    times (R,), face_ids (R,) int32 (-1: no face in that frame), boxes (R, 4) x0 y0 x1 y1 fractions of the frame
-    (NaN without a ``box`` column), blendshapes (R, 52) or None, features (R, n_AU) or None; the names of both."""
+    """One video's visual rows (one per sampled frame and face, see ``extractors.visual``): times (R,), face_ids (R,)
+    int32 (-1: no face in that frame), boxes (R, 4) x0 y0 x1 y1 fractions of the frame (NaN without a ``box``
+    column), blendshapes (R, 52) or None, features (R, n_AU) or None; the names of both."""
 
     times: np.ndarray
     face_ids: np.ndarray
