@@ -44,7 +44,7 @@ def default_corpus() -> list[str]:
 def _warm_up(specs, path: str, decode_options: dict) -> int:
     """On a worker: create each extractor (loading its model) and run it once on ``path``."""
     from extractors.media import decode
-    from workflows.extract_window import worker_extractor
+    from workflows.extract.worker import worker_extractor
 
     media = decode(path, **decode_options).crop(0.0, 1.0)
     for spec in specs:

@@ -87,7 +87,7 @@ def cpu_seconds() -> float:
 
 def _warm(specs, path: str, options: dict) -> int:
     from extractors.media import decode
-    from workflows.extract_window import worker_extractor
+    from workflows.extract.worker import worker_extractor
 
     media = decode(path, **options).crop(0.0, 1.0)
     for spec in specs:

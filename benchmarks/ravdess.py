@@ -257,7 +257,8 @@ def section(args, rows: list[dict], folds: list[list[str]], costs: dict, data, m
                         *([f"--mcr-acoustic {args.mcr_acoustic}"] if args.mcr_acoustic else []),
                         *([f"--folds {args.folds}"] if args.folds != 6 else []),
                         *([f"--epochs {args.epochs}"] if args.epochs else []),
-                        *([f"--config {args.config}"] if args.config != TRAINING else []), "--write"])
+                        *([f"--config {args.config}"] if args.config != TRAINING else []),
+                        *(["--no-extract"] if args.no_extract else []), "--write"])
     extraction = []
     for name, c in costs.items():
         if c.get("videos"):
@@ -276,7 +277,8 @@ def section(args, rows: list[dict], folds: list[list[str]], costs: dict, data, m
         "",
         f"Data: the RAVDESS speech audio (`03-01-*.wav`), {len(data.labels)} clips of {len(set(data.groups))} "
         f"{args.group_by}s, {len(set(data.labels))} emotions ({counts}), prepared with `mcr prepare ravdess "
-        "--split actors --modality audio --channel speech` and extracted with `mcr extract` (our streams, not the benchmarks' features; no "
+        "--split actors --modality audio --channel speech` and extracted with `mcr extract` (our streams, not the "
+        "benchmarks' features; no "
         "video, so the visual stream is empty). Every clip is tested once, by models that never heard its actor: "
         f"{len(folds)} folds by `{args.group_by}` (test {args.group_by}s {fold_text}). Metrics pooled over the "
         "folds: accuracy, unweighted accuracy (the mean of the per-class recalls) and macro-F1.",

@@ -12,6 +12,7 @@ import json
 import math
 import types
 import typing
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, ClassVar
 
@@ -68,10 +69,38 @@ class Media:
 class ExtractorConfig:
     """Base of every extractor's options; subclasses are frozen dataclasses with documented fields."""
 
+    LEGACY: ClassVar[dict[str, Any]] = {}
+    """The options added since runs began to record their extractors (2026-12-05), each with the value that does
+    what the extractor did before the option existed: what a recorded config without that key means
+    (:meth:`from_record`). A new option whose default changes the output gets its entry here."""
 
-def _check_option(extractor: str, key: str, value: Any, config: ExtractorConfig) -> None:
+    @classmethod
+    def from_record(cls, values: Mapping[str, Any] | None, extractor: str = "") -> "ExtractorConfig":
+        """The config that a stream's metadata or a run recorded as JSON (``values``; None when only the extractor's
+        name was recorded: the defaults of then, :attr:`LEGACY` over today's).
+
+        Raises:
+            ValueError: one line naming the key, for a key this class does not know, a value of the wrong type, or a
+                key the record lacks that :attr:`LEGACY` does not cover (a record older than what it reproduces).
+        """
+        if values is None:
+            return cls(**cls.LEGACY)
+        name, known = extractor or cls.__name__, [f.name for f in fields(cls)]
+        unknown = sorted(set(values) - set(known))
+        if unknown:
+            raise ValueError(f"{name} has no option {unknown[0]!r} (its options: {', '.join(known)})")
+        missing = [k for k in known if k not in values and k not in cls.LEGACY]
+        if missing:
+            raise ValueError(f"the {name} config was recorded before its option {missing[0]!r} existed, and what "
+                             "the extractor did then is not declared (LEGACY)")
+        for key, value in values.items():
+            _check_option(name, key, value, cls)
+        return cls(**{**{k: v for k, v in cls.LEGACY.items() if k not in values}, **values})
+
+
+def _check_option(extractor: str, key: str, value: Any, config: type[ExtractorConfig]) -> None:
     """An option's value has its field's type (ints for floats are fine), and numbers are finite."""
-    hint = typing.get_type_hints(type(config))[key]
+    hint = typing.get_type_hints(config)[key]
     options = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
     for option in options:
         option = typing.get_origin(option) or option
@@ -115,7 +144,7 @@ class Extractor(abc.ABC):
             raise ValueError(f"extractor {self.name!r} has no option {', '.join(map(repr, unknown))}; "
                              f"its options are {known}")
         for key, value in overrides.items():
-            _check_option(self.name, key, value, config)
+            _check_option(self.name, key, value, type(config))
         self.config = type(config)(**{**asdict(config), **overrides}) if overrides else config
 
     @property
@@ -155,7 +184,7 @@ class Extractor(abc.ABC):
 
     def load(self) -> None:
         """Load the models now rather than in the first :meth:`extract`: a worker calls it in a background thread
-        while it decodes its first window (:func:`workflows.extract_window.worker_extractor`). By default the
+        while it decodes its first window (:func:`workflows.extract.worker.worker_extractor`). By default the
         schema is built (with the assets and model identities it names); extractors with models load them too."""
         self.schema()
 
@@ -164,12 +193,17 @@ class Extractor(abc.ABC):
         return {
             "extractor": self.name,
             "modality": self.modality,
-            "config": json.dumps(asdict(self.config), sort_keys=True, default=str),
+            "config": json.dumps(self.config_record(), sort_keys=True),
             "config_hash": self.config_hash(),
             "feature_names": json.dumps(self.feature_names),
             "frame_shift": json.dumps(self.frame_shift),
             "models": json.dumps(self.model_identity(), sort_keys=True),
         }
+
+    def config_record(self) -> dict[str, Any]:
+        """The config as stream files and runs record it: JSON values (rebuilt by
+        :meth:`ExtractorConfig.from_record`)."""
+        return json.loads(json.dumps(asdict(self.config), default=str))
 
     def config_hash(self) -> str:
         """Stable hash of what determines the output: extractor name and config."""

@@ -25,6 +25,7 @@ import string
 from dataclasses import dataclass
 from importlib import metadata as importlib_metadata
 from pathlib import Path
+from typing import Any, ClassVar
 
 import numpy as np
 import pyarrow as pa
@@ -39,6 +40,9 @@ _NON_ALNUM = re.compile(r"[\W_]+", re.UNICODE)
 @dataclass(frozen=True)
 class LanguageConfig(ExtractorConfig):
     """Options of the whisper + GloVe language extractor."""
+
+    LEGACY: ClassVar[dict[str, Any]] = {"engine": "openai-whisper", "compute_type": "auto", "fallback": 5}
+    """Before 2026-12-05 (d30593a) whisper ran in openai-whisper's PyTorch with its transcribe's 5 fallbacks."""
 
     model: str = "base"
     """Whisper model: a name ("base", "tiny.en", ...), an openai-whisper .pt or a CTranslate2 directory."""

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import pyarrow as pa
@@ -46,6 +46,9 @@ Window = tuple[int, int, int, int]  # region index, first mel frame (seek), mel 
 class EncoderConfig(ExtractorConfig):
     """Options of the whisper-encoder acoustic extractor. Those shared with ``LanguageConfig`` must be equal for
     the two extractors to share one encoder pass (whisper's defaults are)."""
+
+    LEGACY: ClassVar[dict[str, Any]] = {"engine": "openai-whisper", "compute_type": "auto"}
+    """Before 2026-12-05 (d30593a) the states were openai-whisper's encoder's, in PyTorch."""
 
     model: str = "base"
     """Whisper model: a name ("base", "tiny.en", ...), an openai-whisper .pt or a CTranslate2 directory."""

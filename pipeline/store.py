@@ -188,11 +188,13 @@ class FeatureStore(VideoTable):
         return self._info(self.chunk_path(modality, video_id, index))
 
     def merge_chunks(self, modality: str, video_id: str, indices: list[int], metadata: dict[str, str], *,
-                     source_sha256: str, renumber: str | None = None,
-                     transform: Callable[[pa.Table], pa.Table] | None = None) -> str:
-        """Write the stream of ``video_id`` from its staged chunks, in order, one chunk in memory at a time;
-        ``renumber``: an integer column (utterance ids) made to continue across chunks; ``transform``: applied to
-        each chunk's table in order (it may carry state from one chunk to the next: face tracks)."""
+                     source_sha256: str, each_chunk: Callable[[pa.Table], pa.Table] | None = None) -> str:
+        """Write the stream of ``video_id`` from its staged chunks, in order, one chunk in memory at a time.
+
+        ``each_chunk``: applied to each chunk's table in order before it is written; it may carry state from one
+        chunk to the next (ids that continue across chunks: utterances, face tracks). An empty chunk adds nothing
+        and is not passed to it, unless every chunk is empty (the last one then gives the file its typed schema).
+        """
         infos = [self.chunk_info(modality, video_id, i) for i in indices]
         if any(info is None for info in infos):
             raise FileNotFoundError(f"{self.url}: a staged {modality} chunk of {video_id} is missing")
@@ -200,20 +202,15 @@ class FeatureStore(VideoTable):
         path = self.stream_path(modality, video_id)
 
         def write(tmp: str) -> None:
-            writer, offset = None, 0
+            writer = None
             try:
                 for k, i in enumerate(indices):
                     table = self._read_file(self.chunk_path(modality, video_id, i))
                     if table.num_rows == 0 and (writer is not None or k < len(indices) - 1):
                         continue  # an empty chunk (silence, no face) adds nothing; the file takes a typed schema
                     table = table.replace_schema_metadata(None)
-                    if transform is not None:
-                        table = transform(table)
-                    if renumber and table.num_rows:
-                        column = table.column(renumber)
-                        table = table.set_column(table.schema.get_field_index(renumber), renumber,
-                                                 pc.add(column, pa.scalar(offset, column.type)))
-                        offset = pc.max(table.column(renumber)).as_py() + 1
+                    if each_chunk is not None:
+                        table = each_chunk(table)
                     table = _with_metadata(table, metadata, source_sha256, rows=rows)
                     if writer is None:
                         writer = pq.ParquetWriter(tmp, table.schema)

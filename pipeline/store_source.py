@@ -13,6 +13,7 @@ run to record it and for ``mcr predict`` to warn.
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -43,9 +44,10 @@ def label_provenance(source: str | Path | FeatureStore | None) -> dict[str, bool
 def store_description(source: str | Path | FeatureStore | None) -> dict:
     """What a run records of the store it trains on: the ``rates`` of its streams with a fixed frame shift, in steps
     per second (``{"acoustic": 100.0, "visual": 10.0}``; words have none), the
-    ``extractors`` that made the streams (``{"language": "whisper-glove", "acoustic": "whisper-encoder", ...}``, so that
-    `mcr predict` extracts new videos with the same ones) and :func:`label_provenance`; empty for a source that is
-    not a store (a benchmark file, or None)."""
+    ``extractors`` that made the streams, each with its config as its stream files record it (the first video's:
+    ``{"acoustic": {"name": "whisper-encoder", "config": {"hop": 0.04, ...}, "config_hash": "8060ba4d..."}}``), so
+    that `mcr predict` extracts new videos exactly as the model's inputs were, and
+    :func:`label_provenance`; empty for a source that is not a store (a benchmark file, or None)."""
     rates, extractors = {}, {}
     try:
         store = source if isinstance(source, FeatureStore) else FeatureStore(source) if source else None
@@ -55,8 +57,9 @@ def store_description(source: str | Path | FeatureStore | None) -> dict:
             if shift not in (None, "null") and float(shift) > 0:
                 rates[m] = 1.0 / float(shift)
             if meta.get("extractor"):
-                extractors[m] = meta["extractor"]
-    except (OSError, ValueError):
+                extractors[m] = {"name": meta["extractor"], "config": json.loads(meta.get("config") or "{}"),
+                                 "config_hash": meta.get("config_hash")}
+    except (OSError, ValueError):  # json's errors are ValueErrors too
         rates, extractors = {}, {}
     return {"rates": rates, "extractors": extractors, **label_provenance(source)}
 

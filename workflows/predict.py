@@ -33,7 +33,7 @@ from pipeline.views import extracted_videos
 from workflows.annotate.faces import choose_faces
 from workflows.annotate.rows import RowConfig, coverage, describe, plan_rows
 from workflows.annotate.segments import MAX_UTTERANCE, MIN_PAUSE
-from workflows.annotate.settings import visual_extractor
+from workflows.annotate.settings import prediction_extractors
 from workflows.inference import predict_arrays, require_finite
 from workflows.runs import TrainedRun, is_placeholder, load_run, run_dirs
 
@@ -168,6 +168,8 @@ def regression_spread(trained: TrainedRun, split: ArraySplit) -> tuple[np.ndarra
 # ------------------------------------------------------------------------------------------------- metadata
 def table_metadata(trained: TrainedRun, extractors, **extra) -> dict[str, Any]:
     """What the ``mcr`` key of the table's Parquet schema metadata holds (see docs/predictions.md)."""
+    from workflows.extract import DEFAULT_CHUNKING, ExtractorSpec  # the hashes the streams record
+
     try:
         version = importlib_metadata.version("mcr-emotion")
     except importlib_metadata.PackageNotFoundError:
@@ -177,7 +179,9 @@ def table_metadata(trained: TrainedRun, extractors, **extra) -> dict[str, Any]:
     return {"run": str(root.resolve()), "checkpoint": str(trained.checkpoint.resolve()), "task": task,
             "label_names": trained.label_names,
             "scale": trained.data.get("scale", SENTIMENT_SCALE) if task == "regression" else [0.0, 1.0],
-            "extractors": {e.modality: {"name": e.name, "config_hash": e.config_hash()} for e in extractors},
+            "extractors": {e.modality: {"name": e.name, "config": e.config_record(),
+                                        "config_hash": ExtractorSpec.of(e, DEFAULT_CHUNKING).config_hash}
+                           for e in extractors},
             "mcr_version": version, "placeholder_labels": is_placeholder(trained), **extra}
 
 
@@ -284,11 +288,11 @@ def predict_videos(input_path: str | Path, run: str | Path | TrainedRun, out: st
         max_len: longest utterance, seconds (longer ones are split at a pause).
         min_pause: a pause this long (seconds) between two words starts a new row.
         client: the Dask client of the extraction (None: the current one, ``distributed.get_client()``).
-        visual: visual backend (default: the store's, else the extraction workflow's).
+        visual: visual backend, with its default options (default: the run's, configured as it was trained).
         max_faces: faces to look for (default: the store's, else 4); a store extracted otherwise is refused.
         log: where the speech coverage and warnings go (default: stderr).
     """
-    from workflows.extract import WARNING_LINES, build_extractors, extract_corpus
+    from workflows.extract import WARNING_LINES, extract_corpus
 
     log = log or (lambda message: print(message, file=sys.stderr))
     if not max_len > 0:
@@ -303,10 +307,8 @@ def predict_videos(input_path: str | Path, run: str | Path | TrainedRun, out: st
                          "uses unaligned sequences: train with the unaligned view")
     sources = sources_of(input_path)
     store = FeatureStore(store or f"{out}.store")
-    names = {**trained.extractors, **({"visual": visual} if visual else {})}  # the model's own extractors
-    extractors = [visual_extractor(store, [s.video_id for s in sources], backend=names.get("visual"),
-                                   max_faces=max_faces) if e.modality == "visual" else e
-                  for e in build_extractors(names)]
+    extractors = prediction_extractors(trained, store, [s.video_id for s in sources], visual=visual,
+                                       max_faces=max_faces, log=log)  # the model's own, configured as they were
     summary = extract_corpus(sources, store, client=client, extractors=extractors, progress=progress)
     for line in summary.warning_lines(at_least=WARNING_LINES + 1):  # fewer files: each had its line already
         log(f"warning: {line}")

@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -33,6 +34,9 @@ from pipeline.options import check_fields
 from pipeline.store_source import label_provenance
 from workflows.checkpoint import RESTORE, load_arrays, load_model, read_record
 from workflows.train_config import NEWER_OPTIONS, TrainConfig  # NEWER_OPTIONS: what an older config.json means
+
+if TYPE_CHECKING:
+    from extractors.base import Extractor
 
 BEST = Path("checkpoints") / "best.safetensors"
 _NOT_IDENTITY = ("cpu_threads", "eval_batch_size")  # settings a resumed run may change
@@ -124,10 +128,12 @@ class TrainedRun:
         return self.config.task
 
     @property
-    def extractors(self) -> dict[str, str]:
-        """The extractor of each modality the run's training store was made with ({} for benchmark files and runs
-        recorded before this was kept: the default extractors)."""
-        return dict(self.data.get("extractors") or {})
+    def extractors(self) -> dict[str, dict]:
+        """What made each modality of the run's training store: ``{"name", "config", "config_hash"}``
+        (:func:`pipeline.store_source.store_description`); ``{"name"}`` alone for a run recorded before configs were
+        kept; {} for benchmark files and runs recorded before extractors were kept (the default extractors)."""
+        return {m: dict(v) if isinstance(v, dict) else {"name": v}
+                for m, v in (self.data.get("extractors") or {}).items()}
 
     @property
     def aligned(self) -> bool:
@@ -170,6 +176,38 @@ def load_run(run: str | Path, *, device: str = "cpu") -> TrainedRun:
         normalizer = load_arrays(norm, record.get("normalizer_sha256"), config)
     return TrainedRun(model=model, config=cfg, run_dir=run_dir, normalizer=normalizer, train=train,
                       data=record.get("data", {}), best_epoch=meta.get("epoch"), best_val_loss=meta.get("val_loss"))
+
+
+def trained_extractors(trained: TrainedRun, log: Callable[[str], None]) -> dict[str, "Extractor"]:
+    """The extractor of each modality the run records, rebuilt with the config its training store was extracted
+    with (:meth:`extractors.base.ExtractorConfig.from_record`: options added since take their ``LEGACY`` value);
+    a run that recorded names only gets the configs of before they were recorded, with one warning through ``log``.
+
+    Raises:
+        ValueError: one line naming the run's config.json and the option (or extractor) this installation cannot
+            rebuild.
+    """
+    from extractors.base import EXTRACTORS, available, create
+
+    built, names_only = {}, []
+    for modality, spec in trained.extractors.items():
+        where, name = f"{trained.run_dir / 'config.json'}: [predict] data.extractors.{modality}", spec.get("name")
+        if name not in available():
+            raise ValueError(f"{where}: no extractor {name!r} is installed (one of {', '.join(available())})")
+        config_class, config = EXTRACTORS[name].config_class, spec.get("config")
+        if not isinstance(config, (dict, type(None))):
+            raise ValueError(f"{where}: its config is not an object; {RESTORE}")
+        if config is None:
+            names_only.append(" ".join([name, *(f"{k}={v}" for k, v in config_class.LEGACY.items())]))
+        try:
+            built[modality] = create(name, config_class.from_record(config, name))
+        except ValueError as exc:
+            raise ValueError(f"{where}: {exc}; the model's inputs cannot be extracted again as they were: retrain "
+                             "on a store extracted with this version") from None
+    if names_only:
+        log(f"warning: {trained.run_dir}: the run recorded only the names of its extractors, not their options: "
+            f"predicting with the options of then ({', '.join(names_only)}); retrain to record them")
+    return built
 
 
 def format_metrics(result: dict) -> str:

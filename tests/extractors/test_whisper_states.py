@@ -130,7 +130,8 @@ def test_shared_with_the_language_pass_without_encoding_again(encoder, clips, en
 
 
 def test_extract_window_runs_the_encoder_once_for_both_streams(tmp_path, encoder, clips, encoder_calls):
-    from workflows.extract_window import ExtractorSpec, extract_window
+    from workflows.extract.window import extract_window
+    from workflows.extract.worker import ExtractorSpec
 
     path = str(cremad_clips()["SAD"])
     language = extractors.create("whisper-glove", **FLOAT32)

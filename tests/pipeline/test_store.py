@@ -171,24 +171,28 @@ def test_rows_go_to_the_journal_in_o1_and_are_folded_into_videos_parquet(tmp_pat
     assert not (tmp_path / "_journal").exists()
 
 
-def test_chunks_merge_into_one_stream_file_with_utterances_renumbered(tmp_path):
+def test_chunks_merge_into_one_stream_file_through_one_function_per_chunk(tmp_path):
     from tests.pipeline.streams import language
 
     store = FeatureStore(tmp_path)
     words = [[("a", 0.1, 0.3), ("b", 0.3, 0.5)], [], [("c", 31.0, 31.2), ("d", 32.0, 32.1)]]
     for i, chunk in enumerate(words):
-        table = language(chunk, np.ones((len(chunk), 2), np.float32))
-        if chunk:
-            table = table.set_column(0, "utterance", pa.array([0, len(chunk) - 1], pa.int32()))
-        store.write_chunk("language", "v", i, table, {**meta("language", 2, None), "chunk": str(i)},
-                          source_sha256="s")
+        store.write_chunk("language", "v", i, language(chunk, np.ones((len(chunk), 2), np.float32)),
+                          {**meta("language", 2, None), "chunk": str(i)}, source_sha256="s")
     assert store.chunk_info("language", "v", 2).rows == 2 and store.stream_video_ids("language") == []
     assert not (tmp_path / "language").exists()  # staging lives apart, where no reader of a modality looks
+    seen = []
+
+    def each_chunk(table: pa.Table) -> pa.Table:  # state carried from chunk to chunk, as the merge task's ids are
+        seen.append(table.column("word").to_pylist())
+        return table.set_column(0, "utterance", pa.array([len(seen)] * table.num_rows, pa.int32()))
+
     store.merge_chunks("language", "v", [0, 1, 2], meta("language", 2, None), source_sha256="s",
-                       renumber="utterance")
+                       each_chunk=each_chunk)
+    assert seen == [["a", "b"], ["c", "d"]]  # in order; the empty chunk adds nothing
     table = store.read_stream("language", ["v"])
     assert table.column("word").to_pylist() == ["a", "b", "c", "d"]
-    assert table.column("utterance").to_pylist() == [0, 1, 2, 3]
+    assert table.column("utterance").to_pylist() == [1, 1, 2, 2]
     info = store.stream_info("language", "v")
     assert info.rows == 4 and info.is_current(config_hash="0" * 16, source_sha256="s") and "chunk" not in info.metadata
     assert len(pd.read_parquet(tmp_path / "language")) == 4

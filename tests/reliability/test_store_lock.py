@@ -20,7 +20,7 @@ from extractors.base import DEFAULT_EXTRACTORS
 from pipeline.errors import StoreLockedError
 from pipeline.store import FeatureStore
 from pipeline.store_lock import LOCK_NAME
-from tests.workflows.test_extract_kills import write_wav
+from tests.workflows.extract.test_kills import write_wav
 from workflows.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]

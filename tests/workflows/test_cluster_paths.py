@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.store import FeatureStore
-from tests.workflows.test_extract_kills import write_wav
+from tests.workflows.extract.test_kills import write_wav
 
 pytestmark = pytest.mark.slow
 

@@ -116,7 +116,7 @@ def format_failures(failures: list[dict[str, Any]], width: int = 100) -> str:
 def run(args: argparse.Namespace) -> int:
     from pipeline.corpus import load_corpus
     from pipeline.store import FeatureStore
-    from workflows.chunks import ChunkConfig
+    from workflows.extract.chunks import ChunkConfig
     from workflows.cluster import absolute, open_client
     from workflows.extract import build_extractors, extract_corpus, one_task
 

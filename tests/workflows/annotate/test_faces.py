@@ -227,8 +227,8 @@ def test_face_ids_hold_across_batches_and_chunks_of_the_pipeline(arrangements, t
     import distributed
 
     from pipeline.manifest import VideoSource
-    from workflows.chunks import ChunkConfig
     from workflows.extract import extract_corpus
+    from workflows.extract.chunks import ChunkConfig
 
     store, _, _ = arrangements["right"]
     path = tmp_path / "right_first.mp4"

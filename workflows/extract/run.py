@@ -1,11 +1,8 @@
-"""Extract a corpus into a :class:`FeatureStore` with Dask: resumable, fault-tolerant, in bounded memory.
+"""The client's side of ``extract_corpus``: one run over a corpus, resumable, fault-tolerant, in bounded memory.
 
-Tasks (the worker side is :mod:`workflows.extract_task`): videos whose size, mtime and stream files show them
-complete are skipped by batched triage tasks, without hashing; every other video gets a task that hashes it and
-extracts it whole when it is short, or plans cuts in silences when it is long; the chunks of a long video then
-run as tasks of their own on every worker, and a last task merges them into the store's one file per stream
-(times in video seconds). No task holds a whole long video: frames flow to the visual extractor in batches and
-only one chunk's audio is kept.
+It submits the tasks (drawn in :mod:`workflows.extract`) as earlier ones finish: batched triage of the videos a
+previous run finished, a prepare task for every other video (largest files first), the chunks of a long video once
+its plan is known, and its merge once its last chunk is in.
 
 The client records every finished video's row in the store's journal (small Parquet parts, a few at a time:
 O(1) per video) and folds it into ``videos.parquet`` when the run ends, or when the next run starts after a
@@ -33,16 +30,16 @@ from pipeline.arrays import STORED_MODALITIES
 from pipeline.corpus import Corpus, check_segment_id, segments_of
 from pipeline.manifest import VideoSource
 from pipeline.store import FeatureStore, check_video_id, plain_value
-from workflows.chunks import ChunkConfig
 from workflows.cluster import absolute, current_client
-from workflows.extract_task import extract_chunk, extract_video, finish_video, prepare_video, stream_columns, triage
-from workflows.extract_window import ExtractorSpec, preload, worker_extractor
+from workflows.extract.chunks import ChunkConfig
+from workflows.extract.merge import merge_video
+from workflows.extract.rows import stream_columns
+from workflows.extract.tasks import extract_chunk, prepare_video
+from workflows.extract.triage import triage
+from workflows.extract.worker import ExtractorSpec, preload
 
 if TYPE_CHECKING:
     from distributed import Client
-
-__all__ = ["ExtractSummary", "ExtractorSpec", "build_extractors", "default_decode_options", "extract_corpus",
-           "extract_video", "worker_extractor", "stream_columns", "ChunkConfig"]
 
 DEFAULT_CHUNKING = ChunkConfig()
 WARNING_LINES = 3  # files printed per kind of warning; the summary counts them all
@@ -262,7 +259,7 @@ class _Run:
                       "errors": {s.modality: ("worker", error) for s in plan.todo}}
         results.append(result)  # its model loads are counted with the merged row
         if len(results) == len(plan.chunks):
-            self._submit("merge", src, finish_video, src, self.store, plan, self.chunk_results.pop(src.video_id),
+            self._submit("merge", src, merge_video, src, self.store, plan, self.chunk_results.pop(src.video_id),
                          priority=_PRIORITY["merge"])
 
     def _on_merge(self, src: VideoSource, result, error) -> None:

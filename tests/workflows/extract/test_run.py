@@ -28,7 +28,7 @@ from workflows.extract import build_extractors, extract_corpus
 
 pytestmark = pytest.mark.slow
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 CREMAD = REPO / ".." / "shared" / "data" / "cremad"
 BROKEN = ("empty.mp4", "notes.mov", "truncated.mp4")
 AV_ONLY = {"language": None, "acoustic": "librosa", "voice": None}  # librosa + visual: no whisper where no words

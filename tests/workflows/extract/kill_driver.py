@@ -1,6 +1,6 @@
 """Run ``extract_corpus`` (acoustic only) on a folder and SIGKILL this process at one chosen write of the store.
 
-Used by ``test_extract_kills.py``: a Dask client with thread workers (``processes=False``), so the worker's writes
+Used by ``test_kills.py``: a Dask client with thread workers (``processes=False``), so the worker's writes
 happen in this process and the kill lands exactly where asked. Every write of the store goes through
 ``pipeline.store.atomic_write``; the wrapper numbers the writes of each kind (``segments``, ``stream``,
 ``journal`` (a part of the videos journal, one per finished video here), ``videos`` (the compaction at the end)),
@@ -9,7 +9,7 @@ logs each one to ``LOG`` (fsynced, so the test knows what was on disk at the kil
 * ``after``: once the N-th write of KIND was renamed onto its target;
 * ``before``: once its temporary file is written, before the rename (a hidden ``.tmp`` is left behind).
 
-Usage: python -m tests.workflows.kill_driver CORPUS STORE LOG KIND N after|before [HOP]
+Usage: python -m tests.workflows.extract.kill_driver CORPUS STORE LOG KIND N after|before [HOP]
 Without a kill (N = 0) it prints the run's summary as JSON.
 """
 from __future__ import annotations
@@ -33,7 +33,7 @@ def main(corpus: str, store: str, log: str, kind: str, n: int, when: str, hop: f
     import distributed
 
     import pipeline.store
-    import workflows.extract
+    import workflows.extract.run
     from pipeline.corpus import scan_folder
     from workflows.extract import build_extractors, extract_corpus
 
@@ -66,7 +66,7 @@ def main(corpus: str, store: str, log: str, kind: str, n: int, when: str, hop: f
         return out
 
     pipeline.store.atomic_write = atomic_write
-    workflows.extract.JOURNAL_FLUSH_SECONDS = 0  # one journal part per finished video: the kill points are exact
+    workflows.extract.run.JOURNAL_FLUSH_SECONDS = 0  # one journal part per finished video: the kill points are exact
     options = {"acoustic": {"hop": hop}} if hop is not None else None
     with distributed.Client(processes=False, n_workers=1, threads_per_worker=1, dashboard_address=None) as client:
         summary = extract_corpus(scan_folder(corpus), store, client=client, progress=False,

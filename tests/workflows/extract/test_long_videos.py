@@ -18,9 +18,9 @@ from pipeline.manifest import VideoSource
 from pipeline.store import FeatureStore, feature_matrix
 from tests.extractors.media_files import cremad_clips
 from tests.workflows.joined_video import join_clips
-from workflows.chunks import ChunkConfig
+from workflows.extract.chunks import ChunkConfig
 from workflows.extract import ExtractorSpec, build_extractors, extract_corpus
-from workflows.extract_task import extract_chunk, extract_video, prepare_video
+from workflows.extract.tasks import extract_chunk, extract_video, prepare_video
 
 pytestmark = pytest.mark.slow
 
@@ -69,7 +69,7 @@ def test_chunks_are_cut_in_silences_resume_and_merge_into_the_whole_videos_strea
     assert sorted(first["computed"]) == ["acoustic", "visual", "voice"] and not first["errors"]
     assert store.chunk_info("acoustic", "long", 0).rows > 0 and not store.has_stream("acoustic", "long")
 
-    import workflows.extract_task as task
+    import workflows.extract.tasks as task
 
     windows = []
     real = task.extract_window
@@ -124,7 +124,7 @@ def test_the_words_of_a_long_video_are_those_of_its_parts_transcribed_one_by_one
     assert np.all(np.diff(starts) >= 0) and np.all(np.diff(utterances) >= 0)
     assert len(set(utterances)) >= len(spans) - 1, "utterance ids continue across chunks"
 
-    from workflows.extract_window import worker_extractor
+    from workflows.extract.worker import worker_extractor
 
     extractor = worker_extractor(specs[0])[0]
     parts = []

@@ -13,10 +13,10 @@ import pytest
 from pipeline.corpus import scan_folder
 from pipeline.store import FeatureStore
 from tests.extractors.media_files import cremad_clips
-from workflows.chunks import ChunkConfig
+from workflows.extract.chunks import ChunkConfig
 from workflows.cluster import local_client, open_client
 from workflows.extract import build_extractors, extract_corpus, one_task
-from workflows.extract_window import ExtractorSpec, _locked, preload, worker_extractor
+from workflows.extract.worker import ExtractorSpec, locked, preload, worker_extractor
 
 
 def _wav(path: Path, seconds: float) -> Path:
@@ -45,7 +45,7 @@ def test_preloaded_extractors_load_in_the_background_and_count_once():
     spec = ExtractorSpec.of(acoustic)
     preload([spec])
     extractor, created = worker_extractor(spec)
-    with _locked(extractor):  # taken once its load is over
+    with locked(extractor):  # taken once its load is over
         pass
     assert created  # the first task to get a preloaded extractor counts its load
     assert worker_extractor(spec) == (extractor, False)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from extractors.vad import speech_regions
-from workflows.chunks import ChunkConfig, plan_chunks, stream_hash
+from workflows.extract.chunks import ChunkConfig, plan_chunks, stream_hash
 
 HOP = 0.01
 

@@ -4,8 +4,9 @@ A video longer than ``ChunkConfig.single_max`` seconds is cut into chunks of abo
 run as separate Dask tasks on every worker. The cuts come from one streaming pass over the audio
 (:func:`extractors.media.audio_envelope`, 10-ms RMS levels, never the samples): near each equal share of the
 video (as many chunks as ``seconds`` fit, rounded), the middle of the longest quiet stretch (at least
-``min_silence`` s below the level threshold) closest to the target, so that no word is split; without one, the quietest 200 ms. Cuts are snapped to the visual
-sampling grid (``k / fps``), so that the frames of consecutive chunks partition those of the whole video.
+``min_silence`` s below the level threshold) closest to the target, so that no word is split; without one, the
+quietest 200 ms. Cuts are snapped to the visual sampling grid (``k / fps``), so that the frames of consecutive
+chunks partition those of the whole video.
 
 Whisper's context across a cut: the language extractor decodes every window without the previous text as a prompt
 (openai-whisper's ``condition_on_previous_text=False``), with or without chunks, so a cut in a silence changes
@@ -13,7 +14,8 @@ nothing but where a window starts.
 
 A chunk's streams are written as hidden staging files (``STORE/_chunks/video_id=<id>/<modality>/chunk-<k>.parquet``,
 under a folder every reader skips) with their own metadata (config hash, source hash, rows, chunk bounds); a
-rerun reuses the chunks that are current, and the merge writes the one ``part.parquet`` of each stream.
+rerun reuses the chunks that are current, and the merge task writes the one ``part.parquet`` of each stream
+(:mod:`workflows.extract.merge`).
 """
 from __future__ import annotations
 

@@ -14,7 +14,7 @@ from tests.pipeline.streams import frames, meta
 from workflows.commands.extract import format_failures, format_skipped, format_summary, parse_options
 from workflows.extract import ExtractorSpec, ExtractSummary, build_extractors, extract_video
 
-CREMAD = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "cremad"
+CREMAD = Path(__file__).resolve().parents[3] / ".." / "shared" / "data" / "cremad"
 
 
 def _clip(tmp_path: Path) -> Path:

@@ -26,7 +26,7 @@ from workflows.extract import build_extractors, extract_corpus
 
 pytestmark = pytest.mark.slow
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 ACOUSTIC = {"language": None, "acoustic": "librosa", "visual": None, "voice": None}  # librosa's stream alone
 AUDIO_VISUAL = {"language": None, "acoustic": "librosa", "voice": None}
 NEW_HOP = 0.02  # the default is 0.01: the killed run halves the acoustic rows
@@ -98,7 +98,7 @@ def _assert_same_store(store: FeatureStore, reference: FeatureStore) -> None:
 def _killed_run(corpus: Path, store: FeatureStore, log: Path, kind: str, n: int, when: str,
                 hop: float | None) -> list[tuple[str, str, int, str]]:
     """Run the driver until it kills itself; the writes it logged: (done|tmp, kind, number, path)."""
-    args = [sys.executable, "-m", "tests.workflows.kill_driver", str(corpus), store.url, str(log), kind, str(n),
+    args = [sys.executable, "-m", "tests.workflows.extract.kill_driver", str(corpus), store.url, str(log), kind, str(n),
             when] + ([str(hop)] if hop is not None else [])
     proc = subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert proc.returncode == -9, f"not killed at {kind} #{n} {when} (rc {proc.returncode}):\n{proc.stdout}" \
@@ -208,13 +208,13 @@ def test_ids_are_checked_before_any_work(tmp_path):
 
 
 def test_a_rerun_trusts_size_and_mtime_and_hashes_only_touched_files(tmp_path, client, corpus, base, monkeypatch):
-    import workflows.extract_task
+    import workflows.extract.tasks
 
     store = FeatureStore(tmp_path / "store")
     shutil.copytree(base.root, store.root)
     hashed = []
-    real = workflows.extract_task.sha256_file
-    monkeypatch.setattr(workflows.extract_task, "sha256_file", lambda path, **k: hashed.append(path) or real(path))
+    real = workflows.extract.tasks.sha256_file
+    monkeypatch.setattr(workflows.extract.tasks, "sha256_file", lambda path, **k: hashed.append(path) or real(path))
     again = _extract(corpus, store, client)
     assert (again.skipped, again.computed, hashed) == (2, {"acoustic": 0}, [])
     assert not (Path(store.root) / "_journal").exists(), "unchanged rows are not written again"
