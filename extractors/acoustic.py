@@ -23,7 +23,7 @@ import librosa
 import numpy as np
 import pyarrow as pa
 
-from extractors.base import Extractor, ExtractorConfig, Media, features_column, register
+from extractors.base import Extractor, ExtractorConfig, Media, features_column, frame_schema, register
 from pipeline.errors import StageError
 
 _SILENCE = 1e-5  # amplitude floor (-100 dBFS) that keeps every log finite
@@ -80,8 +80,7 @@ class AcousticExtractor(Extractor):
                 + [f"spectral_contrast_{i}" for i in range(7)])
 
     def schema(self) -> pa.Schema:
-        fields = [pa.field("time", pa.float64()), pa.field("features", pa.list_(pa.float32(), self.feature_dim))]
-        return pa.schema(fields, metadata=self.metadata())
+        return frame_schema(self.feature_dim, self.metadata())
 
     def model_identity(self) -> dict[str, str]:
         return {"librosa": librosa.__version__}

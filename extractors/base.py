@@ -238,6 +238,12 @@ def create(name: str, config: ExtractorConfig | None = None, **overrides: Any) -
     return EXTRACTORS[name](config, **overrides)
 
 
+def frame_schema(dim: int, metadata: dict[str, str]) -> pa.Schema:
+    """The schema of a frame stream: ``time`` (float64 s) and ``features`` (float32, ``dim`` per row)."""
+    return pa.schema([pa.field("time", pa.float64()), pa.field("features", pa.list_(pa.float32(), dim))],
+                     metadata=metadata)
+
+
 def features_column(vectors: np.ndarray, dim: int) -> pa.FixedSizeListArray:
     """(N, dim) float array -> Arrow fixed-size list column (zero-copy where possible)."""
     vectors = np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1, dim)

@@ -20,7 +20,7 @@ from importlib import metadata as importlib_metadata
 import numpy as np
 import pyarrow as pa
 
-from extractors.base import Extractor, ExtractorConfig, Media, features_column, register
+from extractors.base import Extractor, ExtractorConfig, Media, features_column, frame_schema, register
 from pipeline.errors import StageError
 
 HOP = 0.01  # openSMILE's eGeMAPS frame step
@@ -65,8 +65,7 @@ class EgemapsExtractor(Extractor):
         return list(FEATURE_NAMES)
 
     def schema(self) -> pa.Schema:
-        fields = [pa.field("time", pa.float64()), pa.field("features", pa.list_(pa.float32(), self.feature_dim))]
-        return pa.schema(fields, metadata=self.metadata())
+        return frame_schema(self.feature_dim, self.metadata())
 
     def model_identity(self) -> dict[str, str]:
         return {"opensmile": importlib_metadata.version("opensmile"), "feature set": "eGeMAPSv02"}

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
-from extractors.base import Extractor, ExtractorConfig, Media, features_column, register
+from extractors.base import Extractor, ExtractorConfig, Media, features_column, frame_schema, register
 from pipeline.errors import StageError
 
 DETECTOR = "silero-vad"
@@ -79,8 +79,7 @@ class VoiceExtractor(Extractor):
         return list(FEATURES)
 
     def schema(self) -> pa.Schema:
-        fields = [pa.field("time", pa.float64()), pa.field("features", pa.list_(pa.float32(), self.feature_dim))]
-        return pa.schema(fields, metadata=self.metadata())
+        return frame_schema(self.feature_dim, self.metadata())
 
     def metadata(self) -> dict[str, str]:
         return {**super().metadata(), "detector": DETECTOR}

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 import pyarrow as pa
 
-from extractors.base import Extractor, ExtractorConfig, Media, features_column, register
+from extractors.base import Extractor, ExtractorConfig, Media, features_column, frame_schema, register
 from extractors.whisper_model import SAMPLE_RATE, STATES, StatesKey, WhisperBacked, audio_16k, check_engine
 from pipeline.errors import StageError
 
@@ -118,8 +118,7 @@ class WhisperEncoderExtractor(WhisperBacked, Extractor):
         return [f"whisper_{i:03d}" for i in range(self.engine.n_state)]
 
     def schema(self) -> pa.Schema:
-        fields = [pa.field("time", pa.float64()), pa.field("features", pa.list_(pa.float32(), self.feature_dim))]
-        return pa.schema(fields, metadata=self.metadata())
+        return frame_schema(self.feature_dim, self.metadata())
 
     def model_identity(self) -> dict[str, str]:
         return self.whisper_identity()
