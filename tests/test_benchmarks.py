@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 import pytest
 
 from benchmarks import report
@@ -94,3 +96,57 @@ def test_ravdess_benchmark_probes_and_writes_its_section_on_actor_folds(tmp_path
     with pytest.raises(FileNotFoundError, match="no store there"):
         ravdess.main([str(raw), "--work", str(tmp_path / "work"), "--store", str(tmp_path / "none"), "--models",
                       "none", "--probes", "librosa", "--no-extract"])
+
+
+# ------------------------------------------------------------------------------------ benchmarks/media.py
+def test_utterances_are_read_from_the_corpora_file_names(tmp_path):
+    from benchmarks.media import utterance_of
+
+    ravdess = utterance_of(tmp_path / "Actor_07" / "03-01-05-02-02-01-07.wav")
+    assert (ravdess.speaker, ravdess.text, ravdess.video) == ("ravdess-07", "dogs are sitting by the door", False)
+    assert utterance_of(tmp_path / "OAF_back_angry.wav").text == "say the word back"
+    assert utterance_of(tmp_path / "12testYAF_gaze_ps39.wav").speaker == "tess-YAF"
+    cremad = utterance_of(tmp_path / "1001_DFA_ANG_XX.flv")
+    assert (cremad.speaker, cremad.text, cremad.video) == ("cremad-1001", "don't forget a jacket", True)
+    assert utterance_of(tmp_path / "03-02-05-02-02-01-07.wav") is None  # RAVDESS song: not speech
+    assert utterance_of(tmp_path / "holiday.mp4") is None
+
+
+def test_speech_span_trims_the_silence_around_a_recording():
+    import numpy as np
+
+    from benchmarks.media import speech_span
+
+    sr = 16000
+    tone = 0.3 * np.sin(2 * np.pi * 200 * np.arange(sr) / sr)
+    audio = np.concatenate([np.zeros(sr // 2), tone, np.zeros(sr)]).astype(np.float32)
+    start, end = speech_span(audio, sr)
+    assert start == pytest.approx(0.45, abs=0.011) and end == pytest.approx(1.6, abs=0.011)
+
+
+@pytest.mark.slow
+def test_dense_speech_joins_speakers_in_turn_without_their_pauses(tmp_path):
+    import shutil
+
+    from benchmarks.media import dense_speech, face_stills, speakers_in_turn
+    from extractors.media import decode
+    from tests.extractors.media_files import CREMAD, cremad_clips
+
+    if shutil.which("ffmpeg") is None:
+        pytest.skip("ffmpeg is not installed")
+    clips = cremad_clips()
+    tess = tmp_path / "tess"
+    tess.mkdir()
+    import soundfile
+
+    media = decode(clips["ANG"], video=False)
+    for name in ("OAF_back_angry", "YAF_back_angry"):  # a voice of another speaker, audio only, 1 s of silence after
+        soundfile.write(tess / f"{name}.wav", np.concatenate([media.audio, np.zeros(16000, np.float32)]), 16000)
+    order = speakers_in_turn([CREMAD, tess], per_speaker=2)
+    assert len(order) == 4 and {u.speaker for u in order[:3]} == {"cremad-1001", "tess-OAF", "tess-YAF"}
+    seconds, said = dense_speech(tmp_path / "dense.mp4", [CREMAD, tess], face_stills(), seconds=5.0,
+                                 size=(320, 180), fps=25)
+    out = decode(tmp_path / "dense.mp4", fps=None)
+    assert out.frames.shape[1:3] == (180, 320) and out.native_fps == pytest.approx(25)
+    assert abs(out.duration - seconds) < 0.1 and 5.0 <= seconds < 5.0 + 3.0
+    assert seconds < sum(decode(u.path, video=False).duration for u in said) - 0.5  # the pauses left out
