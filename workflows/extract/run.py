@@ -172,9 +172,12 @@ def extract_corpus(sources: list[VideoSource], store: FeatureStore | str, *, cli
             store.write_segments(_segment_rows(sources))
         rows: dict[str, dict[str, Any]] = {r["video_id"]: {k: plain_value(v) for k, v in r.items()}
                                            for r in store.videos().to_dict("records")}
-        if getattr(client.cluster, "processes", True) is False and (force or any(
-                (rows.get(s.video_id) or {}).get("status") != "done" for s in sources)):
-            preload(specs)  # workers in this process, videos to extract: the models load while the first decodes
+        if force or any((rows.get(s.video_id) or {}).get("status") != "done" for s in sources):
+            # videos to extract: every worker's models load while the client scans and the first video is hashed
+            if getattr(client.cluster, "processes", True) is False:
+                preload(specs)  # workers in this process
+            else:
+                client.run(_preload_on_worker, specs, wait=False)
         summary = ExtractSummary(computed={s.modality: 0 for s in specs}, skipped_files=skipped_files)
         summary.workers = len(client.scheduler_info(n_workers=-1)["workers"])
         run = _Run(client, store, specs, rows, summary, force=force, retries=retries,
@@ -245,9 +248,9 @@ class _Run:
             plan = result["_plan"]
             self.chunk_results[src.video_id] = []
             self.summary.chunks += len(plan.chunks)
-            for chunk in plan.chunks:
+            for rank, chunk in enumerate(plan.longest_first()):
                 self._submit("chunk", (src, plan, chunk.index), extract_chunk, src, self.store, plan, chunk.index,
-                             self.decode_options, priority=_PRIORITY["chunk"] - chunk.index)
+                             self.decode_options, priority=_PRIORITY["chunk"] - rank)
             return
         self._record(src, result if result is not None else self._died(src, error))
 
@@ -318,6 +321,11 @@ class _Run:
         self.bar.close()
         self.flush()
         self.store.compact_videos()
+
+
+async def _preload_on_worker(specs: tuple[ExtractorSpec, ...]) -> None:
+    """:func:`preload` on a worker, from ``Client.run`` without waiting (which takes a coroutine function)."""
+    preload(specs)
 
 
 def one_task(sources: list[VideoSource], chunking: ChunkConfig | None) -> bool:

@@ -72,7 +72,8 @@ def prepare_video(source: VideoSource, store: FeatureStore, specs: tuple[Extract
             return finish_row(store, row, errors, computed, loads, time.perf_counter() - started)
         if len(chunks) > 1:
             return {"_outcome": "plan", "_plan": Plan(tuple(chunks), tuple(todo), sha256, native_fps,
-                                                      chunking.margin, row, time.perf_counter() - started)}
+                                                      chunking.margin, row, time.perf_counter() - started,
+                                                      duration)}
         result = extract_window(source.path, todo, decode_options=decode_options)  # audio-only: no frames
         warned = result.warnings
         row["duration"] = float(result.end)

@@ -1,9 +1,9 @@
 """On a worker: the extractors it keeps, one per configuration, with their models loaded once.
 
 Models are created once per worker process and configuration (:func:`worker_extractor`) and kept for every
-window that worker runs (:mod:`workflows.extract.window`). They load in background threads, one per extractor,
-while the first window decodes (:meth:`extractors.base.Extractor.load`); for a worker in the client's process, the
-run starts them as soon as it knows there are videos to extract (:func:`preload`).
+window that worker runs (:mod:`workflows.extract.window`). They load in background threads, one per extractor
+(:meth:`extractors.base.Extractor.load`), started on every worker as soon as the run knows there are videos to
+extract (:func:`preload`), so that they load while the client scans and the first video is hashed and decoded.
 """
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from extractors.vad import speech_regions
-from workflows.extract.chunks import ChunkConfig, plan_chunks, stream_hash
+from workflows.extract.chunks import Chunk, ChunkConfig, plan_chunks, stream_hash
 
 HOP = 0.01
 
@@ -83,3 +83,21 @@ def test_speech_regions_split_at_silences_and_pad_their_edges():
     assert a1 == pytest.approx(5.8, abs=0.03) and b1 == pytest.approx(7.2, abs=0.03)
     assert speech_regions(np.zeros(sr, np.float32), sr) == []
     assert speech_regions(_bursts(sr, [(0.0, 2.0)], 2.0), sr) == [(0, 2 * sr)]
+
+
+def test_the_chunks_of_a_plan_start_longest_first_so_that_none_runs_alone_at_the_end():
+    from workflows.extract.plan import Plan
+    from workflows.extract.run import _Run
+
+    chunks = (Chunk(0, 0.0, 30.5), Chunk(1, 30.5, 59.1), Chunk(2, 59.1, 88.4), Chunk(3, 88.4, 116.3),
+              Chunk(4, 116.3, 144.6), Chunk(5, 144.6, None))  # the cuts of a 3-minute video of dense speech
+    plan = Plan(chunks, (), "sha", 25.0, 0.5, {}, 0.1, duration=180.9)
+    assert [c.index for c in plan.longest_first()] == [5, 0, 2, 1, 4, 3]
+
+    submitted = []
+    run = _Run.__new__(_Run)  # the client's side alone: what it submits for a plan, and at which priority
+    run.chunk_results, run.summary, run.store, run.decode_options = {}, type("S", (), {"chunks": 0})(), None, None
+    run._submit = lambda kind, about, func, *args, priority: submitted.append((about[2], priority))
+    run._on_prepare(type("Src", (), {"video_id": "v"})(), {"_outcome": "plan", "_plan": plan}, None)
+    by_priority = [index for index, _ in sorted(submitted, key=lambda s: -s[1])]
+    assert by_priority == [5, 0, 2, 1, 4, 3]

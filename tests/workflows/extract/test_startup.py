@@ -79,3 +79,25 @@ def test_one_short_file_in_process_gives_a_worker_processs_features(tmp_path):
         a = pq.read_table(here.stream_path(extractor.modality, "1001_DFA_HAP_XX"))
         b = pq.read_table(there.stream_path(extractor.modality, "1001_DFA_HAP_XX"))
         assert a.num_rows > 0 and a.equals(b) and a.schema.metadata == b.schema.metadata, extractor.modality
+
+
+def _registry() -> list[str]:
+    from workflows.extract import worker
+
+    return sorted(name for name, _ in worker._WORKER_EXTRACTORS)
+
+
+def test_worker_processes_start_loading_their_models_when_the_run_has_videos_to_extract(tmp_path):
+    from pipeline.manifest import VideoSource
+
+    extractors = build_extractors({"language": None, "visual": None, "acoustic": "librosa"})
+    missing = [VideoSource("gone", str(tmp_path / "gone.wav"))]  # fails in its first task, before any extractor
+    client = local_client(1, processes=True, dashboard=False)
+    try:
+        summary = extract_corpus(missing, tmp_path / "store", client=client, extractors=extractors, progress=False)
+        assert summary.failed == 1
+        assert list(client.run(_registry).values()) == [["librosa", "silero-vad"]]  # preloaded all the same
+    finally:
+        cluster = client.cluster
+        client.close()
+        cluster.close()
