@@ -68,6 +68,10 @@ class AcousticExtractor(Extractor):
     config_class = AcousticConfig
 
     @property
+    def uses_numba(self) -> bool:
+        return True  # librosa's pyin and spectral kernels
+
+    @property
     def frame_shift(self) -> float:
         return self.config.hop
 

@@ -133,6 +133,12 @@ class Extractor(abc.ABC):
     the chunk dropped), so that frames near a cut see what they would see in the whole video. False: on the chunk
     alone (``whisper-encoder``, whose windows are the language extractor's speech regions of the chunk)."""
 
+    @property
+    def uses_numba(self) -> bool:
+        """Whether it compiles numba kernels on first use, whose cache files must be complete before several worker
+        processes load them (:func:`workflows.cluster.local_client`'s ``warm_numba``)."""
+        return False
+
     def __init__(self, config: ExtractorConfig | None = None, **overrides: Any):
         config = config or self.config_class()
         if not isinstance(config, self.config_class):

@@ -133,6 +133,10 @@ class WhisperGloveExtractor(WhisperBacked, Extractor):
         return None
 
     @property
+    def uses_numba(self) -> bool:
+        return self.config.engine == "openai-whisper"  # its word-timing DTW (extractors.whisper_dtw)
+
+    @property
     def feature_names(self) -> list[str]:
         return [f"glove_{i}" for i in range(self.vectors.vector_size)]
 

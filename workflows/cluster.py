@@ -60,7 +60,7 @@ WORKER_ENVIRON = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": 
 
 
 def local_client(n_workers: int | None = None, *, threads_per_worker: int = 1, processes: bool | None = None,
-                 dashboard: bool = True) -> "Client":
+                 dashboard: bool = True, warm_numba: bool = True) -> "Client":
     """A LocalCluster of single-threaded worker processes (one per core, or ``n_workers``), on loopback only.
 
     processes: False runs the workers as threads of this process: they start at once and share the models this
@@ -68,6 +68,8 @@ def local_client(n_workers: int | None = None, *, threads_per_worker: int = 1, p
         ``$MCR_LOCAL_WORKERS`` is ``threads`` (how the test suite runs, so that its many small clusters load
         whisper once).
     dashboard: serve Dask's dashboard (on a free loopback port).
+    warm_numba: with processes, compile numba's kernels here first (1-2 s), so that workers starting at once load
+        complete cache files; False when no extractor of the run uses numba (``Extractor.uses_numba``).
     """
     import dask
     from distributed import Client, LocalCluster
@@ -79,7 +81,7 @@ def local_client(n_workers: int | None = None, *, threads_per_worker: int = 1, p
         if mode not in ("processes", "threads"):
             raise ValueError(f"${WORKERS_ENV}={mode!r}: use 'processes' (the default) or 'threads'")
         processes = mode == "processes"
-    if processes:  # numba's cache files complete before worker processes compile at once (threads share them)
+    if processes and warm_numba:  # numba's cache files complete before worker processes compile at once
         from extractors.acoustic import warm_numba_caches
 
         warm_numba_caches()
@@ -114,7 +116,7 @@ def connect(address: str, *, timeout: float = CONNECT_TIMEOUT) -> "Client":
 
 @contextlib.contextmanager
 def open_client(scheduler: str | None = None, workers: int | None = None, *, announce: bool = True,
-                in_process: bool = False) -> Iterator["Client"]:
+                in_process: bool = False, warm_numba: bool = True) -> Iterator["Client"]:
     """A Dask client for the block: of the scheduler at ``scheduler``, else of a new LocalCluster of ``workers``.
 
     announce: print the dashboard's address to stderr.
@@ -122,12 +124,13 @@ def open_client(scheduler: str | None = None, workers: int | None = None, *, ann
         task (one short video): no process to start, each model loaded once, while the video decodes. Its torch
         runs one thread, as a worker process's does (:func:`as_a_worker_process`), so it computes the same
         features, bit for bit.
+    warm_numba: as :func:`local_client`'s.
     """
     if in_process and not scheduler:
         as_a_worker_process()
         client = local_client(1, processes=False, dashboard=False)
     else:
-        client = connect(scheduler) if scheduler else local_client(workers)
+        client = connect(scheduler) if scheduler else local_client(workers, warm_numba=warm_numba)
     try:
         if announce and not in_process and client.dashboard_link:
             print(f"Dask dashboard: {client.dashboard_link}", file=sys.stderr)

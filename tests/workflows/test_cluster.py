@@ -48,3 +48,23 @@ def test_worker_processes_keep_glibcs_own_trim_threshold(monkeypatch):
         client.close()
         cluster.close()
     assert dask.config.get("distributed.nanny.pre-spawn-environ")["MALLOC_TRIM_THRESHOLD_"] == 65536
+
+
+def test_numba_caches_are_warmed_before_worker_processes_only_when_an_extractor_compiles_kernels(monkeypatch):
+    """Warming them costs the start-up 1-2 s before the workers can start; the default streams compile none."""
+    import extractors.acoustic
+    from workflows.extract import build_extractors
+
+    assert not any(e.uses_numba for e in build_extractors())  # whisper-encoder, CTranslate2's word timing
+    assert [e.uses_numba for e in build_extractors({"acoustic": "librosa", "visual": None, "language": None})
+            if e.modality == "acoustic"] == [True]
+    assert [e.uses_numba for e in build_extractors({"acoustic": None, "visual": None}, {"language": {
+        "engine": "openai-whisper"}}) if e.modality == "language"] == [True]  # its word-timing DTW
+    warmed = []
+    monkeypatch.setattr(extractors.acoustic, "warm_numba_caches", lambda: warmed.append(True))
+    for warm in (False, True):
+        client = local_client(1, processes=True, warm_numba=warm, dashboard=False)
+        cluster = client.cluster
+        client.close()
+        cluster.close()
+    assert warmed == [True]

@@ -138,7 +138,8 @@ def run(args: argparse.Namespace) -> int:
               file=sys.stderr)
     store = FeatureStore(absolute(args.store))
     in_process = one_task(sources, chunking)  # one short file: one worker in this process, models loaded at once
-    with store.writing(), open_client(args.scheduler, args.workers, in_process=in_process) as client:
+    with store.writing(), open_client(args.scheduler, args.workers, in_process=in_process,
+                                      warm_numba=any(e.uses_numba for e in extractors)) as client:
         print(f"{len(sources)} media files -> {store.url} "
               f"({', '.join(f'{e.modality}: {e.name}' for e in extractors)})", file=sys.stderr)
         summary = extract_corpus(sources, store, client=client, extractors=extractors, force=args.force,
