@@ -84,6 +84,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--minutes", default="1,5,15,60", help="footage lengths, minutes (the first is the reference)")
     p.add_argument("--baseline-minutes", default="1,5", help="lengths decoded whole, as before chunks")
     p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--base", type=Path, help="footage to loop instead of the CREMA-D clips at 720p (e.g. the dense "
+                                             "speech of benchmarks/media.py); --describe says what it is")
+    p.add_argument("--describe", default="", help="what --base is, for the section's text")
     p.add_argument("--write", action="store_true", help="also write the section of docs/benchmarks.md and the plot")
     args = p.parse_args(argv)
 
@@ -94,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     rows, baseline = [], []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        base = make_base(tmp)
+        base = args.base or make_base(tmp)
         for m in sorted(set(minutes) | set(baseline_minutes)):  # one folder per length: `mcr extract FOLDER`
             (tmp / f"footage_{m:g}min").mkdir()
             loop_to(base, m, tmp / f"footage_{m:g}min" / "footage.mp4")
@@ -118,10 +121,12 @@ def main(argv: list[str] | None = None) -> int:
     ref = rows[0][1]
     lines = [
         "## Peak memory against footage length (`benchmarks/extract_memory.py`)", "",
-        f"Machine: {machine()}. Footage: the six CREMA-D clips joined with 1 s of silence after each, scaled to "
-        "1280x720 at 30 fps (libx264 ultrafast, AAC 96 kb/s) and looped to each length. Peak RSS summed over the whole process tree of "
+        f"Machine: {machine()}. Footage: "
+        + (f"{args.describe}, looped to each length" if args.base else "the six CREMA-D clips joined with 1 s of "
+           "silence after each, scaled to 1280x720 at 30 fps (libx264 ultrafast, AAC 96 kb/s) and looped to each "
+           "length") + ". Peak RSS summed over the whole process tree of "
         f"`mcr extract FOLDER --store DIR --workers {args.workers}` (one video in the folder; the tree: the command, the LocalCluster's "
-        "nannies and workers; all three modalities, default 30-s chunks), sampled every 0.2 s with psutil; wall time includes "
+        "nannies and workers; every default stream, default 30-s chunks), sampled every 0.2 s with psutil; wall time includes "
         "starting the cluster and loading the models. \"Streams cover\": the last row's time of each stream over "
         "the video's duration (for words, the last word's end: the footage may end in a pause or mid-sentence).", "",
         "| footage | peak RSS (GiB) | vs shortest | wall (s) | x real time | streams cover (language / acoustic / visual) |",
