@@ -21,6 +21,11 @@ Rows for each medium:
 Speed: seconds of media per second of wall time ("x real time"). WER: against what the recordings say (their file
 names tell). ``--timeline`` prints where the time of one extraction goes, task by task, for 1 and 2 workers.
 
+Data (keep it outside the repository, e.g. in the git-ignored ``data/``): RAVDESS speech audio (the release's
+``Actor_XX`` folders; a copy is in the public GitHub repository ``syildizn/RavdessSounds``) and TESS (the release on
+Scholars Portal Dataverse, doi:10.5683/SP2/E8H2MF; a copy of its 2,800 wavs is in the public GitHub repository
+``deepxzy/Toronto-emotional-speech-set``, folder ``datasets/``); the CREMA-D clips of ``../shared``.
+
   python benchmarks/extract_speed.py --ravdess RAVDESS_DIR --tess TESS_DIR --write
   python benchmarks/extract_speed.py --ravdess RAVDESS_DIR --tess TESS_DIR --timeline
 """

@@ -80,7 +80,8 @@ def dense_speech(out: Path, folders: list[Path], stills: list[Path], *, seconds:
     from extractors.media import decode
 
     w, h = size
-    scale = f"scale={w}:{h}:force_original_aspect_ratio=decrease,pad={w}:{h}:(ow-iw)/2:(oh-ih)/2,fps={fps},format=yuv420p"
+    scale = (f"scale={w}:{h}:force_original_aspect_ratio=decrease,pad={w}:{h}:(ow-iw)/2:(oh-ih)/2,fps={fps},"
+             "format=yuv420p")
     encode = ["-c:v", "libx264", "-preset", "veryfast", "-crf", "23", "-c:a", "aac", "-ar", "48000", "-ac", "2"]
     chosen, total = [], 0.0
     pool = speakers_in_turn(folders, per_speaker=max(4, int(seconds // 20)))
@@ -106,7 +107,8 @@ def dense_speech(out: Path, folders: list[Path], stills: list[Path], *, seconds:
         listing = Path(tmp) / "parts.txt"
         listing.write_text("".join(f"file '{p}'\n" for p in parts))
         subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "concat", "-safe", "0", "-i", str(listing),
-                        "-r", str(fps), *encode, "-movflags", "+faststart", str(out)], check=True)  # re-encoded: one time base
+                        "-r", str(fps), *encode, "-movflags", "+faststart", str(out)],
+                       check=True)  # re-encoded: the parts' time bases differ
     from extractors.media import probe
 
     return float(probe(str(out))[0]), chosen
