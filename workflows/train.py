@@ -35,14 +35,17 @@ from workflows.runs import config_record, identity, read_config, summarize
 from workflows.train_config import TrainConfig
 
 
-def _task_loss(task: str, output: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """L1 for regression ((B, 1) vs (B,)), cross-entropy for iemocap ((B, 4, 2) vs (B, 4)) and classification."""
+def _task_loss(task: str, output: torch.Tensor, labels: torch.Tensor, *, label_smoothing: float = 0.0
+               ) -> torch.Tensor:
+    """L1 for regression ((B, 1) vs (B,)), cross-entropy for iemocap ((B, 4, 2) vs (B, 4)) and classification,
+    with ``label_smoothing`` (:attr:`TrainConfig.label_smoothing`; not for a regression)."""
     output = output.float()
     if task == "regression":
         return torch.nn.functional.l1_loss(output.reshape(-1), labels.float())
     if task == "iemocap":
-        return torch.nn.functional.cross_entropy(output.reshape(-1, 2), labels.reshape(-1).long())
-    return torch.nn.functional.cross_entropy(output, labels.long())
+        return torch.nn.functional.cross_entropy(output.reshape(-1, 2), labels.reshape(-1).long(),
+                                                 label_smoothing=label_smoothing)
+    return torch.nn.functional.cross_entropy(output, labels.long(), label_smoothing=label_smoothing)
 
 
 def _evaluate(model, split: ArraySplit, task: str, batch_size: int, amp: bool) -> tuple[float, dict, np.ndarray]:
@@ -119,6 +122,8 @@ def train_run(splits: dict[str, ArraySplit], model_cfg, tcfg: TrainConfig, out: 
         raise ValueError(f"[train] the model is for {model_cfg.task!r} but the data's labels are {task!r}")
     if tcfg.select_on == "unweighted_accuracy" and task == "regression":
         raise ValueError(f"[train] select_on={tcfg.select_on!r} needs classes; a regression selects on its loss")
+    if tcfg.label_smoothing and task == "regression":
+        raise ValueError(f"[train] label_smoothing={tcfg.label_smoothing} needs classes; a regression has none")
     out = Path(out)
     (out / "checkpoints").mkdir(parents=True, exist_ok=True)
     record = config_record(model_cfg, tcfg, data_info or {})
@@ -181,7 +186,7 @@ def train_run(splits: dict[str, ArraySplit], model_cfg, tcfg: TrainConfig, out: 
             optimizer.zero_grad(set_to_none=True)
             with autocast(device, tcfg.amp):
                 output = model(*inputs).output
-            loss = _task_loss(task, output, labels)
+            loss = _task_loss(task, output, labels, label_smoothing=tcfg.label_smoothing)
             scaler.scale(loss).backward()
             if tcfg.grad_clip > 0:
                 scaler.unscale_(optimizer)

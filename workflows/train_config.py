@@ -33,6 +33,11 @@ class TrainConfig:
     grad_clip: float = bounded(0.8, Bound(float, 0, 1e6))
     """Max global gradient norm (MulT's default); 0 switches clipping off."""
     weight_decay: float = bounded(0.0, Bound(float, 0, 100))
+    label_smoothing: float = bounded(0.0, Bound(float, 0, 1, high_open=True))
+    """Cross-entropy label smoothing of the training loss (classification and iemocap): the target puts
+    ``1 - label_smoothing`` on the true class and spreads the rest evenly over all classes, so that the model is not
+    pushed to ever more confident outputs. The validation loss (LR schedule, ``select_on = "loss"``) stays the plain
+    cross-entropy. 0 (off) in the paper's presets; a regression refuses anything else."""
     lr_patience: int = bounded(3, PATIENCE)
     """Epochs without validation improvement before ReduceLROnPlateau multiplies the learning rate by lr_factor
     (3, as the MOSI and RAVDESS cross-validations measured; MulT's code: 10)."""
@@ -105,8 +110,8 @@ class TrainConfig:
 
 SCHEDULES = ("default", "paper")
 SELECTIONS = ("auto", "loss", "unweighted_accuracy")
-NEWER_OPTIONS = {"modality_dropout": 0.0, "schedule": "default", "stream_rate": None, "bucket": False,
-                 "select_on": "loss"}
+NEWER_OPTIONS = {"modality_dropout": 0.0, "label_smoothing": 0.0, "schedule": "default", "stream_rate": None,
+                 "bucket": False, "select_on": "loss"}
 """Training options newer than some recorded runs, with the value those runs trained with (what a config.json
 without the key means when a run is resumed)."""
 
