@@ -41,14 +41,16 @@ def default_corpus() -> list[str]:
     return files
 
 
-def _warm_up(specs, path: str, decode_options: dict) -> int:
+def warm_up(specs, path: str, decode_options: dict) -> int:
     """On a worker: create each extractor (loading its model) and run it once on ``path``."""
     from extractors.media import decode
-    from workflows.extract.worker import worker_extractor
+    from workflows.extract.worker import locked, worker_extractor
 
     media = decode(path, **decode_options).crop(0.0, 1.0)
     for spec in specs:
-        worker_extractor(spec)[0].extract(media)
+        extractor = worker_extractor(spec)[0]
+        with locked(extractor):  # held by the thread loading its models: an extract waits for them, as a task does
+            extractor.extract(media)
     return os.getpid()
 
 
@@ -59,7 +61,7 @@ def close(client) -> None:
     cluster.close()
 
 
-def _cpu_seconds() -> float:
+def cpu_seconds() -> float:
     """CPU time (user + system, all threads) of this worker process so far."""
     import resource
 
@@ -75,11 +77,11 @@ def one_round(client, sources, extractors) -> dict:
     n_workers = len(client.scheduler_info(n_workers=-1)["workers"])
     with tempfile.TemporaryDirectory() as tmp:
         load = os.getloadavg()[0]  # other processes competing for the cores bias a round
-        cpu0 = sum(client.run(_cpu_seconds).values())
+        cpu0 = sum(client.run(cpu_seconds).values())
         t0 = time.perf_counter()
         summary = extract_corpus(sources, FeatureStore(tmp), client=client, extractors=extractors, progress=False)
         wall = time.perf_counter() - t0
-        cpu = sum(client.run(_cpu_seconds).values()) - cpu0
+        cpu = sum(client.run(cpu_seconds).values()) - cpu0
         task_seconds = float(FeatureStore(tmp).videos()["seconds"].sum())
     assert summary.failed == 0, f"benchmark corpus has failures: {summary.failures}"
     return {"workers": n_workers, "videos": summary.done, "media_s": summary.media_seconds, "wall_s": wall,
@@ -127,7 +129,7 @@ def many_videos(n: int, workers: int, extractors) -> str:
         client = local_client(workers, processes=True)  # as `mcr extract`'s
         try:
             client.wait_for_workers(workers)
-            client.run(_warm_up, specs, sources[0].path, {"fps": 10.0})
+            client.run(warm_up, specs, sources[0].path, {"fps": 10.0})
             first = extract_corpus(sources, store, client=client, extractors=extractors, progress=False)
             print(f"extracted {first.done} videos ({first.failed} failed) in {first.wall_seconds:.1f} s", flush=True)
             again = extract_corpus(sources, store, client=client, extractors=extractors, progress=False)
@@ -193,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
         for n in counts:
             clients[n] = local_client(n, processes=True)
             clients[n].wait_for_workers(n)
-            clients[n].run(_warm_up, specs, files[0], default_decode_options(extractors))
+            clients[n].run(warm_up, specs, files[0], default_decode_options(extractors))
         rounds: dict[int, list[dict]] = {n: [] for n in counts}
         for k in range(args.rounds):
             for n in (counts if k % 2 == 0 else counts[::-1]):  # alternate who goes first

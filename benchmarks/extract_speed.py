@@ -43,20 +43,15 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from benchmarks.extract_corpus import close, cpu_seconds, warm_up  # noqa: E402
+
 SENTENCE = "don't forget a jacket"
 CREMAD = (ROOT / ".." / "shared" / "data" / "cremad").resolve()
 
 
 def words_of(text: list[str]) -> str:
     return " ".join(w for w in (re.sub(r"[^\w']", "", t.lower()) for t in text) if w)
-
-
-def cpu_seconds() -> float:
-    """CPU time (user + system, all threads) of this process so far."""
-    import resource
-
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
 
 
 def children_cpu() -> float:
@@ -105,16 +100,16 @@ def run_obvious_way(paths: list[str]) -> tuple[float, float, float, dict]:
 
 # ---- the pipeline ---------------------------------------------------------------------------------------------
 
-def mcr_extract(folder: Path, workers: int) -> tuple[float, float, dict]:
-    """``mcr extract FOLDER --workers N`` into an empty store, a fresh process: wall, CPU (the process tree), words
-    by file path."""
+def mcr_extract(folder: Path, workers: int, options: list[str] | tuple[str, ...] = ()) -> tuple[float, float, dict]:
+    """``mcr extract FOLDER --workers N [OPTIONS]`` into an empty store, a fresh process: wall, CPU (the process
+    tree), words by file path."""
     from pipeline.store import FeatureStore
 
     mcr = Path(sys.executable).with_name("mcr")
     with tempfile.TemporaryDirectory() as tmp:
         cpu, started = children_cpu(), time.perf_counter()
         subprocess.run([str(mcr), "extract", str(folder), "--store", f"{tmp}/store", "--workers", str(workers),
-                        "--no-progress"], check=True, capture_output=True)
+                        "--no-progress", *options], check=True, capture_output=True)
         wall, cpu = time.perf_counter() - started, children_cpu() - cpu
         return wall, cpu, store_words(FeatureStore(f"{tmp}/store"))
 
@@ -128,18 +123,6 @@ def store_words(store) -> dict:
             for r in rows}
 
 
-def _warm(specs, path: str, options: dict) -> int:
-    from extractors.media import decode
-    from workflows.extract.worker import locked, worker_extractor
-
-    media = decode(path, **options).crop(0.0, 1.0)
-    for spec in specs:
-        extractor = worker_extractor(spec)[0]
-        with locked(extractor):  # held while its models load
-            extractor.extract(media)
-    return os.getpid()
-
-
 class Pipeline:
     """A LocalCluster as ``mcr extract``'s whose workers loaded their models, for steady-state rounds."""
 
@@ -151,7 +134,7 @@ class Pipeline:
         specs = tuple(ExtractorSpec.of(e, DEFAULT_CHUNKING) for e in self.extractors)
         self.client = local_client(n_workers, processes=True)
         self.client.wait_for_workers(n_workers)
-        self.client.run(_warm, specs, warm_path, default_decode_options(self.extractors))
+        self.client.run(warm_up, specs, warm_path, default_decode_options(self.extractors))
 
     def run(self, sources, *, task_stream: bool = False) -> tuple[float, float, dict, list]:
         """Wall and CPU seconds (workers and this process) of one extraction into an empty store, the words by
@@ -173,9 +156,7 @@ class Pipeline:
             return wall, cpu, store_words(FeatureStore(tmp)), (stream.data if task_stream else [])
 
     def close(self) -> None:
-        cluster = self.client.cluster
-        self.client.close()
-        cluster.close()
+        close(self.client)
 
 
 def timeline(tasks: list, started_at: float | None = None) -> list[str]:

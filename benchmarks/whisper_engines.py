@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -22,7 +21,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.extract_speed import SENTENCE, cpu_seconds, words_of  # noqa: E402
+from benchmarks.extract_corpus import cpu_seconds  # noqa: E402
+from benchmarks.extract_speed import SENTENCE, mcr_extract  # noqa: E402
 from benchmarks.media import repeated_footage  # noqa: E402
 
 
@@ -33,28 +33,16 @@ def _sets(engine: str, fallback: int) -> dict:
     return {"engine": engine, "fallback": fallback}
 
 
-def mcr_extract(path: Path, engine: str, fallback: int) -> tuple[float, float, str]:
-    """``mcr extract PATH --workers 1`` into an empty store, a fresh process: wall seconds, CPU seconds (every
-    process it started), the words."""
-    import resource
-
-    from pipeline.store import FeatureStore
-
-    mcr = Path(sys.executable).with_name("mcr")
+def mcr_extract_one(path: Path, engine: str, fallback: int) -> tuple[float, float, str]:
+    """``mcr extract`` of ``path`` alone, ``--workers 1``, at this engine and fallback: wall seconds, CPU seconds
+    (every process it started), the words."""
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "in"
         folder.mkdir()
         (folder / path.name).symlink_to(path)
         sets = [x for k, v in _sets(engine, fallback).items() for x in ("--set", f"language.{k}={v}")]
-        before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        started = time.perf_counter()
-        subprocess.run([str(mcr), "extract", str(folder), "--store", f"{tmp}/store", "--workers", "1",
-                        "--no-progress", *sets], check=True, capture_output=True)
-        wall = time.perf_counter() - started
-        after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        store = FeatureStore(f"{tmp}/store")
-        words = words_of(store.read_stream("language").column("word").to_pylist())
-    return wall, after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime, words
+        wall, cpu, words = mcr_extract(folder, 1, sets)
+    return wall, cpu, " ".join(words.values())
 
 
 def language_steady(path: Path, engine: str, fallback: int) -> tuple[float, float]:
@@ -92,7 +80,7 @@ def whisper_engines(*, seconds: float, write: bool) -> int:
         duration, truth = probe(str(path))[0], " ".join([SENTENCE] * sentences)
         for engine, fallback in WHISPER_CONFIGS if name == "repeated sentences" else WHISPER_CONFIGS[::3]:
             load = os.getloadavg()[0]
-            wall, cpu, words = mcr_extract(path, engine, fallback)
+            wall, cpu, words = mcr_extract_one(path, engine, fallback)
             steady_wall, steady_cpu = language_steady(path, engine, fallback)
             rows.append((name, duration, engine, fallback, wall, cpu, len(words.split()), jiwer.wer(truth, words),
                          steady_wall, steady_cpu, load))

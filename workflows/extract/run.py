@@ -173,7 +173,7 @@ def extract_corpus(sources: list[VideoSource], store: FeatureStore | str, *, cli
         rows: dict[str, dict[str, Any]] = {r["video_id"]: {k: plain_value(v) for k, v in r.items()}
                                            for r in store.videos().to_dict("records")}
         if force or any((rows.get(s.video_id) or {}).get("status") != "done" for s in sources):
-            # videos to extract: every worker's models load while the client scans and the first video is hashed
+            # videos to extract: every worker's models load while the first video is hashed and its cuts planned
             if getattr(client.cluster, "processes", True) is False:
                 preload(specs)  # workers in this process
             else:

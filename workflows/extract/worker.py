@@ -3,7 +3,7 @@
 Models are created once per worker process and configuration (:func:`worker_extractor`) and kept for every
 window that worker runs (:mod:`workflows.extract.window`). They load in background threads, one per extractor
 (:meth:`extractors.base.Extractor.load`), started on every worker as soon as the run knows there are videos to
-extract (:func:`preload`), so that they load while the client scans and the first video is hashed and decoded.
+extract (:func:`preload`), so that they load while the first video is hashed, planned and decoded.
 """
 from __future__ import annotations
 
