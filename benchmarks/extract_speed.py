@@ -14,6 +14,8 @@ Rows for each medium:
 * ``mcr extract --workers 2`` and ``--workers 1``: a fresh process into an empty store, everything included (imports,
   cluster, model loads, the summary); CPU: the whole process tree;
 * steady state: the same extraction on a LocalCluster whose workers loaded their models before timing;
+* ``mcr extract --workers 2`` with the stream settings of before issue 20 (:data:`BEFORE`: openai-whisper with its
+  five fallback decodes and an 8-s short window, the librosa acoustic stream): the words (WER) and speed to keep;
 * the obvious way, in a fresh process: openai-whisper ``transcribe(word_timestamps=True)`` on the whole audio,
   librosa MFCC + ``pyin``, MediaPipe on every frame, one file after another; end to end, and its steady state (the
   time after its models loaded).
@@ -47,6 +49,8 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.extract_corpus import close, cpu_seconds, warm_up  # noqa: E402
 
 SENTENCE = "don't forget a jacket"
+BEFORE = ("--acoustic", "librosa", "--set", "language.engine=openai-whisper", "--set", "language.fallback=5",
+          "--set", "language.short_window_seconds=8")
 CREMAD = (ROOT / ".." / "shared" / "data" / "cremad").resolve()
 
 
@@ -259,6 +263,8 @@ def main(argv: list[str] | None = None) -> int:
         for n in (2, 1):
             row[f"e2e{n}"] = mcr_extract(folder, n)
             print(name, n, "end to end", row[f"e2e{n}"][:2], flush=True)
+        row["before"] = mcr_extract(folder, 2, BEFORE)
+        print(name, "before issue 20", row["before"][:2], flush=True)
         for n in (2, 1):
             pipeline = Pipeline(n, str(sorted(CREMAD.glob("*.flv"))[0]))
             row[f"steady{n}"] = pipeline.run(sources)[:3]
@@ -266,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
             print(name, n, "steady", row[f"steady{n}"][:2], flush=True)
         row["obvious"] = run_obvious_way(sorted(truth))
         print(name, "obvious way", row["obvious"][:3], flush=True)
-        row["wer"] = {k: wer(truth, row[k][-1]) for k in ("e2e2", "e2e1", "steady2", "obvious")}
+        row["wer"] = {k: wer(truth, row[k][-1]) for k in ("e2e2", "e2e1", "before", "steady2", "obvious")}
         rows.append(row)
     if args.timeline:
         return 0
@@ -283,19 +289,23 @@ def render(rows: list[dict], machine: str) -> str:
              "empty store, a fresh process, start-up included (CPU: the whole process tree). \"steady\": the same "
              "extraction on a LocalCluster whose workers had loaded their models. The obvious way: one fresh process, "
              "openai-whisper `transcribe(word_timestamps=True)` on the whole audio, librosa MFCC + pyin, MediaPipe "
-             "on every frame; end to end, and steady (after its models loaded). \"load\": the 1-minute load average "
+             "on every frame; end to end, and steady (after its models loaded). \"before issue 20\": `mcr extract "
+             "--workers 2` with the stream settings of then (openai-whisper with 5 fallback decodes, an 8-s short "
+             "window, the librosa acoustic stream). \"load\": the 1-minute load average "
              "before the medium's rows (2 cores). WER against what the recordings say.", "",
              "| medium | media (s) | how | wall (s) | x real time | 2 workers / 1 worker | pipeline / obvious way | "
              "CPU s | WER |", "|---|---:|---|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         s = r["seconds"]
-        e2, e1, s2, s1, ob = r["e2e2"], r["e2e1"], r["steady2"], r["steady1"], r["obvious"]
+        e2, e1, s2, s1, ob, bf = r["e2e2"], r["e2e1"], r["steady2"], r["steady1"], r["obvious"], r["before"]
         label = f"{r['medium']} ({r['what']}; load {r['load']:.1f})"
         lines += [
             f"| {label} | {s:.1f} | end to end, 2 workers | {e2[0]:.1f} | **{s / e2[0]:.2f}x** | "
             f"**{e1[0] / e2[0]:.2f}x** | **{ob[0] / e2[0]:.2f}x** | {e2[1]:.1f} | {r['wer']['e2e2']:.3f} |",
             f"| | | end to end, 1 worker | {e1[0]:.1f} | {s / e1[0]:.2f}x | 1.00x | {ob[0] / e1[0]:.2f}x | "
             f"{e1[1]:.1f} | {r['wer']['e2e1']:.3f} |",
+            f"| | | end to end, 2 workers, before issue 20's settings | {bf[0]:.1f} | {s / bf[0]:.2f}x | | "
+            f"{ob[0] / bf[0]:.2f}x | {bf[1]:.1f} | {r['wer']['before']:.3f} |",
             f"| | | steady, 2 workers | {s2[0]:.1f} | {s / s2[0]:.2f}x | {s1[0] / s2[0]:.2f}x | "
             f"{ob[2] / s2[0]:.2f}x | {s2[1]:.1f} | {r['wer']['steady2']:.3f} |",
             f"| | | steady, 1 worker | {s1[0]:.1f} | {s / s1[0]:.2f}x | 1.00x | {ob[2] / s1[0]:.2f}x | "

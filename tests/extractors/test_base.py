@@ -52,11 +52,13 @@ def test_config_hash_values_are_those_stores_recorded():
     7e38526d6338e222) and the speech regions, batch and 8-s short window to whisper-glove (was 27d6f7aea6901d7f,
     then 2c61604fe61faa72 until ``encoder_precision``: its default runs the encoder in bfloat16 where the CPU
     has it; then 5d07bcdd6a8f8ef0 until issue 20's ``engine`` (CTranslate2 by default), ``compute_type`` and
-    ``fallback`` (one retry, not openai-whisper's five))."""
+    ``fallback`` (one retry, not openai-whisper's five), then 59c1bc7c81addb95 until ``retry_window_seconds`` (a failed 8-s
+    window is decoded again in a 16-s one))."""
     assert create("librosa").config_hash() == "73a29e3858eda1d2"
     assert create("librosa", hop=0.02).config_hash() == "e01203ef2fd25481"
     assert create("mediapipe").config_hash() == "3def4e47c8784ce1"
-    assert create("whisper-glove").config_hash() == "59c1bc7c81addb95"
+    assert create("whisper-encoder").config_hash() == "488786143436ed0a"  # its windows did not change
+    assert create("whisper-glove").config_hash() == "b5504b0a4839ef46"
 
 
 def test_config_hash_follows_the_config():

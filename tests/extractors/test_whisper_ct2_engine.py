@@ -100,21 +100,25 @@ class _CountingEngine:
 
 
 @pytest.mark.parametrize("engine", ["ctranslate2", "openai-whisper"])
-def test_a_failing_window_is_decoded_at_most_twice_by_default(clips, engine):
+def test_a_failing_window_is_decoded_at_most_three_times_by_default(clips, engine):
     """Noise over a clip makes every decode improbable: openai-whisper decodes it at six temperatures, the
-    language extractor (``fallback = 1``) twice; the options it passes say so."""
+    language extractor (``fallback = 1``) twice in the window; a short window that fails is first decoded once in
+    its own window (``retry_window_seconds``); the options the extractor passes say so."""
     extractor = extractors.create("whisper-glove", engine=engine)
     assert extractor.config.fallback == 1
     audio = clips["FEA"].audio
     noisy = audio + np.random.default_rng(0).normal(0, 3 * np.sqrt(np.mean(audio ** 2)), len(audio)).astype(
         np.float32)
     counting = _CountingEngine(extractor.engine)
-    transcribe_regions(counting, noisy, TranscribeOptions(vad_min_silence=30.0))
-    assert counting.decodes == len(TEMPERATURES)  # openai-whisper's fallback: every temperature
-    counting.decodes = 0
-    capped = TranscribeOptions(vad_min_silence=30.0, temperatures=TEMPERATURES[:1 + extractor.config.fallback])
-    transcribe_regions(counting, noisy, capped)
-    assert counting.decodes == 2
+    for retry, extra in ((None, 0), (extractor.config.retry_window_seconds, 1)):
+        counting.decodes = 0
+        transcribe_regions(counting, noisy, TranscribeOptions(vad_min_silence=30.0, retry_window_seconds=retry))
+        assert counting.decodes == len(TEMPERATURES) + extra  # openai-whisper's fallback: every temperature
+        counting.decodes = 0
+        capped = TranscribeOptions(vad_min_silence=30.0, temperatures=TEMPERATURES[:1 + extractor.config.fallback],
+                                   retry_window_seconds=retry)
+        transcribe_regions(counting, noisy, capped)
+        assert counting.decodes == 2 + extra
     with pytest.raises(ValueError, match="fallback 6"):
         extractors.create("whisper-glove", fallback=6)
 

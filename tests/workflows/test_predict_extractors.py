@@ -53,6 +53,7 @@ def test_a_run_that_recorded_names_only_gets_the_old_configs_with_one_warning(tm
                                                "visual": "mediapipe"}), log=lines.append)
     assert built["language"].config.engine == built["acoustic"].config.engine == "openai-whisper"
     assert built["language"].config.fallback == 5 and built["visual"].config == create("mediapipe").config
+    assert built["language"].config.retry_window_seconds is None  # a failed short window fell back in itself then
     assert len(lines) == 1 and lines[0].startswith("warning: ") and "engine=openai-whisper" in lines[0]
 
 
