@@ -31,8 +31,8 @@ import numpy as np
 import pyarrow as pa
 
 from extractors.base import Extractor, ExtractorConfig, Media, features_column, register
-from extractors.whisper_model import (RETRY_WINDOW_SECONDS, SAMPLE_RATE, SHORT_WINDOW_SECONDS, STATES, WhisperBacked,
-                                     audio_16k, check_engine)
+from extractors.whisper_defaults import RETRY_WINDOW_SECONDS, SHORT_WINDOW_SECONDS
+from extractors.whisper_model import SAMPLE_RATE, STATES, WhisperBacked, audio_16k, check_engine
 from pipeline.errors import StageError
 
 _NON_ALNUM = re.compile(r"[\W_]+", re.UNICODE)

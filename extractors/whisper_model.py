@@ -38,10 +38,6 @@ if TYPE_CHECKING:
     from extractors.whisper_words import Engine
 
 SAMPLE_RATE = 16000
-SHORT_WINDOW_SECONDS = 8.0  # the window of a short speech region, shared by the words and the encoder states
-# a short window whose decode fails is decoded again in a wider one: the 8-s window alone dropped the one word after
-# a carrier phrase (TESS WER 0.220, 11 of 100 clips empty; docs/benchmarks.md, "The words of short clips")
-RETRY_WINDOW_SECONDS = 16.0
 STATES = "whisper encoder states"
 """The key of ``Extractor.extract_shared``'s ``shared`` under which whisper's encoder states are passed on."""
 

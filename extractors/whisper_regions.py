@@ -1,14 +1,14 @@
 """Whisper on speech regions: silence skipped, short regions encoded and decoded in batches.
 
 The audio is split at silences (:func:`extractors.vad.speech_regions`; neighbours that fit one short window
-together are joined); each region is transcribed on its own, as
-:func:`extractors.whisper_words.transcribe_words` would transcribe it, with its times shifted to the
-audio's and its utterance ids continuing those of the regions before. The regions that fit one short window (most
-utterances: at most ``short_content_seconds``) have that window encoded, and decoded at the first temperature,
-``batch_size`` regions at a time: openai-whisper's decoder is as fast on a batch of 8 as on 2 or 3 windows one by
-one on CPU, and CTranslate2's (:mod:`extractors.whisper_ct2_engine`) decodes a batch in one call. Temperature
-fallback, the word alignment and any window after the first stay per region, so a region's words are those it
-would get alone (up to float rounding in batched matrix products). Either engine runs it
+together are joined); each region is transcribed on its own, as :func:`extractors.whisper_words.transcribe_words`
+would transcribe it, with its times shifted to the audio's and its utterance ids continuing those of the regions
+before. The regions that fit one short window (most utterances: at most ``short_content_seconds``) have that window
+encoded, and decoded at the first temperature, ``batch_size`` regions at a time: openai-whisper's decoder is as
+fast on a batch of 8 as on 2 or 3 windows one by one on CPU, and CTranslate2's
+(:mod:`extractors.whisper_ct2_engine`) decodes a batch in one call. Temperature fallback, the retry of a failed
+short window in a wider one, the word alignment and any window after the first stay per region, so a region's words
+are those it would get alone (up to float rounding in batched matrix products). Either engine runs it
 (:class:`extractors.whisper_words.Engine`).
 """
 from __future__ import annotations

@@ -29,8 +29,8 @@ import numpy as np
 import pyarrow as pa
 
 from extractors.base import Extractor, ExtractorConfig, Media, features_column, frame_schema, register
-from extractors.whisper_model import (SAMPLE_RATE, SHORT_WINDOW_SECONDS, STATES, StatesKey, WhisperBacked, audio_16k,
-                                     check_engine)
+from extractors.whisper_defaults import SHORT_WINDOW_SECONDS
+from extractors.whisper_model import SAMPLE_RATE, STATES, StatesKey, WhisperBacked, audio_16k, check_engine
 from pipeline.errors import StageError
 
 if TYPE_CHECKING:

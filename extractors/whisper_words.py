@@ -6,9 +6,9 @@ Two changes remove it:
 
 1. The audio features are computed once per window and shared by the decoder and the word timing
    (:func:`word_timings` takes features, not a spectrogram). This alone changes nothing in the output.
-2. When at most ``short_content_seconds`` (4 s) of audio is left, the window is ``short_window_seconds`` (16 s)
+2. When at most ``short_content_seconds`` (4 s) of audio is left, the window is ``short_window_seconds`` (8 s)
    instead of 30 s: the same zero padding (log-mel 0, as ``pad_or_trim``), with the encoder's positional
-   embedding cut to the window (whisper.cpp's ``audio_ctx``). Encoder and cross-attention cost drop ~2x.
+   embedding cut to the window (whisper.cpp's ``audio_ctx``). Encoder and cross-attention cost drop ~3.5x.
 
 What was measured before choosing (whisper base, CREMA-D clips, docs/benchmarks.md has the numbers):
 
@@ -25,8 +25,12 @@ noise around them) and silence and noise gave no words. An 8-s window for <= 4 s
 audio) was then 1.13x faster on the CREMA-D clips and 1.28x on a 3-minute recording of joined clips split in speech
 regions, with the same words on the clips (WER 0) and a lower WER on the recording (0.093 against 0.103); a 6-s
 window for <= 3 s changed 10% of the recording's words, and was not kept. On one-word clips (TESS's "say the word
-...") the 8-s window later proved wrong: it dropped or misheard the last word (WER 0.220, 11 of 100 clips with no
-word) where a 16-s window scores 0.055 for 0.8x the CPU (fewer windows fall back): the default is 16 s.
+...") the 8-s window later proved wrong: its decode failed and the fallback in it dropped or misheard the last word
+(WER 0.20-0.24 on 100 clips, 7-14 of them with no word). A 16-s window scored 0.043-0.055 there but misheard the
+joined CREMA-D sentences (WER 0.18 against 0.08; 30-s windows 0.33) at 2.1x their CPU, and a 12-s window did worse
+on TESS (0.33). So a short window whose first decode fails is decoded again in a 16-s one
+(``retry_window_seconds``): TESS 0.068 for 9% more CPU, the other media's words unchanged
+(``benchmarks/whisper_windows.py``).
 
 int8 dynamic quantisation of the linear layers (torch ``quantize_dynamic``) was 1.7-1.9x faster but raised the
 clips' WER from 0 to 0.5 (0.375 with only the encoder or only the decoder quantised): not kept; the encoder alone
@@ -46,7 +50,7 @@ from __future__ import annotations
 
 import itertools
 import pickle
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Protocol
 
@@ -61,7 +65,7 @@ from whisper.timing import WordTiming as _Timing, median_filter
 from whisper.tokenizer import Tokenizer, get_tokenizer
 
 from extractors.whisper_dtw import dtw  # whisper's, compiled once per installation
-from extractors.whisper_model import RETRY_WINDOW_SECONDS, SHORT_WINDOW_SECONDS
+from extractors.whisper_defaults import RETRY_WINDOW_SECONDS, SHORT_WINDOW_SECONDS
 from extractors.whisper_precision import check_encoder_precision, encoder_bfloat16
 from extractors.whisper_segments import (FRAMES_PER_SECOND, assign_words, is_anomalous, split_segments,
                                          timings_from_alignment)
@@ -325,7 +329,9 @@ def transcribe_words(model: Whisper | Engine, audio: np.ndarray, options: Transc
     from 0. Silence gives no words. ``first``: the first window's features and its decoding at the first
     temperature, when they were computed in a batch (:mod:`extractors.whisper_regions`). ``on_window(seek,
     window, states)`` is told of every window encoded: its first mel frame, its length in mel frames and the
-    (segment_size // 2, d) encoder states of the audio in it (:mod:`extractors.whisper_states` reuses them).
+    (segment_size // 2, d) encoder states of the audio in it (:mod:`extractors.whisper_states` reuses them); a
+    short window whose first decode fails is decoded again in a ``retry_window_seconds`` window, whose words are
+    kept, while ``on_window`` is told of the short one.
     ``model``: an openai-whisper model or any :class:`Engine`.
     """
     engine = engine_of(model, options)
@@ -345,7 +351,7 @@ def transcribe_words(model: Whisper | Engine, audio: np.ndarray, options: Transc
         else:
             mel_window = F.pad(mel[:, seek: seek + segment_size], (0, window - segment_size))  # zeros, as pad_or_trim
             features = engine.encode(mel_window[None])  # (1, window / 2, d)
-            result = engine.decode_batch(features, options, options.temperatures[0])[0]
+            result = decode(engine, features, replace(options, temperatures=options.temperatures[:1]))
         if on_window is not None:
             on_window(seek, features.shape[1] * 2, features[0, : segment_size // 2])
         if window < N_FRAMES and options.retry_window_seconds is not None and any(verdict(result, options)):
