@@ -266,7 +266,8 @@ def decode(engine: Whisper | Engine, audio_features: torch.Tensor, options: Tran
 
 def verdict(result: DecodingResult, options: TranscribeOptions) -> tuple[bool, bool]:
     """(silence, failed) of one decode, by openai-whisper transcribe's tests: the window holds no speech (no-speech
-    probability high and the words improbable); the words are too repetitive or too improbable to keep."""
+    probability high and the words improbable: silence is a failure too); the words are too repetitive or too
+    improbable to keep."""
     too_repetitive = result.compression_ratio > options.compression_ratio_threshold
     too_unlikely = result.avg_logprob < options.logprob_threshold
     return result.no_speech_prob > options.no_speech_threshold and too_unlikely, too_repetitive or too_unlikely
@@ -354,7 +355,7 @@ def transcribe_words(model: Whisper | Engine, audio: np.ndarray, options: Transc
             result = decode(engine, features, replace(options, temperatures=options.temperatures[:1]))
         if on_window is not None:
             on_window(seek, features.shape[1] * 2, features[0, : segment_size // 2])
-        if window < N_FRAMES and options.retry_window_seconds is not None and any(verdict(result, options)):
+        if window < N_FRAMES and options.retry_window_seconds is not None and verdict(result, options)[1]:
             wide = 2 * round(options.retry_window_seconds * FRAMES_PER_SECOND / 2)
             features = engine.encode(F.pad(mel[:, seek: seek + segment_size], (0, wide - segment_size))[None])
             result = decode(engine, features, options)
