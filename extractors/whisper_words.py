@@ -309,11 +309,16 @@ def word_timings(model: Whisper, tokenizer: Tokenizer, text_tokens: list[int], a
     return timings_from_alignment(tokenizer, text_tokens, text_indices, time_indices, text_token_probs)
 
 
+def mel_frames(seconds: float) -> int:
+    """The mel frames of a window of ``seconds``: an even count, two frames per encoder position."""
+    return 2 * round(seconds * FRAMES_PER_SECOND / 2)
+
+
 def window_frames(options: TranscribeOptions, segment_size: int) -> int:
     """The mel frames encoded for ``segment_size`` frames of audio: a short window when little audio is left."""
     short = options.short_window_seconds is not None and \
         segment_size <= options.short_content_seconds * FRAMES_PER_SECOND
-    window = 2 * round(options.short_window_seconds * FRAMES_PER_SECOND / 2) if short else N_FRAMES
+    window = mel_frames(options.short_window_seconds) if short else N_FRAMES
     if not segment_size <= window <= N_FRAMES:  # short_* options that round badly
         raise ValueError(f"{segment_size} frames of audio in a {window}-frame window: make "
                          f"short_window_seconds larger than short_content_seconds")
@@ -356,7 +361,7 @@ def transcribe_words(model: Whisper | Engine, audio: np.ndarray, options: Transc
         if on_window is not None:
             on_window(seek, features.shape[1] * 2, features[0, : segment_size // 2])
         if window < N_FRAMES and options.retry_window_seconds is not None and verdict(result, options)[1]:
-            wide = 2 * round(options.retry_window_seconds * FRAMES_PER_SECOND / 2)
+            wide = mel_frames(options.retry_window_seconds)
             features = engine.encode(F.pad(mel[:, seek: seek + segment_size], (0, wide - segment_size))[None])
             result = decode(engine, features, options)
         else:
