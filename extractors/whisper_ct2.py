@@ -23,12 +23,14 @@ import json
 import re
 import struct
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 import numpy as np
-import torch
 
 from pipeline.files import sha256_file, sha256_text
+
+if TYPE_CHECKING:  # torch is imported where tensors are made: reading a model's files needs none
+    import torch
 
 CT2_BINARY_VERSION = 6
 _DTYPES = (np.float32, np.int8, np.int16, np.int32, np.float16, None)  # None: bfloat16, handled apart
@@ -155,6 +157,8 @@ def _block(out: dict, dst: str, get, src: str, *, d: int, cross: bool) -> None:
 
 def state_dict_of(variables: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
     """openai-whisper ``model_state_dict`` from CTranslate2 ``WhisperSpec`` variables; every variable is used."""
+    import torch
+
     used: set[str] = set()
 
     def get(name: str) -> np.ndarray:
@@ -205,6 +209,7 @@ def alignment_heads_mask(dims: dict[str, int], *, alignment_model: str | None, c
     import gzip
     import base64
 
+    import torch
     import whisper
 
     shape = (dims["n_text_layer"], dims["n_text_head"])
@@ -229,6 +234,8 @@ def convert(directories: list[Path], output: Path | BinaryIO, *, alignment_model
     in order, make the model. The checkpoint is ``{"dims", "model_state_dict", "alignment_heads"}`` (tensors
     and plain types only: loadable with ``torch.load(weights_only=True)``).
     """
+    import torch
+
     directories = [Path(d) for d in directories]
     chunks = [c for d in directories for c in model_bin_chunks(d)]
     spec, variables = read_ct2_model(chunks)

@@ -40,7 +40,7 @@ from whisper.timing import WordTiming as Timing
 from whisper.tokenizer import Tokenizer, get_tokenizer
 from whisper.utils import compression_ratio
 
-from extractors.whisper_ct2 import model_bin_chunks
+from extractors.whisper_ct2_model import model_key, shared_ct2_model
 from extractors.whisper_segments import timings_from_alignment
 from extractors.whisper_words import TranscribeOptions
 
@@ -49,49 +49,19 @@ _MODELS: dict[tuple, "CTranslate2Engine"] = {}
 _MODELS_LOCK = threading.Lock()
 
 
-def device_and_compute_type(compute_type: str) -> tuple[str, str]:
-    """Where CTranslate2 runs ("cuda" when it sees a GPU, else "cpu") and at which compute type. "auto": float16 on
-    CUDA, float32 on CPU (int8 and int16 were faster but changed words: see the module doc)."""
-    import ctranslate2
-
-    device = "cuda" if ctranslate2.get_cuda_device_count() > 0 else "cpu"
-    if compute_type == "auto":
-        compute_type = "float16" if device == "cuda" else "float32"
-    return device, compute_type
-
-
 def shared_ct2_engine(directories: list[Path], *, compute_type: str = "auto", threads: int | None = None
                       ) -> "CTranslate2Engine":
     """This process's engine of the CTranslate2 model in ``directories`` (its chunks in order; config and
-    vocabulary in the first) at ``compute_type``, loaded on first use. ``threads``: CTranslate2's intra-op threads
-    (None: torch's current setting, which a Dask worker sets from its ``OMP_NUM_THREADS``)."""
-    device, compute_type = device_and_compute_type(compute_type)
+    vocabulary in the first) at ``compute_type``, loaded on first use (or by the prefetch of
+    :mod:`extractors.whisper_ct2_model`). ``threads``: CTranslate2's intra-op threads (None: torch's current
+    setting, which a Dask worker sets from its ``OMP_NUM_THREADS``)."""
     threads = threads or torch.get_num_threads()
-    key = (tuple(str(Path(d).resolve()) for d in directories), device, compute_type, threads)
+    key = model_key(directories, compute_type, threads)
     with _MODELS_LOCK:
         if key not in _MODELS:
-            _MODELS[key] = CTranslate2Engine(load_ct2_whisper(directories, device=device, compute_type=compute_type,
-                                                              threads=threads), compute_type=compute_type)
+            _MODELS[key] = CTranslate2Engine(shared_ct2_model(directories, compute_type=compute_type,
+                                                              threads=threads), compute_type=key[2])
         return _MODELS[key]
-
-
-def load_ct2_whisper(directories: list[Path], *, device: str = "cpu", compute_type: str = "int8", threads: int = 1):
-    """A ``ctranslate2.models.Whisper`` of the model in ``directories``: from its directory when it has one
-    ``model.bin``, else from memory, its chunks joined."""
-    import ctranslate2
-
-    directories = [Path(d) for d in directories]
-    chunks = [c for d in directories for c in model_bin_chunks(d)]
-    if not chunks:
-        raise ValueError(f"{directories[0]}: no model.bin (or model.bin.part*): not a CTranslate2 model directory")
-    options = dict(device=device, compute_type=compute_type, intra_threads=threads)
-    if len(directories) == 1 and chunks[0].name == "model.bin":
-        return ctranslate2.models.Whisper(str(directories[0]), **options)
-    files = {"model.bin": b"".join(c.read_bytes() for c in chunks)}
-    for name in ("config.json", "vocabulary.json", "vocabulary.txt"):
-        if (directories[0] / name).is_file():
-            files[name] = (directories[0] / name).read_bytes()
-    return ctranslate2.models.Whisper(str(directories[0]), files=files, **options)
 
 
 class CTranslate2Engine:

@@ -79,7 +79,7 @@ def _ct2_identity(model: str, compute_type: str) -> dict[str, str]:
     """The CTranslate2 model (name, fingerprint of its files) and engine (version, compute type, device)."""
     from extractors.assets import resolve_whisper_ct2
     from extractors.whisper_ct2 import directory_fingerprint
-    from extractors.whisper_ct2_engine import device_and_compute_type
+    from extractors.whisper_ct2_model import device_and_compute_type
 
     fingerprints = "+".join(directory_fingerprint(d) for d in resolve_whisper_ct2(model))
     device, compute_type = device_and_compute_type(compute_type)
@@ -132,7 +132,14 @@ class WhisperBacked:
         return self._engine
 
     def load(self) -> None:
-        """The schema (word vectors, model identity), then the engine with its weights."""
+        """The schema (word vectors, model identity), then the engine with its weights. CTranslate2's weights start
+        loading first, beside the imports of torch and openai-whisper (:mod:`extractors.whisper_ct2_model`)."""
+        if self.config.engine == "ctranslate2":
+            from extractors.assets import resolve_whisper_ct2
+            from extractors.whisper_ct2_model import prefetch_ct2_model
+
+            prefetch_ct2_model(resolve_whisper_ct2(self.config.model), compute_type=self.config.compute_type,
+                               threads=self.config.threads)
         super().load()
         self.engine  # noqa: B018 (loads it)
 

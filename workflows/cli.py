@@ -118,5 +118,22 @@ def _main(argv: list[str] | None) -> int:
         return code
 
 
+def entry() -> None:
+    """The ``mcr`` program (console script and ``python -m workflows.cli``): :func:`main`, then the process ends
+    without the interpreter's teardown.
+
+    Tearing down torch, MediaPipe and CTranslate2 takes 0.6 s after the work is done (a 1-s clip's whole
+    `mcr extract` is 4 s: docs/benchmarks.md, "Start-up"), so the exit skips it (``os._exit``). Nothing is lost:
+    when :func:`main` returns, every file a command writes is closed (written to a temporary name, then renamed),
+    every cluster it started is closed, and only the standard streams, flushed here, remain buffered."""
+    code = main()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe (`mcr ... | head`) or stream
+            pass
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

@@ -162,3 +162,17 @@ def test_keyboard_interrupt_exits_130(monkeypatch, capsys):
 
     monkeypatch.setattr(report, "run", _failing(KeyboardInterrupt()))
     assert main(["report", "somewhere"]) == 130
+
+
+def test_the_program_exits_with_mains_code_and_every_line_it_printed():
+    """``entry`` ends the process without the interpreter's teardown: what was printed into a pipe (block-buffered)
+    still arrives whole, and the exit code is main's."""
+    code = ("import sys; from workflows import cli\n"
+            "def main():\n    [print(f'line {i}') for i in range(20000)]; print('last', file=sys.stderr)\n"
+            "    return 3\n"
+            "cli.main = main; cli.entry()")
+    buffered = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=buffered, capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 3, done.stderr
+    assert done.stdout.splitlines() == [f"line {i}" for i in range(20000)] and done.stderr == "last\n"
