@@ -157,10 +157,13 @@ def load_arrays(path: Path, expected: str | None, record: Path) -> dict:
 
 
 def save_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                    state: dict[str, Any], *, model_config: dict) -> None:
+                    state: dict[str, Any], *, model_config: dict,
+                    average: dict[str, torch.Tensor] | None = None) -> None:
     """Model + optimizer tensors, the model's config and the JSON-able ``state`` (scheduler, epoch, history...) in
-    one atomic file; its record (``last.json``) holds the state but the history, and the file's SHA-256."""
+    one atomic file; its record (``last.json``) holds the state but the history, and the file's SHA-256.
+    ``average``: the state dict of the averaged weights (:mod:`workflows.weight_average`), under ``average.``."""
     tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
+    tensors.update({f"average.{k}": v for k, v in (average or {}).items()})
     optim = optimizer.state_dict()
     for index, per_param in optim["state"].items():
         for name, value in per_param.items():
@@ -173,7 +176,8 @@ def save_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.O
 
 
 def load_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
-    """Restore ``model`` and ``optimizer`` from :func:`save_checkpoint` output; return the saved ``state``."""
+    """Restore ``model`` and ``optimizer`` from :func:`save_checkpoint` output; return the saved ``state``, with the
+    averaged weights' tensors under ``"average"`` ({} when it holds none)."""
     path = Path(path)
     verified_record(path)
     tensors, metadata = _read(path)
@@ -188,4 +192,5 @@ def load_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.O
             _, index, name = key.split(".", 2)
             per_param.setdefault(int(index), {})[name] = value
     optimizer.load_state_dict({"state": per_param, "param_groups": state.pop("optimizer_param_groups")})
+    state["average"] = {k[len("average."):]: v for k, v in tensors.items() if k.startswith("average.")}
     return state

@@ -33,6 +33,7 @@ from workflows.cpus import training_threads
 from workflows.inference import autocast, batch_inputs, pick_device, predict_arrays
 from workflows.runs import config_record, identity, read_config, summarize
 from workflows.train_config import TrainConfig
+from workflows.weight_average import WeightAverage
 
 
 def _task_loss(task: str, output: torch.Tensor, labels: torch.Tensor, *, label_smoothing: float = 0.0
@@ -153,11 +154,16 @@ def train_run(splits: dict[str, ArraySplit], model_cfg, tcfg: TrainConfig, out: 
     scaler = torch.amp.GradScaler("cuda", enabled=use_scaler)
     state: dict[str, Any] = {"epoch": 0, "best_val_loss": math.inf, "best_score": -math.inf, "best_epoch": 0,
                              "bad_epochs": 0, "stopped_early": False, "history": []}
+    average = WeightAverage(model, tcfg.weight_average) if tcfg.weight_average > 0 else None
     last = out / "checkpoints" / "last.safetensors"
     if _resumable(out, log):
         state = load_checkpoint(last, model, optimizer)
         scheduler.load_state_dict(state.pop("scheduler"))
         scaler.load_state_dict(state.pop("scaler"))
+        averaged = state.pop("average")
+        if average is not None:
+            assert averaged, f"{last}: a run with weight_average holds the average in every checkpoint"
+            average.load_state_dict(averaged, steps=state["average_steps"])
         state.setdefault("best_score", -state["best_val_loss"])  # a run from before select_on selected on the loss
         log(f"resuming {out} after epoch {state['epoch']}")
 
@@ -193,18 +199,21 @@ def train_run(splits: dict[str, ArraySplit], model_cfg, tcfg: TrainConfig, out: 
                 torch.nn.utils.clip_grad_norm_(model.parameters(), tcfg.grad_clip)
             scaler.step(optimizer)
             scaler.update()
+            if average is not None:
+                average.update(model)
             total, seen = total + loss.item() * len(index), seen + len(index)
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(loss=f"{total / seen:.4f}")
         if bar is not None:
             bar.close()
-        val_loss, val_metrics, _ = _evaluate(model, valid, task, tcfg.eval_batch_size, tcfg.amp)
+        kept = model if average is None else average.module  # the weights validated, selected and kept
+        val_loss, val_metrics, _ = _evaluate(kept, valid, task, tcfg.eval_batch_size, tcfg.amp)
         scheduler.step(val_loss)
         score = selection_score(tcfg.select_on, task, val_loss, val_metrics)
         if score > state["best_score"]:
             state.update(best_val_loss=val_loss, best_score=score, best_epoch=epoch, bad_epochs=0)
-            save_weights(model, out / "checkpoints" / "best.safetensors", model_config=record["model"],
+            save_weights(kept, out / "checkpoints" / "best.safetensors", model_config=record["model"],
                          meta={"epoch": epoch, "val_loss": val_loss, "val_score": score})  # and best.json
         else:
             state["bad_epochs"] += 1
@@ -216,8 +225,11 @@ def train_run(splits: dict[str, ArraySplit], model_cfg, tcfg: TrainConfig, out: 
                if tcfg.modality_dropout > 0 else {}),
             **{f"val_{k}": v for k, v in val_metrics.items()}}))
         state["epoch"] = epoch
+        if average is not None:
+            state["average_steps"] = average.steps
         save_checkpoint(last, model, optimizer, dict(state, scheduler=scheduler.state_dict(),
-                                                     scaler=scaler.state_dict()), model_config=record["model"])
+                                                     scaler=scaler.state_dict()), model_config=record["model"],
+                        average=None if average is None else average.state_dict())
         write_json(out / "history.json", state["history"])
         log(f"epoch {epoch}: train {total / max(seen, 1):.4f}  valid {val_loss:.4f}"
             + ("  (best)" if state["best_epoch"] == epoch else ""))

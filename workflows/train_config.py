@@ -86,6 +86,10 @@ class TrainConfig:
     left: when a sample would lose all of them, one chosen uniformly is kept (so the realised rate per modality is
     p - p**k / k for k modalities; a unimodal model is never dropped). Drawn from (seed, epoch, batch) alone, so
     runs stay exactly resumable; never applied at evaluation. 0 (off) in the paper's presets."""
+    weight_average: float = bounded(0.0, Bound(float, 0, 1, high_open=True))
+    """Decay of an exponential moving average of the weights, updated after every step
+    (:mod:`workflows.weight_average`): when above 0 the averaged weights are the ones validated, selected and kept,
+    so the choice of the best epoch on a small validation split jumps less. 0 (off) in the paper's presets."""
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -110,8 +114,8 @@ class TrainConfig:
 
 SCHEDULES = ("default", "paper")
 SELECTIONS = ("auto", "loss", "unweighted_accuracy")
-NEWER_OPTIONS = {"modality_dropout": 0.0, "label_smoothing": 0.0, "schedule": "default", "stream_rate": None,
-                 "bucket": False, "select_on": "loss"}
+NEWER_OPTIONS = {"modality_dropout": 0.0, "label_smoothing": 0.0, "weight_average": 0.0, "schedule": "default",
+                 "stream_rate": None, "bucket": False, "select_on": "loss"}
 """Training options newer than some recorded runs, with the value those runs trained with (what a config.json
 without the key means when a run is resumed)."""
 
