@@ -100,7 +100,8 @@ def cross_validation(store: Path, run: Path, model_args: list[str], args) -> dic
         mcr("train", "--data", str(store), "--cv", str(args.folds), "--group-by", args.group_by, "--out", str(run),
             "--preset", args.preset, "--no-progress", *model_args, *(["--config", str(args.config)] if args.config
                                                                      else []),
-            *(["--epochs", str(args.epochs)] if args.epochs else []))
+            *(["--epochs", str(args.epochs)] if args.epochs else []),
+            *(["--seeds", str(args.seeds)] if args.seeds > 1 else []))
     return json.loads((run / "cv.json").read_text())
 
 
@@ -169,6 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--config", type=Path, default=TRAINING, help="mcr train --config (default: "
                    "benchmarks/ravdess_cv.toml)")
     p.add_argument("--epochs", type=int, help="mcr train --epochs")
+    p.add_argument("--seeds", type=int, default=1, help="mcr train --seeds: models per fold, their outputs averaged")
     p.add_argument("--workers", type=int, default=2, help="mcr extract --workers")
     p.add_argument("--language", help="mcr extract --language (e.g. 'none': probes and majority only)")
     p.add_argument("--no-extract", action="store_true", help="use STORE and STORE-<name> as they are: no prepare, "
@@ -257,6 +259,7 @@ def section(args, rows: list[dict], folds: list[list[str]], costs: dict, data, m
                         *([f"--mcr-acoustic {args.mcr_acoustic}"] if args.mcr_acoustic else []),
                         *([f"--folds {args.folds}"] if args.folds != 6 else []),
                         *([f"--epochs {args.epochs}"] if args.epochs else []),
+                        *([f"--seeds {args.seeds}"] if args.seeds > 1 else []),
                         *([f"--config {args.config}"] if args.config != TRAINING else []),
                         *(["--no-extract"] if args.no_extract else []), "--write"])
     extraction = []
@@ -273,7 +276,7 @@ def section(args, rows: list[dict], folds: list[list[str]], costs: dict, data, m
         "",
         f"Command: `{command}`",
         "",
-        f"Machine: {machine()}; shared with other jobs while it ran.",
+        f"Machine: {machine()}.",
         "",
         f"Data: the RAVDESS speech audio (`03-01-*.wav`), {len(data.labels)} clips of {len(set(data.groups))} "
         f"{args.group_by}s, {len(set(data.labels))} emotions ({counts}), prepared with `mcr prepare ravdess "
@@ -288,13 +291,14 @@ def section(args, rows: list[dict], folds: list[list[str]], costs: dict, data, m
         f"Models: `mcr train --data STORE --cv {args.folds} --group-by {args.group_by} --preset {args.preset} "
         f"--config {args.config.relative_to(ROOT) if args.config.is_relative_to(ROOT) else args.config}`"
         + (f" `--epochs {args.epochs}`" if args.epochs else "")
+        + (f" `--seeds {args.seeds}` (each fold's {args.seeds} seeds' outputs averaged)" if args.seeds > 1 else "")
         + (f" ({training_text(args.config)})" if args.config else "")
         + " (MulT: `--arch mult`; the single-modality rows: `--ablation audio_only` / `language_only`; "
         "\"MCR, acoustic stream X\": the same command on the store whose acoustic stream is X). "
         "Linear probe: scikit-learn's logistic regression (C = 1, standardised inputs) on each clip's acoustic "
         "frames pooled to mean, std, 10th and 90th percentile per feature, trained on all the other folds. "
         "Training time: the sum over the folds (`cv.json`'s `seconds`; the probes' and the majority's: fitting "
-        "only), on a machine shared with other jobs, so only a rough guide.",
+        "only).",
         "",
         *table(rows),
         "",

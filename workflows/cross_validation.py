@@ -5,12 +5,17 @@ The source's own splits are ignored: all its labelled samples are pooled and cut
 :func:`pipeline.arrays.group_cv_folds` (fold f tests the f-th run of the sorted groups and validates, for early
 stopping and model selection, on the first half of the next run's groups; the other groups train). Fold f is an
 ordinary run in ``RUN/fold-<f>/`` (:func:`workflows.train.train_run`: resumable, a finished fold is only evaluated
-again), so a rerun of the same command continues where it stopped. ``RUN/cv.json``::
+again), so a rerun of the same command continues where it stopped. With ``seeds`` N > 1 (``--seeds N``) each fold
+trains N seeds (``RUN/fold-<f>/seed-<s>/``, as :func:`workflows.train.train_seeds`) and its test outputs are the
+mean of the N models' outputs (logits, or a regression's values): an ensemble, which on RAVDESS scored above any
+one seed (docs/benchmarks.md). ``RUN/cv.json``::
 
-    {"k", "group_by", "task", "classes", "seconds",
+    {"k", "group_by", "task", "classes", "seconds", "seeds",
      "pooled": {"accuracy", "unweighted_accuracy", "macro_f1", "confusion": {"classes", "matrix"}},
      "folds": [{"fold", "test_groups", "valid_groups", "n_test", "accuracy", "unweighted_accuracy", "macro_f1",
                 "seconds", "best_epoch"}, ...]}
+
+(``best_epoch``: a list, one per seed, when there are several.)
 
 ``pooled``: the metrics of all test predictions together (each sample predicted by its fold's model); a regression
 or iemocap task has its own metrics (:func:`pipeline.metrics.compute_metrics`) in place of the three figures.
@@ -19,6 +24,7 @@ groups and training time.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 import time
@@ -78,13 +84,15 @@ def _plain(value):
 
 
 def cross_validate(whole: ArraySplit, groups: np.ndarray, model_cfg, tcfg, out: str | Path, *, k: int,
-                   group_by: str, data_info: dict | None = None, progress: bool = True,
+                   group_by: str, seeds: int = 1, data_info: dict | None = None, progress: bool = True,
                    log: Callable[[str], None] = lambda s: print(s, file=sys.stderr)) -> dict:
     """Train and test the ``k`` folds of ``whole`` by ``groups`` into ``out``; write and return ``cv.json``.
 
     whole, groups: from :func:`labelled_samples`. model_cfg: already fitted to the data
-    (:func:`workflows.train_config.fit_model_to_data`). data_info: what each fold's config.json records.
+    (:func:`workflows.train_config.fit_model_to_data`). seeds: models per fold (``tcfg.seed``, +1, ...), their
+    outputs averaged. data_info: what each fold's config.json records.
     """
+    assert seeds >= 1, f"seeds must be at least 1, got {seeds}"
     started, out = time.time(), Path(out)
     folds = group_cv_folds(groups.tolist(), k)
     outputs = np.zeros((len(whole), model_cfg.output_dim), np.float32)
@@ -101,29 +109,40 @@ def cross_validate(whole: ArraySplit, groups: np.ndarray, model_cfg, tcfg, out: 
         log(f"fold {f}/{k}: test {group_by} {_names(plan['test_groups'])}, valid {_names(plan['valid_groups'])}")
         fold_started = time.time()
         splits = {name: whole.subset(index) for name, index in fold.items()}
-        result = train_run(splits, model_cfg, tcfg, fold_dir, data_info=dict(data_info or {}, cv=plan),
-                           progress=progress, log=log)
+        runs = [fold_dir] if seeds == 1 else [fold_dir / f"seed-{tcfg.seed + s}" for s in range(seeds)]
+        best_epochs = []
+        for s, run_dir in enumerate(runs):
+            result = train_run(splits, model_cfg, dataclasses.replace(tcfg, seed=tcfg.seed + s), run_dir,
+                               data_info=dict(data_info or {}, cv=plan), progress=progress, log=log)
+            best_epochs.append(result["best_epoch"])
         if record.get("seconds") is not None:
             seconds = record["seconds"]
             earlier += seconds
         else:
             seconds = round(time.time() - fold_started, 1)
             write_json(fold_dir / "fold.json", dict(plan, seconds=seconds))
-        trained = load_run(fold_dir)
-        outputs[fold["test"]] = predict_arrays(trained.model, splits["test"], normalizer=trained.normalizer,
-                                               batch_size=tcfg.eval_batch_size).reshape(len(fold["test"]), -1)
+        outputs[fold["test"]] = np.mean([_test_outputs(run_dir, splits["test"], tcfg.eval_batch_size)
+                                         for run_dir in runs], axis=0)
         rows.append(dict(plan, n_test=len(fold["test"]),
                          **_figures(whole.task, outputs[fold["test"]], whole.labels[fold["test"]]),
-                         seconds=seconds, best_epoch=result["best_epoch"]))
+                         seconds=seconds, best_epoch=best_epochs[0] if seeds == 1 else best_epochs))
         for key in ("k", "group_by"):
             rows[-1].pop(key)
     confusion = M.confusion(whole.task, outputs, whole.labels, whole.classes)
     pooled = dict(_figures(whole.task, outputs, whole.labels),
                   confusion=confusion["classification"] if whole.task == "classification" else confusion)
     summary = M.jsonable({"k": k, "group_by": group_by, "task": whole.task, "classes": whole.classes,
-                          "seconds": round(time.time() - started + earlier, 1), "pooled": pooled, "folds": rows})
+                          "seconds": round(time.time() - started + earlier, 1), "seeds": seeds, "pooled": pooled,
+                          "folds": rows})
     write_json(out / "cv.json", summary)
     return summary
+
+
+def _test_outputs(run_dir: Path, test: ArraySplit, batch_size: int) -> np.ndarray:
+    """(N, output_dim) outputs of the model kept in ``run_dir`` on the fold's test samples."""
+    trained = load_run(run_dir)
+    return predict_arrays(trained.model, test, normalizer=trained.normalizer,
+                          batch_size=batch_size).reshape(len(test), -1)
 
 
 def _fold_record(fold_dir: Path) -> dict:
@@ -159,7 +178,8 @@ def format_cv(summary: dict) -> str:
     lines = [f"{'fold':<7}{'test ' + summary['group_by']:<{groups}}{'n':>6}"
              + "".join(f"{n:>{w}}" for n, w in zip(names, widths)) + f"{'best epoch':>12}{'seconds':>9}"]
     for r in summary["folds"]:
-        lines.append(line(r["fold"], _names(r["test_groups"]), r["n_test"], [r[n] for n in names], r["best_epoch"],
+        epoch = _names(r["best_epoch"]) if isinstance(r["best_epoch"], list) else r["best_epoch"]
+        lines.append(line(r["fold"], _names(r["test_groups"]), r["n_test"], [r[n] for n in names], epoch,
                           f"{r['seconds']:.0f}"))
     lines.append(line("pooled", "", sum(r["n_test"] for r in summary["folds"]), [pooled[n] for n in names], "",
                       f"{summary['seconds']:.0f}"))

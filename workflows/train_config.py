@@ -88,8 +88,10 @@ class TrainConfig:
     runs stay exactly resumable; never applied at evaluation. 0 (off) in the paper's presets."""
     weight_average: float = bounded(0.0, Bound(float, 0, 1, high_open=True))
     """Decay of an exponential moving average of the weights, updated after every step
-    (:mod:`workflows.weight_average`): when above 0 the averaged weights are the ones validated, selected and kept,
-    so the choice of the best epoch on a small validation split jumps less. 0 (off) in the paper's presets."""
+    (:mod:`workflows.weight_average`; at step t the decay is ``min(weight_average, (1 + t) / (10 + t))``, so a
+    short run averages about its last tenth of steps): when above 0 the averaged weights are the ones validated,
+    selected and kept, so the choice of the best epoch on a small validation split jumps less. 0 (off) in the
+    paper's presets."""
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod

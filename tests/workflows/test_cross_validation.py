@@ -46,7 +46,7 @@ def test_cv_by_speaker_tests_every_segment_once_and_a_rerun_trains_nothing(tmp_p
     table = capsys.readouterr().out
     assert "pooled" in table and "unweighted_accuracy" in table
     cv = json.loads((tmp_path / "cv" / "cv.json").read_text())
-    assert set(cv) == {"k", "group_by", "task", "classes", "seconds", "pooled", "folds"}
+    assert set(cv) == {"k", "group_by", "task", "classes", "seconds", "seeds", "pooled", "folds"} and cv["seeds"] == 1
     assert (cv["k"], cv["group_by"], cv["task"], cv["classes"]) == (3, "speaker", "classification", ["angry", "calm"])
     assert set(cv["pooled"]) == {"accuracy", "unweighted_accuracy", "macro_f1", "confusion"}
     assert cv["pooled"]["confusion"]["classes"] == ["angry", "calm"]
@@ -67,6 +67,28 @@ def test_cv_by_speaker_tests_every_segment_once_and_a_rerun_trains_nothing(tmp_p
     again = json.loads((tmp_path / "cv" / "cv.json").read_text())
     assert again["pooled"] == cv["pooled"] and [f["seconds"] for f in again["folds"]] == [f["seconds"] for f in
                                                                                          cv["folds"]]
+
+
+def test_cv_with_seeds_averages_the_outputs_of_each_folds_seeds(tmp_path, capsys):
+    from workflows.cross_validation import _test_outputs, labelled_samples
+    from pipeline.arrays import group_cv_folds
+
+    store = _speaker_store(tmp_path / "store")
+    config = write_config(tmp_path, epochs=2, batch_size=4)
+    assert mcr(["train", "--data", str(store), "--config", str(config), "--out", str(tmp_path / "cv"), "--cv", "3",
+                "--group-by", "speaker", "--seeds", "2", "--seed", "5", "--no-progress"]) == 0
+    cv = json.loads((tmp_path / "cv" / "cv.json").read_text())
+    assert cv["seeds"] == 2 and all(len(f["best_epoch"]) == 2 for f in cv["folds"])
+    assert "best epoch" in capsys.readouterr().out
+    whole, groups = labelled_samples(store, "speaker")
+    outputs = np.zeros((len(whole), 2), np.float32)
+    for f, fold in enumerate(group_cv_folds(groups.tolist(), 3)):
+        seeds = [tmp_path / "cv" / f"fold-{f}" / f"seed-{s}" for s in (5, 6)]
+        each = [_test_outputs(d, whole.subset(fold["test"]), 256) for d in seeds]
+        assert not np.allclose(each[0], each[1])  # two models, not one twice
+        outputs[fold["test"]] = (each[0] + each[1]) / 2
+    expected = np.bincount(2 * whole.labels + outputs.argmax(1), minlength=4).reshape(2, 2)
+    assert np.array_equal(np.asarray(cv["pooled"]["confusion"]["matrix"]), expected)  # the mean's predictions
 
 
 def test_cv_by_a_missing_column_is_a_one_line_error(tmp_path, capsys):

@@ -40,7 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "a [model] table of MCRConfig fields, any training option (see workflows/train.py)")
     parser.add_argument("--out", required=True, metavar="RUN", help="run directory (resumed when it exists)")
     parser.add_argument("--seeds", type=SEEDS, default=1, help="train this many seeds (seed, seed+1, ...) and "
-                        "report mean ± std")
+                        "report mean ± std; with --cv, that many models per fold, their outputs averaged")
     parser.add_argument("--seed", type=_flag("seed"), help="first seed (default 0)")
     parser.add_argument("--epochs", type=_flag("epochs"), help="override the preset's epochs")
     parser.add_argument("--batch-size", type=_flag("batch_size"), help="override the preset's batch size")
@@ -111,8 +111,6 @@ def _cross_validate(args: argparse.Namespace, model_cfg, tcfg) -> int:
     from workflows.cross_validation import cross_validate, format_cv, labelled_samples
     from workflows.train_config import fit_model_to_data
 
-    if args.seeds != 1:
-        raise ValueError("--cv trains one seed per fold; leave --seeds out (or give --seed)")
     whole, groups = labelled_samples(args.data, args.group_by, aligned=tcfg.aligned, max_len=tcfg.max_len,
                                      trust_pickle=args.trust_pickle)
     store = store_description(args.data if Path(args.data).is_dir() else None)
@@ -122,6 +120,6 @@ def _cross_validate(args: argparse.Namespace, model_cfg, tcfg) -> int:
     print(f"{args.cv}-fold cross-validation of {model_cfg.arch} on {args.data}: {len(whole)} samples, "
           f"{len(set(groups.tolist()))} groups by {args.group_by}", file=sys.stderr)
     summary = cross_validate(whole, groups, model_cfg, tcfg, args.out, k=args.cv, group_by=args.group_by,
-                             data_info=data_info, progress=not args.no_progress)
+                             seeds=args.seeds, data_info=data_info, progress=not args.no_progress)
     print(format_cv(summary))
     return 0
