@@ -99,13 +99,13 @@ def cross_validate(whole: ArraySplit, groups: np.ndarray, model_cfg, tcfg, out: 
     rows, earlier = [], 0.0
     for f, fold in enumerate(folds):
         fold_dir = out / f"fold-{f}"
-        plan = {"fold": f, "k": k, "group_by": group_by,
+        plan = {"fold": f, "k": k, "group_by": group_by, "seeds": seeds,
                 "test_groups": sorted(set(groups[fold["test"]].tolist())),
                 "valid_groups": sorted(set(groups[fold["valid"]].tolist()))}
         record = _fold_record(fold_dir)
-        if record and {key: record.get(key) for key in plan} != plan:
-            raise ValueError(f"{fold_dir}: [cv] holds a fold of other groups (other data, --cv or --group-by); "
-                             "choose another --out")
+        if record and {key: record.get(key, 1 if key == "seeds" else None) for key in plan} != plan:
+            raise ValueError(f"{fold_dir}: [cv] holds a fold of other groups or seeds (other data, --cv, "
+                             "--group-by or --seeds); choose another --out")
         log(f"fold {f}/{k}: test {group_by} {_names(plan['test_groups'])}, valid {_names(plan['valid_groups'])}")
         fold_started = time.time()
         splits = {name: whole.subset(index) for name, index in fold.items()}
@@ -126,7 +126,7 @@ def cross_validate(whole: ArraySplit, groups: np.ndarray, model_cfg, tcfg, out: 
         rows.append(dict(plan, n_test=len(fold["test"]),
                          **_figures(whole.task, outputs[fold["test"]], whole.labels[fold["test"]]),
                          seconds=seconds, best_epoch=best_epochs[0] if seeds == 1 else best_epochs))
-        for key in ("k", "group_by"):
+        for key in ("k", "group_by", "seeds"):
             rows[-1].pop(key)
     confusion = M.confusion(whole.task, outputs, whole.labels, whole.classes)
     pooled = dict(_figures(whole.task, outputs, whole.labels),

@@ -89,6 +89,11 @@ def test_cv_with_seeds_averages_the_outputs_of_each_folds_seeds(tmp_path, capsys
         outputs[fold["test"]] = (each[0] + each[1]) / 2
     expected = np.bincount(2 * whole.labels + outputs.argmax(1), minlength=4).reshape(2, 2)
     assert np.array_equal(np.asarray(cv["pooled"]["confusion"]["matrix"]), expected)  # the mean's predictions
+    capsys.readouterr()
+    assert mcr(["train", "--data", str(store), "--config", str(config), "--out", str(tmp_path / "cv"), "--cv", "3",
+                "--group-by", "speaker", "--seed", "5", "--no-progress"]) == 2  # other seeds: not mixed in
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("mcr train: error: ") and "fold-0: [cv] holds a fold of other groups or seeds" in err[-1]
 
 
 def test_cv_by_a_missing_column_is_a_one_line_error(tmp_path, capsys):
