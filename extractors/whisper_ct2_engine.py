@@ -52,8 +52,8 @@ _MODELS_LOCK = threading.Lock()
 def shared_ct2_engine(directories: list[Path], *, compute_type: str = "auto", threads: int | None = None
                       ) -> "CTranslate2Engine":
     """This process's engine of the CTranslate2 model in ``directories`` (its chunks in order; config and
-    vocabulary in the first) at ``compute_type``, loaded on first use (or by the prefetch of
-    :mod:`extractors.whisper_ct2_model`). ``threads``: CTranslate2's intra-op threads (None: torch's current
+    vocabulary in the first) at ``compute_type``, loaded on first use
+    (:mod:`extractors.whisper_ct2_model`). ``threads``: CTranslate2's intra-op threads (None: torch's current
     setting, which a Dask worker sets from its ``OMP_NUM_THREADS``)."""
     threads = threads or torch.get_num_threads()
     key = model_key(directories, compute_type, threads)

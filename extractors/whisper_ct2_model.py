@@ -1,14 +1,11 @@
 """The CTranslate2 whisper model itself, one per process and settings, loaded without importing torch.
 
-Loading the bundled base model takes 0.5-0.9 s of C++ that does not hold the GIL, while importing torch and
-openai-whisper (which :mod:`extractors.whisper_ct2_engine` needs) takes 1.5 s of Python that does. A worker that
-loaded the model after those imports paid both in turn; :func:`prefetch_ct2_model` starts the load first, so it runs
-on the other core while the imports hold this one (a 1-s clip end to end: docs/benchmarks.md, "Start-up").
+Loading it in a background thread before torch's import (so that the 0.5-0.9 s of C++ ran beside 1.5 s of imports)
+made a 1-s clip 1.2 s faster, but once in a few runs a worker hung: the load and other threads' imports of extension
+modules (numba, matplotlib) waited on each other. It was taken out; docs/benchmarks.md, "Start-up", has the figures.
 """
 from __future__ import annotations
 
-import os
-import sys
 import threading
 from concurrent.futures import Future
 from pathlib import Path
@@ -26,15 +23,6 @@ def device_and_compute_type(compute_type: str) -> tuple[str, str]:
     if compute_type == "auto":
         compute_type = "float16" if device == "cuda" else "float32"
     return device, compute_type
-
-
-def torch_threads() -> int | None:
-    """torch's intra-op threads in this process, known without importing torch: torch's own setting once it is
-    imported, 1 before that when ``OMP_NUM_THREADS`` is 1 (Dask's worker processes and
-    :func:`workflows.cluster.as_a_worker_process`), else None (torch picks from the cores, capped, when imported)."""
-    if "torch" in sys.modules:
-        return sys.modules["torch"].get_num_threads()
-    return 1 if os.environ.get("OMP_NUM_THREADS", "").strip() == "1" else None
 
 
 def load_ct2_whisper(directories: list[Path], *, device: str = "cpu", compute_type: str = "int8", threads: int = 1):
@@ -67,27 +55,12 @@ def model_key(directories: list[Path], compute_type: str, threads: int) -> tuple
 def shared_ct2_model(directories: list[Path], *, compute_type: str = "auto", threads: int = 1):
     """This process's ``ctranslate2.models.Whisper`` of ``directories`` at ``compute_type`` (as
     :func:`device_and_compute_type` reads it) on ``threads`` intra-op threads: loaded here on first use, or the
-    load :func:`prefetch_ct2_model` started, waited for. A failed load raises here and is tried again next time."""
+    load another thread started, waited for. A failed load raises here and is tried again next time."""
     key = model_key(directories, compute_type, threads)
     future, loads_here = _claim(key)
     if loads_here:
         _load(future, key, directories)
     return future.result()
-
-
-def prefetch_ct2_model(directories: list[Path], *, compute_type: str = "auto", threads: int | None = None) -> bool:
-    """Start loading :func:`shared_ct2_model`'s model in a background thread unless it is loaded or loading;
-    ``threads`` None: :func:`torch_threads`, and nothing is started when that is unknown. Whether a load started.
-    An error is left for :func:`shared_ct2_model` to raise, where the extractor reports it."""
-    threads = threads or torch_threads()
-    if threads is None:
-        return False
-    key = model_key(directories, compute_type, threads)
-    future, loads_here = _claim(key)
-    if loads_here:
-        threading.Thread(target=_load, args=(future, key, directories), name="load whisper (CTranslate2)",
-                         daemon=True).start()
-    return loads_here
 
 
 def _claim(key: tuple) -> tuple[Future, bool]:

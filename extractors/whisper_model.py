@@ -132,14 +132,7 @@ class WhisperBacked:
         return self._engine
 
     def load(self) -> None:
-        """The schema (word vectors, model identity), then the engine with its weights. CTranslate2's weights start
-        loading first, beside the imports of torch and openai-whisper (:mod:`extractors.whisper_ct2_model`)."""
-        if self.config.engine == "ctranslate2":
-            from extractors.assets import resolve_whisper_ct2
-            from extractors.whisper_ct2_model import prefetch_ct2_model
-
-            prefetch_ct2_model(resolve_whisper_ct2(self.config.model), compute_type=self.config.compute_type,
-                               threads=self.config.threads)
+        """The schema (word vectors, model identity), then the engine with its weights."""
         super().load()
         self.engine  # noqa: B018 (loads it)
 

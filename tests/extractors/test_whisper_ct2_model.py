@@ -1,5 +1,4 @@
-"""The CTranslate2 whisper model's load, started before torch is imported and shared with the engine (issue 20,
-item 3: start-up)."""
+"""The CTranslate2 whisper model's load: without torch, once per process and settings, shared with the engine."""
 from __future__ import annotations
 
 import os
@@ -13,7 +12,7 @@ import pytest
 from extractors import whisper_ct2_engine, whisper_ct2_model
 from extractors.assets import resolve_whisper_ct2
 from extractors.whisper_ct2_engine import shared_ct2_engine
-from extractors.whisper_ct2_model import prefetch_ct2_model, shared_ct2_model
+from extractors.whisper_ct2_model import shared_ct2_model
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -29,7 +28,7 @@ def _python(code: str, **env: str) -> str:
 
 
 def test_resolving_and_loading_the_model_imports_no_torch():
-    """What lets the load run beside torch's import: none of its modules imports torch."""
+    """Reading the bundled weights (and converting them for openai-whisper's engine) needs no torch import."""
     out = _python("""
         import sys
         from extractors.assets import resolve_whisper_ct2
@@ -40,26 +39,13 @@ def test_resolving_and_loading_the_model_imports_no_torch():
     assert out.split() == ["80", "False"]
 
 
-@pytest.mark.parametrize("env, expected", [({"OMP_NUM_THREADS": "1"}, "1 1"), ({}, "None")])
-def test_torch_threads_is_known_before_torch_only_when_the_environment_fixes_it(env, expected):
-    out = _python("""
-        from extractors.whisper_ct2_model import torch_threads
-        before = torch_threads()
-        import torch
-        print(before, torch.get_num_threads() if before is not None else "")
-    """, **env)
-    assert out.strip() == expected
-
-
-def test_the_engine_uses_the_prefetched_model_and_loads_it_once(monkeypatch):
+def test_the_engine_uses_the_shared_model_and_loads_it_once(monkeypatch):
     monkeypatch.setattr(whisper_ct2_model, "_LOADS", {})
     monkeypatch.setattr(whisper_ct2_engine, "_MODELS", {})
     loads = []
     real = whisper_ct2_model.load_ct2_whisper
     monkeypatch.setattr(whisper_ct2_model, "load_ct2_whisper", lambda *a, **k: loads.append(1) or real(*a, **k))
     directories = resolve_whisper_ct2("base")
-    assert prefetch_ct2_model(directories, compute_type="float32", threads=1)
-    assert not prefetch_ct2_model(directories, compute_type="float32", threads=1)  # loading already
     model = shared_ct2_model(directories, compute_type="float32", threads=1)
     assert shared_ct2_model(directories, compute_type="auto", threads=1) is model  # "auto" is float32 on CPU
     engine = shared_ct2_engine(directories, compute_type="float32", threads=1)
@@ -70,7 +56,6 @@ def test_the_engine_uses_the_prefetched_model_and_loads_it_once(monkeypatch):
 
 def test_a_failed_load_raises_where_the_model_is_asked_for_and_is_tried_again(tmp_path, monkeypatch):
     monkeypatch.setattr(whisper_ct2_model, "_LOADS", {})
-    assert prefetch_ct2_model([tmp_path], compute_type="float32", threads=1)  # the thread's error is not printed
     for _ in range(2):
         with pytest.raises(ValueError, match=f"{tmp_path}: no model.bin"):
             shared_ct2_model([tmp_path], compute_type="float32", threads=1)
