@@ -103,7 +103,9 @@ def cross_validate(whole: ArraySplit, groups: np.ndarray, model_cfg, tcfg, out: 
                 "test_groups": sorted(set(groups[fold["test"]].tolist())),
                 "valid_groups": sorted(set(groups[fold["valid"]].tolist()))}
         record = _fold_record(fold_dir)
-        if record and {key: record.get(key, 1 if key == "seeds" else None) for key in plan} != plan:
+        if record and "seeds" not in record:  # written before folds recorded their seeds: count the seeds' folders
+            record["seeds"] = len(list(fold_dir.glob("seed-*"))) or 1
+        if record and {key: record.get(key) for key in plan} != plan:
             raise ValueError(f"{fold_dir}: [cv] holds a fold of other groups or seeds (other data, --cv, "
                              "--group-by or --seeds); choose another --out")
         log(f"fold {f}/{k}: test {group_by} {_names(plan['test_groups'])}, valid {_names(plan['valid_groups'])}")

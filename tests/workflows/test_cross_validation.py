@@ -89,6 +89,14 @@ def test_cv_with_seeds_averages_the_outputs_of_each_folds_seeds(tmp_path, capsys
         outputs[fold["test"]] = (each[0] + each[1]) / 2
     expected = np.bincount(2 * whole.labels + outputs.argmax(1), minlength=4).reshape(2, 2)
     assert np.array_equal(np.asarray(cv["pooled"]["confusion"]["matrix"]), expected)  # the mean's predictions
+    for f in range(3):  # folds written before fold.json recorded seeds: their seeds' folders are counted
+        record = tmp_path / "cv" / f"fold-{f}" / "fold.json"
+        record.write_text(json.dumps({k: v for k, v in json.loads(record.read_text()).items() if k != "seeds"}))
+    history = (tmp_path / "cv" / "fold-1" / "seed-6" / "history.json").read_text()
+    assert mcr(["train", "--data", str(store), "--config", str(config), "--out", str(tmp_path / "cv"), "--cv", "3",
+                "--group-by", "speaker", "--seeds", "2", "--seed", "5", "--no-progress"]) == 0
+    assert (tmp_path / "cv" / "fold-1" / "seed-6" / "history.json").read_text() == history  # reused, not retrained
+    assert json.loads((tmp_path / "cv" / "cv.json").read_text())["pooled"] == cv["pooled"]
     capsys.readouterr()
     assert mcr(["train", "--data", str(store), "--config", str(config), "--out", str(tmp_path / "cv"), "--cv", "3",
                 "--group-by", "speaker", "--seed", "5", "--no-progress"]) == 2  # other seeds: not mixed in
