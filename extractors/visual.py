@@ -29,6 +29,7 @@ import json
 import os
 import threading
 from dataclasses import asdict, dataclass
+from importlib import metadata as importlib_metadata
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +39,7 @@ from extractors.au_mapping import AU_NAMES, BLENDSHAPE_NAMES, blendshapes_to_aus
 from extractors.base import Extractor, ExtractorConfig, Media, features_column, register
 from extractors.face_tracks import track_faces
 from extractors.frame_sampling import sample_frames
+from extractors.mediapipe_api import face_landmarker_api
 from extractors.media import DEFAULT_FPS
 from pipeline.errors import StageError
 from pipeline.files import sha256_file, sha256_text
@@ -184,11 +186,9 @@ class MediaPipeVisualExtractor(VisualExtractor):
         return list(AU_NAMES)
 
     def model_identity(self) -> dict[str, str]:
-        import mediapipe
-
         if self._identity is None:  # hashed once: schema() asks for it on every extract()
             path = self._model()
-            self._identity = {"mediapipe": mediapipe.__version__, "face_landmarker": path.name,
+            self._identity = {"mediapipe": importlib_metadata.version("mediapipe"), "face_landmarker": path.name,
                               "face_landmarker_sha256": sha256_file(path)[:16]}
         return self._identity
 
@@ -200,16 +200,15 @@ class MediaPipeVisualExtractor(VisualExtractor):
         return self._model_file
 
     def _create_landmarker(self, mode: str):
-        from mediapipe.tasks.python import BaseOptions, vision
-
-        options = vision.FaceLandmarkerOptions(
-            base_options=BaseOptions(model_asset_path=str(self._model())),
-            running_mode=getattr(vision.RunningMode, mode), num_faces=self.config.max_faces,
+        mp = face_landmarker_api()
+        options = mp.FaceLandmarkerOptions(
+            base_options=mp.BaseOptions(model_asset_path=str(self._model())),
+            running_mode=getattr(mp.RunningMode, mode), num_faces=self.config.max_faces,
             min_face_detection_confidence=self.config.min_detection_confidence,
             min_face_presence_confidence=self.config.min_presence_confidence,
             output_face_blendshapes=True, output_facial_transformation_matrixes=True)
         with _native_stderr_silenced():
-            return vision.FaceLandmarker.create_from_options(options)
+            return mp.FaceLandmarker.create_from_options(options)
 
     def load(self) -> None:
         """The schema, and the IMAGE-mode landmarker that one face per frame uses (VIDEO mode makes its own)."""
@@ -248,8 +247,7 @@ class MediaPipeVisualExtractor(VisualExtractor):
         found once is followed from its landmarks to the next frame, and the detector runs only while fewer than
         ``max_faces`` faces are followed (so a lone face is detected in every frame, exactly as in IMAGE mode).
         """
-        import mediapipe as mp
-
+        mp = face_landmarker_api()
         video = times is not None and self.config.max_faces > 1
         landmarker, found, stamp = self._create_landmarker("VIDEO") if video else self.landmarker(), [], -1
         try:
