@@ -29,7 +29,7 @@ from pipeline.errors import StageError
 from pipeline.files import write_json
 from workflows.checkpoint import (load_checkpoint, load_weights, record_path, save_arrays, save_checkpoint,
                                   save_weights, verified_record)
-from workflows.cpus import training_threads
+from workflows.cpus import denormals_flushed, training_threads
 from workflows.inference import autocast, batch_inputs, pick_device, predict_arrays
 from workflows.runs import config_record, identity, read_config, summarize
 from workflows.train_config import TrainConfig
@@ -106,6 +106,7 @@ def _seed_everything(seed: int) -> None:
     np.random.seed(seed % 2**32)
 
 
+@denormals_flushed()  # a trained model's step makes denormals, slow on CPU: workflows/cpus.py
 def train_run(splits: dict[str, ArraySplit], model_cfg, tcfg: TrainConfig, out: str | Path, *,
               data_info: dict | None = None, progress: bool = True,
               log: Callable[[str], None] = lambda s: print(s, file=sys.stderr)) -> dict:

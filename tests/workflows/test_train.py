@@ -240,3 +240,31 @@ def test_training_threads_follow_the_option_then_omp_then_the_free_cores(monkeyp
     monkeypatch.delenv("OMP_NUM_THREADS")
     assert 1 <= training_threads(0) <= allowed_cores()
     assert 1 <= free_cores(0.05) <= allowed_cores() <= (os.cpu_count() or 1)
+
+
+def test_training_flushes_denormals_and_then_restores_the_setting(tmp_path):
+    import torch
+
+    from workflows.cpus import denormals_flushed
+    from workflows.train import train_run
+    from workflows.train_config import configure, fit_model_to_data
+
+    def flushed() -> bool:
+        return bool((torch.tensor([1e-39]) * 1.0 == 0).item())
+
+    assert not flushed()
+    with denormals_flushed():
+        assert flushed()
+        with denormals_flushed():
+            assert flushed()
+        assert flushed()  # the inner block restores what it found
+    assert not flushed()
+
+    rng = np.random.default_rng(0)
+    splits = {"train": planted_split(16, rng), "valid": planted_split(8, rng)}
+    model_cfg, tcfg = configure("mosi", {"batch_size": 8, "model": {"d_model": 8, "n_heads": 2, "n_layers": 1}},
+                                epochs=1, cpu_threads=1)
+    seen = []
+    train_run(splits, fit_model_to_data(model_cfg, splits["train"]), tcfg, tmp_path / "run", progress=False,
+              log=lambda line: seen.append(flushed()))
+    assert seen and all(seen) and not flushed()
