@@ -72,6 +72,13 @@ def training_threads(requested: int = 0) -> int:
     return free_cores()
 
 
+def denormals_are_flushed() -> bool:
+    """Whether this thread's floating-point unit reads denormal floats as zero (``torch.set_flush_denormal``)."""
+    import torch
+
+    return bool((torch.tensor([1e-39]) * 1.0 == 0).item())
+
+
 @contextlib.contextmanager
 def denormals_flushed() -> Iterator[None]:
     """Within the block, this thread's floating-point unit treats denormal floats (below 1.2e-38 in float32) as
@@ -83,7 +90,7 @@ def denormals_flushed() -> Iterator[None]:
     torch sets it for the calling thread only; its intra-op threads started before keep theirs."""
     import torch
 
-    was_on = bool((torch.tensor([1e-39]) * 1.0 == 0).item())  # a denormal input reads as zero
+    was_on = denormals_are_flushed()
     torch.set_flush_denormal(True)
     try:
         yield

@@ -243,14 +243,10 @@ def test_training_threads_follow_the_option_then_omp_then_the_free_cores(monkeyp
 
 
 def test_training_flushes_denormals_and_then_restores_the_setting(tmp_path):
-    import torch
-
+    from workflows.cpus import denormals_are_flushed as flushed
     from workflows.cpus import denormals_flushed
     from workflows.train import train_run
     from workflows.train_config import configure, fit_model_to_data
-
-    def flushed() -> bool:
-        return bool((torch.tensor([1e-39]) * 1.0 == 0).item())
 
     assert not flushed()
     with denormals_flushed():
